@@ -1,0 +1,110 @@
+"""The `loopctl` command. Imports are lazy: `--once` and `run` must not load Textual, rich or httpx."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from console import __version__
+from console.engine.errors import EXIT_BAD_INPUT, EXIT_UNKNOWN, LoopctlError
+
+VERBS = ("reclaim", "retry", "cancel")
+
+
+def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    # Subcommands repeat the global options with SUPPRESS defaults so `loopctl run --state-dir D`
+    # and `loopctl --state-dir D run` both work without one overwriting the other.
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--state-dir", metavar="DIR", default=default,
+                        help="state directory (default: $LOOPCTL_HOME, else $XDG_STATE_HOME/loopctl)")
+    parser.add_argument("--config", metavar="FILE", default=default,
+                        help="host config (default: $XDG_CONFIG_HOME/loopctl/loopctl.toml; optional)")
+    parser.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                        help="refuse every action (reclaim, retry, cancel)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loopctl",
+        description="Operator console for hosts that run AI-agent work. Without a command: the console.",
+    )
+    parser.add_argument("--version", action="version", version=f"loopctl {__version__}")
+    _common(parser, suppress=False)
+    parser.add_argument("--once", action="store_true",
+                        help="evaluate once, print a report, exit 0 ok / 1 warning / 2 critical / 3 unknown")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="report format for --once")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", help="run the engine without a screen (for systemd)")
+    _common(run, suppress=True)
+    run.add_argument("--standby", action="store_true",
+                     help="if another engine owns the host, observe it and take over when it exits")
+    for verb in VERBS:
+        act = sub.add_parser(verb, help=f"{verb} a target (KIND:NAME, e.g. sidecar:web) on the running engine")
+        _common(act, suppress=True)
+        act.add_argument("target", metavar="TARGET")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except LoopctlError as exc:
+        print(f"loopctl: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if args.once:  # monitoring must get a status line and UNKNOWN, not a traceback
+            print(f"LOOPCTL UNKNOWN - could not evaluate: {type(exc).__name__}: {exc}")
+            return EXIT_UNKNOWN
+        raise
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from console.engine.clock import SystemClock
+    from console.engine.config import load_config
+    from console.engine.paths import resolve_paths
+
+    paths = resolve_paths(args.state_dir, args.config, os.environ, Path.home())
+    loaded = load_config(paths)
+    if args.command == "run":
+        from console.engine import daemon
+
+        return daemon.run(paths, loaded, standby=args.standby, read_only=args.read_only)
+    if args.command in VERBS:
+        return _action(paths.socket, paths.state_dir, args.command, args.target, read_only=args.read_only)
+    if args.once:
+        from console.engine.observe import current_snapshot
+        from console.engine.report import exit_code, render
+
+        snap = current_snapshot(paths, loaded, SystemClock())
+        sys.stdout.write(render(snap, args.format))
+        return exit_code(snap)
+    from console.tui.app import run_console
+
+    return run_console(paths, loaded, read_only=args.read_only)
+
+
+def _action(socket_path: Path, state_dir: Path, verb: str, target: str, *, read_only: bool) -> int:
+    from console.engine.client import NotPermitted, request
+
+    if read_only:
+        raise LoopctlError(f"{verb} {target} refused: --read-only was given")
+    try:
+        answer = request(socket_path, "action", verb=verb, target=target)
+    except NotPermitted:
+        raise LoopctlError(f"{socket_path} belongs to another user: run loopctl as that user") from None
+    if answer is None:
+        raise LoopctlError(f"no engine owns {state_dir}: start it with `loopctl run`, then {verb} again")
+    if not answer.get("ok"):
+        err = answer.get("error") or {}
+        print(f"loopctl: {verb} {target} refused ({err.get('code', 'error')}): {err.get('message', '')}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
+    result = answer.get("result") or {}
+    print(f"{verb} {target}: {result.get('message', 'done')}")
+    return 0

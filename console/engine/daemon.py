@@ -1,0 +1,125 @@
+"""`loopctl run`: the engine without a screen, for systemd. SIGTERM/SIGINT stop it cleanly
+(socket removed, stop recorded, lease released). With `--standby`, a second engine observes the
+owner and takes the host over the moment the owner exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+
+from console.engine.client import watch
+from console.engine.clock import Clock, SystemClock
+from console.engine.config import LoadedConfig
+from console.engine.errors import LeaseError, OwnerUnavailable
+from console.engine.lease import Lease, read_holder
+from console.engine.owner import Owner
+from console.engine.paths import Paths, ensure_state_dir
+
+log = logging.getLogger("loopctl.daemon")
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s loopctl[%(process)d] %(levelname)s %(message)s")
+
+
+def run(paths: Paths, loaded: LoadedConfig, *, standby: bool = False, read_only: bool = False,
+        clock: Clock | None = None) -> int:
+    setup_logging()
+    return asyncio.run(_main(paths, loaded, clock or SystemClock(), standby=standby, read_only=read_only))
+
+
+async def _main(paths: Paths, loaded: LoadedConfig, clock: Clock, *, standby: bool, read_only: bool) -> int:
+    ensure_state_dir(paths)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    lease = Lease.try_acquire(paths.lock)
+    if lease is None:
+        holder = read_holder(paths.lock)
+        who = f"pid {holder.pid} since {time.strftime('%H:%M:%S', time.localtime(holder.started_at))}" \
+            if holder else "another process"
+        if not standby:
+            raise LeaseError(
+                f"an engine already owns {paths.state_dir} ({who}): watch it with `loopctl` or "
+                f"`loopctl --once`, or wait to take over with `loopctl run --standby`"
+            )
+        log.info("observing the engine that owns %s (%s); taking over when it exits", paths.state_dir, who)
+        lease = await wait_for_lease(paths, stop)
+        if lease is None:
+            log.info("stopped while in standby")
+            return 0
+        log.info("took over %s", paths.state_dir)
+
+    async with Owner(paths, loaded, clock, lease, read_only=read_only) as engine:
+        log.info("engine owns %s (pid %d, config %s%s)", paths.state_dir, engine.pid, loaded.path,
+                 "" if loaded.present else ": not present, embedded default")
+        await stop.wait()
+        log.info("stopping")
+    log.info("stopped")
+    return 0
+
+
+async def wait_for_lease(paths: Paths, stop: asyncio.Event) -> Lease | None:
+    """Block on the lease in a thread (the kernel wakes us when the owner exits) while observing
+    the owner over its socket. None if asked to stop first."""
+    loop = asyncio.get_running_loop()
+    got: asyncio.Future[Lease] = loop.create_future()
+
+    def deliver(lease: Lease) -> None:
+        if got.done():
+            lease.release()
+        else:
+            got.set_result(lease)
+
+    def fail(exc: BaseException) -> None:
+        if not got.done():
+            got.set_exception(exc)
+
+    def worker() -> None:
+        try:
+            lease = Lease.acquire_blocking(paths.lock)
+        except BaseException as exc:
+            with contextlib.suppress(RuntimeError):  # the loop may be gone if we stopped meanwhile
+                loop.call_soon_threadsafe(fail, exc)
+            return
+        try:
+            loop.call_soon_threadsafe(deliver, lease)
+        except RuntimeError:
+            lease.release()
+
+    # A daemon thread: a blocked flock must not keep the process alive once we decide to stop.
+    threading.Thread(target=worker, name="loopctl-standby", daemon=True).start()
+    observer = asyncio.create_task(_observe(paths))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({got, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        observer.cancel()
+        stopping.cancel()
+    if got.done():
+        return got.result()
+    got.cancel()
+    return None
+
+
+async def _observe(paths: Paths) -> None:
+    """Log the owner's tray as it changes, the way an observer console would show it."""
+    last: tuple[str, str] | None = None
+    try:
+        async for snap in watch(paths.socket):
+            top = snap.tray.top
+            current = (snap.tray.state.value, top.text if top else "")
+            if current != last:
+                log.info("owner pid %s: tray %s%s", snap.engine.pid, current[0],
+                         f": {current[1]}" if current[1] else "")
+                last = current
+        log.info("the owning engine went away")
+    except (OSError, OwnerUnavailable) as exc:
+        log.info("cannot observe the owner (%s); waiting for the lease", exc)

@@ -1,0 +1,91 @@
+"""The engine facade: the one object the faces talk to (snapshot, changes, actions).
+
+Capabilities (sidecars, runs, loops, remote config) plug in here; everything they change goes
+through `Store.transition`, and every transition bumps the change feed that watchers await.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from console import __version__
+from console.engine.actions import ActionRegistry
+from console.engine.changes import ChangeFeed
+from console.engine.clock import Clock
+from console.engine.config import LoadedConfig
+from console.engine.paths import Paths
+from console.engine.snapshot import (
+    ENGINE_KIND,
+    EngineView,
+    HostView,
+    Snapshot,
+    compose,
+    events_view,
+    things_view,
+)
+from console.engine.store import Store
+
+ENGINE_NAME = "main"
+SNAPSHOT_EVENTS = 50
+
+
+def host_view(paths: Paths, loaded: LoadedConfig) -> HostView:
+    return HostView(
+        name=loaded.config.host_name,
+        state_dir=str(paths.state_dir),
+        config_path=str(loaded.path),
+        config_present=loaded.present,
+        configured_count=loaded.config.configured_count,
+    )
+
+
+class Engine:
+    def __init__(self, *, paths: Paths, loaded: LoadedConfig, store: Store, clock: Clock,
+                 read_only: bool = False, pid: int | None = None) -> None:
+        self.paths = paths
+        self.loaded = loaded
+        self.store = store
+        self.clock = clock
+        self.read_only = read_only
+        self.pid = pid if pid is not None else os.getpid()
+        self.started_at: float | None = None
+        self.changes = ChangeFeed()
+        self.actions = ActionRegistry()
+        self._cached: tuple[int, Snapshot] | None = None
+        store.bus.subscribe(lambda _t: self.changes.bump())
+
+    async def start(self) -> None:
+        previous = self.store.thing(ENGINE_KIND, ENGINE_NAME)
+        if previous is not None and previous.state == "running":
+            # The last owner never recorded its stop: it was killed or crashed.
+            self.store.transition(
+                ENGINE_KIND, ENGINE_NAME, "crashed",
+                f"engine pid {previous.detail.get('pid', '?')} ended without stopping cleanly",
+                {"pid": previous.detail.get("pid")},
+            )
+        self.started_at = self.clock.time()
+        self.store.transition(ENGINE_KIND, ENGINE_NAME, "running", f"engine started (pid {self.pid})",
+                              {"pid": self.pid, "version": __version__})
+
+    async def stop(self) -> None:
+        self.store.transition(ENGINE_KIND, ENGINE_NAME, "stopped", f"engine stopped (pid {self.pid})",
+                              {"pid": self.pid})
+
+    def snapshot(self) -> Snapshot:
+        version = self.changes.version
+        if self._cached is not None and self._cached[0] == version:
+            return self._cached[1]
+        snap = compose(
+            now=self.clock.time(),
+            host=host_view(self.paths, self.loaded),
+            engine=EngineView(running=True, source="owner", pid=self.pid, started_at=self.started_at,
+                              version=__version__, read_only=self.read_only),
+            things=things_view(self.store.things()),
+            events=events_view(self.store.recent_events(SNAPSHOT_EVENTS)),
+        )
+        self._cached = (version, snap)
+        return snap
+
+    async def act(self, verb: object, target: object) -> dict[str, Any]:
+        return await self.actions.dispatch(verb, target, read_only=self.read_only)

@@ -1,0 +1,71 @@
+"""Reading the host's state as an observer: ask the owner, or read the state directory when no
+engine runs. Never mutates anything (no lock taken, database opened immutable)."""
+
+from __future__ import annotations
+
+import time
+
+from console.engine.client import NotPermitted, request
+from console.engine.clock import Clock
+from console.engine.config import LoadedConfig
+from console.engine.engine import ENGINE_NAME, SNAPSHOT_EVENTS, host_view
+from console.engine.errors import OwnerUnavailable
+from console.engine.lease import foreign_holder_error, lease_is_held, may_observe, read_holder
+from console.engine.paths import Paths
+from console.engine.snapshot import ENGINE_KIND, EngineView, Snapshot, compose, events_view, things_view
+from console.engine.store import Store
+
+# An engine that holds the lease but has no socket yet is starting: give it this long to answer.
+STARTING_GRACE = 3.0
+
+
+def current_snapshot(paths: Paths, loaded: LoadedConfig, clock: Clock, *, timeout: float = 5.0) -> Snapshot:
+    deadline = time.monotonic() + STARTING_GRACE
+    while True:
+        holder = read_holder(paths.lock)
+        try:
+            answer = request(paths.socket, "snapshot", timeout=timeout)
+        except NotPermitted:
+            uid = paths.socket.stat().st_uid
+            raise foreign_holder_error(paths.lock, uid, holder.pid if holder else None) from None
+        if answer is not None:
+            if not answer.get("ok"):
+                err = answer.get("error") or {}
+                raise OwnerUnavailable(f"the engine on {paths.socket} refused: {err.get('message', err)}")
+            return Snapshot.from_dict(answer["snapshot"])
+        if not lease_is_held(paths.lock):
+            return offline_snapshot(paths, loaded, clock)
+        if holder is not None and not may_observe(holder.uid):
+            raise foreign_holder_error(paths.lock, holder.uid, holder.pid)
+        if time.monotonic() >= deadline:
+            who = f"engine pid {holder.pid}" if holder else "an engine"
+            raise OwnerUnavailable(
+                f"{who} holds {paths.lock} but does not answer on {paths.socket}: it may be starting or hung"
+            )
+        time.sleep(0.05)  # a starting engine binds its socket within milliseconds of taking the lease
+
+
+def offline_snapshot(paths: Paths, loaded: LoadedConfig, clock: Clock) -> Snapshot:
+    """The last recorded state, from disk, with the engine reported as not running."""
+    store = Store.open_snapshot(paths.database, clock)
+    things, events = [], []
+    last_pid: int | None = None
+    clean: bool | None = None
+    if store is not None:
+        try:
+            things = things_view(store.things())
+            events = events_view(store.recent_events(SNAPSHOT_EVENTS))
+            engine = store.thing(ENGINE_KIND, ENGINE_NAME)
+        finally:
+            store.close()
+        if engine is not None:
+            pid = engine.detail.get("pid")
+            last_pid = pid if isinstance(pid, int) else None
+            clean = engine.state == "stopped"
+    return compose(
+        now=clock.time(),
+        host=host_view(paths, loaded),
+        engine=EngineView(running=False, source="offline", last_owner_pid=last_pid, last_stop_clean=clean),
+        things=things,
+        events=events,
+    )

@@ -1,0 +1,61 @@
+"""`loopctl --once` reports: plain text for people, JSON for programs. No rich, no Textual."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from console.engine.snapshot import Snapshot
+from console.engine.tray import Level
+
+FORMATS = ("text", "json")
+
+
+def exit_code(snap: Snapshot) -> int:
+    return snap.tray.state.exit_code
+
+
+def _clock(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def render_text(snap: Snapshot) -> str:
+    tray = snap.tray
+    top = next((r for r in tray.reasons if r.level is not Level.OK), None)
+    headline = f"LOOPCTL {tray.state.monitoring_word} - {tray.state.value}"
+    if top is not None:
+        headline += f": {top.text}"
+    lines = [headline]
+    eng = snap.engine
+    if eng.running:
+        mode = ", read-only" if eng.read_only else ""
+        lines.append(f"engine: running, pid {eng.pid}, since {_clock(eng.started_at)}, loopctl {eng.version}{mode}")
+    else:
+        lines.append("engine: not running (state read from disk)")
+    host = snap.host
+    config = host.config_path if host.config_present else f"{host.config_path} (not present: embedded default)"
+    lines.append(f"host: {host.name}  state: {host.state_dir}  config: {config}")
+    if tray.reasons:
+        lines.append("reasons:")
+        for r in tray.reasons:
+            subject = f" [{r.subject}]" if r.subject else ""
+            lines.append(f"  {r.level.value:<8} {r.code}{subject}: {r.text}")
+            lines.append(f"  {'':<8} -> {r.action}")
+    if snap.events:
+        lines.append("recent events:")
+        for e in snap.events[:5]:
+            lines.append(f"  {_clock(e.at)}  {e.kind}:{e.name} {e.previous or '(new)'} -> {e.new}: {e.reason}")
+    return "\n".join(lines) + "\n"
+
+
+def render_json(snap: Snapshot) -> str:
+    payload = {
+        "status": snap.tray.state.monitoring_word,
+        "exit_code": exit_code(snap),
+        "snapshot": snap.to_dict(),
+    }
+    return json.dumps(payload, indent=2, sort_keys=True) + "\n"
+
+
+def render(snap: Snapshot, fmt: str) -> str:
+    return render_json(snap) if fmt == "json" else render_text(snap)

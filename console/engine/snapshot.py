@@ -1,0 +1,114 @@
+"""The Snapshot: the only read model. The TUI, the reports and the socket all render one.
+
+Plain dataclasses with a JSON round-trip; decoding is lenient so an observer and an owner of
+different loopctl versions can still talk.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from console.engine.decoding import decode, encode
+from console.engine.store import ThingRecord
+from console.engine.transitions import Transition
+from console.engine.tray import Tray, config_reasons, engine_reasons, roll_up
+
+SNAPSHOT_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class HostView:
+    name: str
+    state_dir: str
+    config_path: str
+    config_present: bool
+    configured_count: int
+
+
+@dataclass(frozen=True)
+class EngineView:
+    running: bool
+    source: str  # "owner": served by the running engine; "offline": read from the state dir
+    pid: int | None = None
+    started_at: float | None = None
+    version: str = ""
+    read_only: bool = False
+    last_owner_pid: int | None = None
+    last_stop_clean: bool | None = None
+
+
+@dataclass(frozen=True)
+class ThingView:
+    kind: str
+    name: str
+    state: str
+    reason: str
+    since: float
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}:{self.name}"
+
+
+@dataclass(frozen=True)
+class EventView:
+    id: int
+    at: float
+    kind: str
+    name: str
+    previous: str | None
+    new: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    schema: int
+    generated_at: float
+    host: HostView
+    engine: EngineView
+    tray: Tray
+    things: list[ThingView] = field(default_factory=list)
+    events: list[EventView] = field(default_factory=list)  # newest first
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = encode(self)
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, data: object) -> Snapshot:
+        return decode(cls, data, strict=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Snapshot:
+        return cls.from_dict(json.loads(text))
+
+
+ENGINE_KIND = "engine"
+
+
+def things_view(records: list[ThingRecord]) -> list[ThingView]:
+    return [ThingView(r.kind, r.name, r.state, r.reason, r.since, r.detail) for r in records]
+
+
+def events_view(transitions: list[Transition]) -> list[EventView]:
+    return [EventView(t.event_id, t.at, t.kind, t.name, t.previous, t.new, t.reason) for t in transitions]
+
+
+def compose(*, now: float, host: HostView, engine: EngineView, things: list[ThingView],
+            events: list[EventView]) -> Snapshot:
+    """Build a snapshot and its tray. One function for the owner and the offline observer."""
+    reasons = [
+        *engine_reasons(running=engine.running, state_dir=host.state_dir,
+                        last_owner_pid=engine.last_owner_pid, last_stop_clean=engine.last_stop_clean),
+        *config_reasons(configured_count=host.configured_count, config_path=host.config_path,
+                        config_present=host.config_present),
+    ]
+    return Snapshot(schema=SNAPSHOT_SCHEMA, generated_at=now, host=host, engine=engine,
+                    tray=roll_up(reasons), things=things, events=events)

@@ -1,0 +1,103 @@
+"""The tray: one host state with ranked reasons. Pure functions over plain data.
+
+Every non-ok reason carries a code, a one-line text and the action that clears it. Reasons at
+level `ok` are notes (for instance "nothing configured"): shown, but they never raise the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from console.engine.errors import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING
+
+
+class Level(StrEnum):
+    OK = "ok"
+    PAUSED = "paused"
+    DEGRADED = "degraded"
+    DOWN = "down"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+    @property
+    def exit_code(self) -> int:
+        """Monitoring mapping: ok 0, paused/degraded 1 (WARNING), down 2 (CRITICAL)."""
+        return {Level.OK: EXIT_OK, Level.PAUSED: EXIT_WARNING, Level.DEGRADED: EXIT_WARNING,
+                Level.DOWN: EXIT_CRITICAL}[self]
+
+    @property
+    def monitoring_word(self) -> str:
+        return {0: "OK", 1: "WARNING", 2: "CRITICAL"}[self.exit_code]
+
+
+_RANK = {Level.OK: 0, Level.PAUSED: 1, Level.DEGRADED: 2, Level.DOWN: 3}
+
+# Within one level, the more fundamental cause first: with no engine, nothing else is current.
+CODE_PRIORITY: dict[str, int] = {
+    "engine_not_running": 0,
+    "nothing_configured": 90,
+}
+DEFAULT_PRIORITY = 50
+
+
+@dataclass(frozen=True)
+class Reason:
+    level: Level
+    code: str
+    text: str  # one line: what is wrong, naming the thing
+    action: str  # what clears it
+    subject: str = ""  # "kind:name" of the thing it is about, "" for the host
+
+
+@dataclass(frozen=True)
+class Tray:
+    state: Level
+    reasons: list[Reason] = field(default_factory=list)
+
+    @property
+    def top(self) -> Reason | None:
+        return self.reasons[0] if self.reasons else None
+
+
+def rank_key(reason: Reason) -> tuple[int, int, str, str]:
+    return (-reason.level.rank, CODE_PRIORITY.get(reason.code, DEFAULT_PRIORITY), reason.subject, reason.code)
+
+
+def roll_up(reasons: Iterable[Reason]) -> Tray:
+    ranked = sorted(reasons, key=rank_key)
+    state = ranked[0].level if ranked else Level.OK
+    return Tray(state=state, reasons=ranked)
+
+
+def engine_reasons(*, running: bool, state_dir: str, last_owner_pid: int | None,
+                   last_stop_clean: bool | None) -> list[Reason]:
+    if running:
+        return []
+    if last_owner_pid is None:
+        history = "no engine has run here yet"
+    elif last_stop_clean:
+        history = f"last engine pid {last_owner_pid} stopped cleanly"
+    else:
+        history = f"last engine pid {last_owner_pid} ended without stopping (killed or crashed)"
+    return [Reason(
+        level=Level.DOWN,
+        code="engine_not_running",
+        text=f"no engine owns {state_dir} ({history})",
+        action="start it: `loopctl run` (service) or `loopctl` (console)",
+    )]
+
+
+def config_reasons(*, configured_count: int, config_path: str, config_present: bool) -> list[Reason]:
+    if configured_count > 0:
+        return []
+    where = config_path if config_present else f"{config_path} (absent: embedded default)"
+    return [Reason(
+        level=Level.OK,
+        code="nothing_configured",
+        text=f"nothing configured: no sidecars, loops or plugins in {where}",
+        action=f"declare what this host runs in {config_path} (README: 'Host config')",
+    )]
