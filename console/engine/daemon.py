@@ -11,6 +11,7 @@ import logging
 import signal
 import threading
 import time
+from typing import Any
 
 from console.engine.client import watch
 from console.engine.clock import Clock, SystemClock
@@ -98,8 +99,9 @@ async def wait_for_lease(paths: Paths, stop: asyncio.Event) -> Lease | None:
     threading.Thread(target=worker, name="loopctl-standby", daemon=True).start()
     observer = asyncio.create_task(_observe(paths))
     stopping = asyncio.create_task(stop.wait())
+    waiting: set[asyncio.Future[Any]] = {got, stopping}
     try:
-        await asyncio.wait({got, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
     finally:
         observer.cancel()
         stopping.cancel()

@@ -73,7 +73,7 @@ def decode(cls: type[T], data: object, *, strict: bool = True, path: str = "") -
     return typing.cast(T, _decode(cls, data, strict, path))
 
 
-def _decode(tp: Any, value: object, strict: bool, path: str) -> Any:  # noqa: PLR0911, PLR0912
+def _decode(tp: Any, value: object, strict: bool, path: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is Any or tp is object:
         return value
@@ -108,7 +108,7 @@ def _decode(tp: Any, value: object, strict: bool, path: str) -> Any:  # noqa: PL
             raise DecodeError(path, f"a list of {_describe(item)}", value)
         return tuple(_decode(item, v, strict, f"{path}[{i}]") for i, v in enumerate(value))
     if origin is dict:
-        key_tp, val_tp = typing.get_args(tp)
+        _key_tp, val_tp = typing.get_args(tp)
         if not isinstance(value, dict):
             raise DecodeError(path, "a table", value)
         out = {}
@@ -170,7 +170,7 @@ def _decode_dataclass(cls: type, value: object, strict: bool, path: str) -> Any:
     return cls(**kwargs)
 
 
-def _describe(tp: Any) -> str:  # noqa: PLR0911
+def _describe(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(tp) if a is not type(None))

@@ -4,6 +4,7 @@ engine runs. Never mutates anything (no lock taken, database opened immutable)."
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from console.engine.client import NotPermitted, request
 from console.engine.clock import Clock
@@ -69,3 +70,14 @@ def offline_snapshot(paths: Paths, loaded: LoadedConfig, clock: Clock) -> Snapsh
         things=things,
         events=events,
     )
+
+
+def wait_until_released(lock_path: Path, timeout: float = 3.0) -> bool:
+    """After an owner hangs up, wait (bounded) until it has released the lease, so what is read
+    from disk includes its last records. True when released."""
+    deadline = time.monotonic() + timeout
+    while lease_is_held(lock_path):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+    return True

@@ -30,10 +30,17 @@ class Owner:
         self.engine: Engine | None = None
         self.server: SocketServer | None = None
 
-    async def start(self) -> Engine:
-        try:
+    def prepare(self) -> None:
+        """The synchronous part (holder record, database open and migration), so a console can
+        surface a corrupt database as one line before any screen opens."""
+        if self.store is None:
             self.lease.record_holder(Holder(os.getpid(), os.getuid(), self.clock.time(), __version__))
             self.store = Store.open(self.paths.database, self.clock)
+
+    async def start(self) -> Engine:
+        try:
+            self.prepare()
+            assert self.store is not None
             self.engine = Engine(paths=self.paths, loaded=self.loaded, store=self.store, clock=self.clock,
                                  read_only=self.read_only)
             await self.engine.start()
@@ -45,14 +52,14 @@ class Owner:
         return self.engine
 
     async def stop(self) -> None:
-        """Stop serving first (observers see the owner go), then record the stop, then hand over the lease."""
+        """Record the stop first (watchers get it pushed), then stop serving, then hand over the lease."""
         try:
-            if self.server is not None:
-                await self.server.close()
-                self.server = None
             if self.engine is not None:
                 await self.engine.stop()
                 self.engine = None
+            if self.server is not None:
+                await self.server.close()
+                self.server = None
         finally:
             if self.store is not None:
                 self.store.close()

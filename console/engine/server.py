@@ -43,6 +43,7 @@ class SocketServer:
         self.engine = engine
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._watch_sent: dict[asyncio.Task[None], int] = {}  # last version pushed to each watcher
 
     async def start(self) -> None:
         # Only the lease holder gets here, so an existing socket is a dead engine's: replace it.
@@ -68,6 +69,7 @@ class SocketServer:
         if self._server is None:
             return
         self._server.close()
+        await self._flush_watchers()
         for task in list(self._connections):
             task.cancel()
         if self._connections:
@@ -76,6 +78,15 @@ class SocketServer:
         self._server = None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+    async def _flush_watchers(self, timeout: float = 0.5) -> None:
+        """Let every watcher receive the newest snapshot (say, the recorded stop) before hanging up."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline and any(
+            sent < self.engine.changes.version for sent in self._watch_sent.values()
+        ):
+            await asyncio.sleep(0.01)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -92,6 +103,7 @@ class SocketServer:
             pass
         finally:
             self._connections.discard(task)
+            self._watch_sent.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -134,11 +146,14 @@ class SocketServer:
     async def _watch(self, rid: object, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Push the snapshot now and after every change, until the peer hangs up."""
         changes = self.engine.changes
+        task = asyncio.current_task()
+        assert task is not None
         hangup = asyncio.ensure_future(_until_eof(reader))
         try:
             while True:
                 seen = changes.version
                 await _send(writer, ok(rid, snapshot=self.engine.snapshot().to_dict(), version=seen))
+                self._watch_sent[task] = seen
                 newer = asyncio.ensure_future(changes.wait_newer(seen))
                 done, _ = await asyncio.wait({newer, hangup}, return_when=asyncio.FIRST_COMPLETED)
                 if hangup in done:

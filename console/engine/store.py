@@ -1,9 +1,14 @@
 """The state database: SQLite in WAL mode, schema migrations by PRAGMA user_version, and the one
 write path for every status change (`Store.transition`).
 
-Durability: `synchronous=FULL`, so a committed transition survives power loss. Observers that find
-no engine running read the file with `immutable=1`, which creates no -wal/-shm files: `--once`
-never mutates the state directory.
+Durability: `synchronous=FULL`, so a committed transition survives power loss.
+
+Observers that find no engine running must not mutate the state directory. A plain read-only open
+would create -wal/-shm files, so: when the WAL is absent (clean stop: everything is in the main
+file) the file is opened `immutable=1`; when a WAL is present (the engine was killed before it
+checkpointed) it is opened `mode=ro`, which reads the WAL and creates nothing. Only the shared
+memory index (-shm) is touched then; the database and WAL bytes stay as they were. `immutable=1`
+would silently miss every write still in the WAL.
 """
 
 from __future__ import annotations
@@ -103,7 +108,10 @@ class Store:
         """Open read-only while no engine runs, touching nothing on disk. None if there is no database."""
         if not path.exists():
             return None
-        uri = f"file:{quote(str(path))}?mode=ro&immutable=1"
+        wal = path.with_name(path.name + "-wal")
+        shm = path.with_name(path.name + "-shm")
+        mode = "mode=ro" if wal.exists() and shm.exists() else "mode=ro&immutable=1"
+        uri = f"file:{quote(str(path))}?{mode}"
         try:
             conn = sqlite3.connect(uri, uri=True, isolation_level=None)
             version = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -1,0 +1,1 @@
+"""The Textual console. Renders snapshots only; never reaches into engine internals."""

@@ -1,0 +1,52 @@
+"""Overview: the ranked reasons, each with the action that clears it, and the next step on an
+empty host."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.text import Text
+from textual.widgets import Static
+
+from console.engine.snapshot import Snapshot
+from console.tui.widgets.tray_bar import GLYPHS, STYLES
+
+
+def overview_renderable(snap: Snapshot) -> RenderableType:
+    parts: list[RenderableType] = []
+    eng = snap.engine
+    if eng.running:
+        parts.append(Text(f"engine pid {eng.pid} · loopctl {eng.version}"
+                          + (" · read-only" if eng.read_only else ""), style="dim"))
+    else:
+        parts.append(Text("engine not running: showing the last recorded state", style="bold red"))
+    parts.append(Text(f"state {snap.host.state_dir}", style="dim"))
+    parts.append(Text(""))
+    empty_host = snap.host.configured_count == 0
+    # On an empty host the guidance below replaces the "nothing configured" note.
+    reasons = [r for r in snap.tray.reasons if not (empty_host and r.code == "nothing_configured")]
+    if not reasons and not empty_host:
+        parts.append(Text("All clear.", style="green"))
+    for reason in reasons:
+        line = Text()
+        line.append(f"{GLYPHS[reason.level]} {reason.level.value:<8} ", style=STYLES[reason.level])
+        line.append(reason.text)
+        parts.append(line)
+        parts.append(Text(f"    → {reason.action}", style="italic"))
+    if empty_host:
+        if reasons:
+            parts.append(Text(""))
+        where = snap.host.config_path if snap.host.config_present else "(no config file: embedded default)"
+        parts.append(Text(f"Nothing configured yet {where}. What to do next:", style="bold"))
+        parts.append(Text(f"  1. write {snap.host.config_path}  (README: 'Host config')"))
+        parts.append(Text("  2. keep an engine running for this host: `loopctl run` (or this console)"))
+        parts.append(Text("  3. check it from anywhere on the host: `loopctl --once`"))
+    return Group(*parts)
+
+
+class OverviewPane(Static):
+    DEFAULT_CSS = """
+    OverviewPane { padding: 1 2; height: auto; }
+    """
+
+    def show(self, snap: Snapshot) -> None:
+        self.update(overview_renderable(snap))

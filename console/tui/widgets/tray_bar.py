@@ -1,0 +1,50 @@
+"""The header: tray glyph and state word, the top reason, host name and whether we own or observe."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from console.engine.snapshot import Snapshot
+from console.engine.tray import Level
+
+# Glyph and word carry the state on their own, so NO_COLOR and poor terminals lose nothing.
+GLYPHS = {Level.OK: "●", Level.PAUSED: "‖", Level.DEGRADED: "▲", Level.DOWN: "✖"}
+STYLES = {Level.OK: "bold green", Level.PAUSED: "bold cyan", Level.DEGRADED: "bold yellow",
+          Level.DOWN: "bold red"}
+
+
+def tray_line(snap: Snapshot, role: str, width: int) -> Text:
+    """State and top reason on the left (the reason shortened to fit), host and role on the right."""
+    tray = snap.tray
+    state = f" {GLYPHS[tray.state]} {tray.state.value.upper()} "
+    suffix = f"  {snap.host.name} · {role} "
+    top = next((r for r in tray.reasons if r.level is not Level.OK), None)
+    reason = f" {top.text}" if top is not None else ""
+    room = max(0, width - len(state) - len(suffix))
+    if len(reason) > room:
+        reason = reason[: max(0, room - 1)] + "…" if room > 0 else ""
+    text = Text()
+    text.append(state, style=STYLES[tray.state])
+    text.append(reason.ljust(room))
+    text.append(suffix, style="dim")
+    return text
+
+
+class TrayBar(Static):
+    DEFAULT_CSS = """
+    TrayBar { height: 1; background: $panel; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: tuple[Snapshot, str] | None = None
+
+    def show(self, snap: Snapshot, role: str) -> None:
+        self._shown = (snap, role)
+        self.refresh()
+
+    def render(self) -> Text:
+        if self._shown is None:
+            return Text(" loopctl: connecting…")
+        return tray_line(*self._shown, width=self.size.width)
