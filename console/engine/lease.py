@@ -41,10 +41,17 @@ def foreign_holder_error(lock_path: Path, uid: int, pid: int | None) -> LeaseErr
     )
 
 
-def may_observe(uid: int) -> bool:
-    """Observers must be the owner's uid, or root (the socket checks the same with SO_PEERCRED)."""
-    me = os.getuid()
-    return me in (uid, 0)
+def may_observe(holder_uid: int) -> bool:
+    """Can this process observe an engine running as `holder_uid`? Only as that uid, or as root."""
+    return os.getuid() in (holder_uid, 0)
+
+
+def peer_allowed(peer_uid: int) -> bool:
+    """Does this engine accept a socket peer running as `peer_uid`? Only its own uid, or root.
+
+    Not the same question as `may_observe`: an engine running as root must still refuse other users.
+    """
+    return peer_uid in (os.getuid(), 0)
 
 
 def read_holder(lock_path: Path) -> Holder | None:

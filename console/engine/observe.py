@@ -3,6 +3,7 @@ engine runs. Never mutates anything (no lock taken, database opened immutable)."
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from console.engine.errors import OwnerUnavailable
 from console.engine.lease import foreign_holder_error, lease_is_held, may_observe, read_holder
 from console.engine.paths import Paths
 from console.engine.snapshot import ENGINE_KIND, EngineView, Snapshot, compose, events_view, things_view
-from console.engine.store import Store
+from console.engine.store import Store, corrupt_error
 
 # An engine that holds the lease but has no socket yet is starting: give it this long to answer.
 STARTING_GRACE = 3.0
@@ -57,6 +58,8 @@ def offline_snapshot(paths: Paths, loaded: LoadedConfig, clock: Clock) -> Snapsh
             things = things_view(store.things())
             events = events_view(store.recent_events(SNAPSHOT_EVENTS))
             engine = store.thing(ENGINE_KIND, ENGINE_NAME)
+        except sqlite3.DatabaseError as exc:
+            raise corrupt_error(paths.database, exc) from None
         finally:
             store.close()
         if engine is not None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from console.engine.actions import ActionError
 from console.engine.engine import Engine
-from console.engine.lease import may_observe
+from console.engine.lease import peer_allowed
 from console.engine.protocol import (
     MAX_REQUEST_BYTES,
     OPS,
@@ -94,7 +94,7 @@ class SocketServer:
         self._connections.add(task)
         try:
             _pid, uid, _gid = peer_credentials(writer.get_extra_info("socket"))
-            if not may_observe(uid):
+            if not peer_allowed(uid):
                 log.warning("refused socket peer uid %d: not this engine's uid nor root", uid)
                 await _send(writer, error(None, "forbidden", f"uid {uid} may not talk to this engine"))
                 return

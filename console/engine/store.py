@@ -64,7 +64,7 @@ class ThingRecord:
     detail: dict[str, Any]
 
 
-def _corrupt(path: Path, exc: Exception) -> StoreError:
+def corrupt_error(path: Path, exc: Exception) -> StoreError:
     return StoreError(
         f"state database {path} is unreadable or corrupt ({exc}); it was left untouched: "
         f"move it aside to start fresh, or restore it from a backup"
@@ -91,13 +91,21 @@ class Store:
             raise StoreError(f"state database {path} cannot be opened ({exc}): check the state directory")\
                 from None
         try:
+            # Read before any write: a database we will refuse must not have even its header changed.
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise _newer(path, version)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             _migrate(conn, path)
+            # A truncated file can have a valid header and fail only later, mid-transition: check now.
+            verdict = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(verdict)
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise _corrupt(path, exc) from None
+            raise corrupt_error(path, exc) from None
         except BaseException:
             conn.close()
             raise
@@ -117,7 +125,7 @@ class Store:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise _corrupt(path, exc) from None
+            raise corrupt_error(path, exc) from None
         if version > SCHEMA_VERSION:
             conn.close()
             raise _newer(path, version)

@@ -1,0 +1,146 @@
+"""Shared fixtures: isolated XDG/state paths, real `loopctl` processes that never outlive a test,
+and a way to act as another user (fork + setuid) for the ownership checks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+NOBODY = 65534
+
+
+def loopctl_argv() -> list[str]:
+    """The installed console script when there is one (what the README runs), else `python -m console`."""
+    script = Path(sys.executable).with_name("loopctl")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "console"]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
+    """Poll a real-world condition (a process, a port, a file). Timers in engine logic use FakeClock."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Host:
+    """One isolated host: its own state dir, config dir and home."""
+
+    root: Path
+    state: Path
+    config_dir: Path
+    procs: list[subprocess.Popen[str]] = field(default_factory=list)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOPCTL_", "XDG_"))}
+        env.update(
+            LOOPCTL_HOME=str(self.state),
+            XDG_CONFIG_HOME=str(self.config_dir),
+            XDG_STATE_HOME=str(self.root / "xdg-state"),
+            HOME=str(self.root / "home"),
+            PYTHONUNBUFFERED="1",
+        )
+        return env
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "loopctl" / "loopctl.toml"
+
+    def write_config(self, text: str) -> Path:
+        self.config_file.parent.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(text)
+        return self.config_file
+
+    def run(self, *args: str, timeout: float = 30.0, env: dict[str, str] | None = None) \
+            -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*loopctl_argv(), *args], env=env or self.env, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+
+    def spawn(self, *args: str) -> subprocess.Popen[str]:
+        proc = subprocess.Popen([*loopctl_argv(), *args], env=self.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        self.procs.append(proc)
+        return proc
+
+    def once_json(self) -> tuple[int, dict[str, object]]:
+        result = self.run("--once", "--format", "json")
+        assert result.stderr == "", result.stderr
+        return result.returncode, json.loads(result.stdout)
+
+    def engine_pid(self) -> int | None:
+        code, report = self.once_json()
+        engine = report["snapshot"]["engine"]  # type: ignore[index]
+        return engine["pid"] if engine["running"] else None  # type: ignore[index]
+
+    def wait_owner(self, proc: subprocess.Popen[str], timeout: float = 15.0) -> None:
+        wait_for(lambda: self.engine_pid() == proc.pid, timeout, f"pid {proc.pid} to own {self.state}")
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[Host]:
+    h = Host(root=tmp_path, state=tmp_path / "state", config_dir=tmp_path / "config")
+    (tmp_path / "home").mkdir()
+    yield h
+    for proc in h.procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.communicate(timeout=10)
+
+
+def as_user(uid: int, fn: Callable[[], object]) -> str:
+    """Run `fn` in a forked child with another uid/gid; return what it printed as a result."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        code = 0
+        try:
+            os.close(read_fd)
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            result = repr(fn())
+        except BaseException as exc:
+            result = f"{type(exc).__name__}: {exc}"
+            code = 1
+        os.write(write_fd, result.encode())
+        os._exit(code)
+    os.close(write_fd)
+    chunks = []
+    while chunk := os.read(read_fd, 65536):
+        chunks.append(chunk)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    return b"".join(chunks).decode()
+
+
+requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="acting as another user needs root")
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory another user can traverse (pytest's tmp_path sits under a 0700 parent)."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="loopctl-xuser-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
