@@ -69,14 +69,22 @@ class Host:
 
     def run(self, *args: str, timeout: float = 30.0, env: dict[str, str] | None = None) \
             -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*loopctl_argv(), *args], env=env or self.env, capture_output=True, text=True,
+        return subprocess.run([*loopctl_argv(), *args], check=False, env=env or self.env, capture_output=True, text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen([*loopctl_argv(), *args], env=self.env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+        """Start a long-running loopctl; its output goes to a log file (see `log`)."""
+        log = self.root / f"proc-{len(self.procs)}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen([*loopctl_argv(), *args], env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                    text=True, stdin=subprocess.DEVNULL)
+        proc.log_path = log  # type: ignore[attr-defined]
         self.procs.append(proc)
         return proc
+
+    @staticmethod
+    def log(proc: subprocess.Popen[str]) -> str:
+        return proc.log_path.read_text()  # type: ignore[attr-defined]
 
     def once_json(self) -> tuple[int, dict[str, object]]:
         result = self.run("--once", "--format", "json")
@@ -84,7 +92,7 @@ class Host:
         return result.returncode, json.loads(result.stdout)
 
     def engine_pid(self) -> int | None:
-        code, report = self.once_json()
+        _code, report = self.once_json()
         engine = report["snapshot"]["engine"]  # type: ignore[index]
         return engine["pid"] if engine["running"] else None  # type: ignore[index]
 
@@ -102,7 +110,7 @@ def host(tmp_path: Path) -> Iterator[Host]:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.communicate(timeout=10)
+            proc.wait(timeout=10)
 
 
 def as_user(uid: int, fn: Callable[[], object]) -> str:

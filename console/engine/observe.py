@@ -3,6 +3,7 @@ engine runs. Never mutates anything (no lock taken, database opened immutable)."
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from console.engine.client import NotPermitted, request
 from console.engine.clock import Clock
 from console.engine.config import LoadedConfig
 from console.engine.engine import ENGINE_NAME, SNAPSHOT_EVENTS, host_view
-from console.engine.errors import OwnerUnavailable
+from console.engine.errors import OwnerUnavailable, StateDirError
 from console.engine.lease import foreign_holder_error, lease_is_held, may_observe, read_holder
 from console.engine.paths import Paths
 from console.engine.snapshot import ENGINE_KIND, EngineView, Snapshot, compose, events_view, things_view
@@ -28,7 +29,13 @@ def current_snapshot(paths: Paths, loaded: LoadedConfig, clock: Clock, *, timeou
         try:
             answer = request(paths.socket, "snapshot", timeout=timeout)
         except NotPermitted:
-            uid = paths.socket.stat().st_uid
+            try:
+                uid = paths.socket.stat().st_uid
+            except OSError:
+                raise StateDirError(
+                    f"state directory {paths.state_dir} is not accessible as uid {os.getuid()}: run loopctl as "
+                    f"its owner, or use your own --state-dir"
+                ) from None
             raise foreign_holder_error(paths.lock, uid, holder.pid if holder else None) from None
         if answer is not None:
             if not answer.get("ok"):

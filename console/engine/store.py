@@ -14,6 +14,7 @@ would silently miss every write still in the WAL.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -116,6 +117,8 @@ class Store:
         """Open read-only while no engine runs, touching nothing on disk. None if there is no database."""
         if not path.exists():
             return None
+        if not os.access(path, os.R_OK):
+            raise StoreError(f"state database {path} is not readable (permission denied): run loopctl as its owner")
         wal = path.with_name(path.name + "-wal")
         shm = path.with_name(path.name + "-shm")
         mode = "mode=ro" if wal.exists() and shm.exists() else "mode=ro&immutable=1"

@@ -119,7 +119,7 @@ def test_a_newer_schema_is_refused_and_left_alone(tmp_path):
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 5}")
     conn.close()
     before = files(tmp_path)
-    with pytest.raises(StoreError, match="newer than this loopctl understands.*upgrade loopctl"):
+    with pytest.raises(StoreError, match=r"newer than this loopctl understands.*upgrade loopctl"):
         Store.open(path, FakeClock())
     assert files(tmp_path) == before
 
