@@ -69,7 +69,8 @@ class Host:
 
     def run(self, *args: str, timeout: float = 30.0, env: dict[str, str] | None = None) \
             -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*loopctl_argv(), *args], check=False, env=env or self.env, capture_output=True, text=True,
+        return subprocess.run([*loopctl_argv(), *args], check=False, env=env or self.env, capture_output=True,
+                              text=True,
                               timeout=timeout, stdin=subprocess.DEVNULL)
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:

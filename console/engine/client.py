@@ -1,21 +1,18 @@
-"""Talking to the engine that owns the host, as an observer.
+"""Talking to the engine that owns the host, as an observer: one request, one answer.
 
-The synchronous client serves `--once` and the CLI actions (no asyncio start-up cost); the async
-`watch` serves the TUI and standby engines.
+Synchronous on purpose: `--once` and the CLI actions must not pay asyncio's start-up cost. The
+async side (`watch`, `arequest`) for the console and standby engines is in watch.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from console.engine.errors import OwnerUnavailable
 from console.engine.protocol import MAX_RESPONSE_BYTES, decode_line, encode_line
-from console.engine.snapshot import Snapshot
 
 DEFAULT_TIMEOUT = 5.0
 
@@ -67,47 +64,3 @@ def _read_line(sock: socket.socket) -> bytes | None:
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
             raise OwnerUnavailable(f"the engine's answer exceeded {MAX_RESPONSE_BYTES} bytes")
-
-
-async def watch(socket_path: Path) -> AsyncIterator[Snapshot]:
-    """Yield the owner's snapshot now and after every change; return when the owner goes away."""
-    reader, writer = await asyncio.open_unix_connection(os.fspath(socket_path), limit=MAX_RESPONSE_BYTES)
-    try:
-        writer.write(encode_line({"id": 1, "op": "watch"}))
-        await writer.drain()
-        while True:
-            try:
-                line = await reader.readline()
-            except (ConnectionError, ValueError):
-                return
-            if not line:
-                return
-            message = decode_line(line)
-            if not message.get("ok"):
-                err = message.get("error", {})
-                raise OwnerUnavailable(f"the engine refused to be watched: {err.get('message', err)}")
-            yield Snapshot.from_dict(message["snapshot"])
-    finally:
-        writer.close()
-
-
-async def arequest(socket_path: Path, op: str, *, timeout: float = DEFAULT_TIMEOUT, **fields: Any) -> dict[str, Any]:
-    """Async request/response for the TUI (actions sent to another owner)."""
-    async def exchange() -> dict[str, Any]:
-        reader, writer = await asyncio.open_unix_connection(os.fspath(socket_path), limit=MAX_RESPONSE_BYTES)
-        try:
-            writer.write(encode_line({"id": 1, "op": op, **fields}))
-            await writer.drain()
-            line = await reader.readline()
-        finally:
-            writer.close()
-        if not line:
-            raise OwnerUnavailable(f"the engine on {socket_path} closed the connection without answering")
-        return decode_line(line)
-
-    try:
-        return await asyncio.wait_for(exchange(), timeout)
-    except TimeoutError:
-        raise OwnerUnavailable(f"the engine on {socket_path} did not answer within {timeout:g} s") from None
-    except (FileNotFoundError, ConnectionRefusedError):
-        raise OwnerUnavailable(f"no engine answers on {socket_path}: it has stopped") from None

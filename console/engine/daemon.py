@@ -13,13 +13,13 @@ import threading
 import time
 from typing import Any
 
-from console.engine.client import watch
 from console.engine.clock import Clock, SystemClock
 from console.engine.config import LoadedConfig
 from console.engine.errors import LeaseError, OwnerUnavailable
 from console.engine.lease import Lease, read_holder
 from console.engine.owner import Owner
 from console.engine.paths import Paths, ensure_state_dir
+from console.engine.watch import watch
 
 log = logging.getLogger("loopctl.daemon")
 

@@ -17,27 +17,16 @@ from console.engine.config import LoadedConfig
 from console.engine.paths import Paths
 from console.engine.snapshot import (
     ENGINE_KIND,
+    ENGINE_NAME,
+    SNAPSHOT_EVENTS,
     EngineView,
-    HostView,
     Snapshot,
     compose,
     events_view,
+    host_view,
     things_view,
 )
 from console.engine.store import Store
-
-ENGINE_NAME = "main"
-SNAPSHOT_EVENTS = 50
-
-
-def host_view(paths: Paths, loaded: LoadedConfig) -> HostView:
-    return HostView(
-        name=loaded.config.host_name,
-        state_dir=str(paths.state_dir),
-        config_path=str(loaded.path),
-        config_present=loaded.present,
-        configured_count=loaded.config.configured_count,
-    )
 
 
 class Engine:

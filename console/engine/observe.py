@@ -4,19 +4,26 @@ engine runs. Never mutates anything (no lock taken, database opened immutable)."
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from pathlib import Path
 
 from console.engine.client import NotPermitted, request
 from console.engine.clock import Clock
 from console.engine.config import LoadedConfig
-from console.engine.engine import ENGINE_NAME, SNAPSHOT_EVENTS, host_view
 from console.engine.errors import OwnerUnavailable, StateDirError
 from console.engine.lease import foreign_holder_error, lease_is_held, may_observe, read_holder
 from console.engine.paths import Paths
-from console.engine.snapshot import ENGINE_KIND, EngineView, Snapshot, compose, events_view, things_view
-from console.engine.store import Store, corrupt_error
+from console.engine.snapshot import (
+    ENGINE_KIND,
+    ENGINE_NAME,
+    SNAPSHOT_EVENTS,
+    EngineView,
+    Snapshot,
+    compose,
+    events_view,
+    host_view,
+    things_view,
+)
 
 # An engine that holds the lease but has no socket yet is starting: give it this long to answer.
 STARTING_GRACE = 3.0
@@ -56,6 +63,11 @@ def current_snapshot(paths: Paths, loaded: LoadedConfig, clock: Clock, *, timeou
 
 def offline_snapshot(paths: Paths, loaded: LoadedConfig, clock: Clock) -> Snapshot:
     """The last recorded state, from disk, with the engine reported as not running."""
+    # Imported here: sqlite3 and the store load only when no engine answers (`--once` stays fast).
+    import sqlite3  # noqa: PLC0415
+
+    from console.engine.store import Store, corrupt_error  # noqa: PLC0415
+
     store = Store.open_snapshot(paths.database, clock)
     things, events = [], []
     last_pid: int | None = None

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.engine.decoding import decode, encode
-from console.engine.store import ThingRecord
-from console.engine.transitions import Transition
 from console.engine.tray import Tray, config_reasons, engine_reasons, roll_up
+
+if TYPE_CHECKING:  # type-only: `--once` against a running engine must not load sqlite3
+    from console.engine.config import LoadedConfig
+    from console.engine.paths import Paths
+    from console.engine.store import ThingRecord
+    from console.engine.transitions import Transition
 
 SNAPSHOT_SCHEMA = 1
 
@@ -91,6 +95,18 @@ class Snapshot:
 
 
 ENGINE_KIND = "engine"
+ENGINE_NAME = "main"
+SNAPSHOT_EVENTS = 50
+
+
+def host_view(paths: Paths, loaded: LoadedConfig) -> HostView:
+    return HostView(
+        name=loaded.config.host_name,
+        state_dir=str(paths.state_dir),
+        config_path=str(loaded.path),
+        config_present=loaded.present,
+        configured_count=loaded.config.configured_count,
+    )
 
 
 def things_view(records: list[ThingRecord]) -> list[ThingView]:

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from console.engine.client import watch
 from console.engine.engine import Engine
 from console.engine.snapshot import Snapshot
+from console.engine.watch import watch
 
 SnapshotSink = Callable[[Snapshot], None]
 

@@ -1,6 +1,7 @@
 import asyncio
 
-from console.engine.clock import FakeClock, SystemClock
+from console.engine.clock import SystemClock
+from console.engine.fake_clock import FakeClock
 
 
 async def test_fake_clock_wakes_sleepers_in_deadline_order_without_real_time():

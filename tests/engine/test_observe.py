@@ -3,9 +3,9 @@ import os
 import pytest
 
 from console.engine import observe
-from console.engine.clock import FakeClock
 from console.engine.config import HostConfig, LoadedConfig
 from console.engine.errors import LeaseError, OwnerUnavailable, StateDirError, StoreError
+from console.engine.fake_clock import FakeClock
 from console.engine.lease import Holder, Lease
 from console.engine.paths import resolve_paths
 from console.engine.store import Store

@@ -9,13 +9,14 @@ import stat
 
 import pytest
 
-from console.engine.client import arequest, request, watch
-from console.engine.clock import FakeClock
+from console.engine.client import request
 from console.engine.config import HostConfig, LoadedConfig
 from console.engine.engine import Engine
+from console.engine.fake_clock import FakeClock
 from console.engine.paths import resolve_paths
 from console.engine.server import SocketServer
 from console.engine.store import Store
+from console.engine.watch import arequest, watch
 from tests.conftest import NOBODY, as_user, requires_root
 
 

@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from console.engine.clock import FakeClock
 from console.engine.errors import StoreError
+from console.engine.fake_clock import FakeClock
 from console.engine.store import SCHEMA_VERSION, Store
 from console.engine.transitions import Transition
 

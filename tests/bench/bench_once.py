@@ -1,0 +1,118 @@
+"""Benchmark: `loopctl --once --format json` against a running `loopctl run`, side by side with
+`supervisorctl status` against a running supervisord, on the same machine in the same run.
+
+    .venv/bin/python tests/bench/bench_once.py [--runs 40]
+
+Both tools are installed the same way, each into a throwaway virtualenv made by this script: a
+regular (non-editable) `pip install` of this checkout, and supervisor from PyPI (not a project
+dependency). The two commands are timed alternately so load on the machine hits both alike.
+Target (issue 2): loopctl's median no slower than supervisorctl's. Exit 1 if missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(argv, env=env, capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    if result.returncode not in (0,):
+        raise SystemExit(f"bench: {argv[0]} failed ({result.returncode}): {result.stderr.decode()[:300]}")
+    return elapsed
+
+
+def summary(samples: list[float]) -> str:
+    ms = sorted(s * 1000 for s in samples)
+    p90 = ms[int(len(ms) * 0.9) - 1]
+    return f"median {statistics.median(ms):6.1f} ms   p90 {p90:6.1f} ms   max {ms[-1]:6.1f} ms"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=40)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="loopctl-bench-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        print("bench: installing supervisor and loopctl into temporary virtualenvs ...", flush=True)
+        repo = Path(__file__).resolve().parents[2]
+        for name, spec in (("sv", "supervisor"), ("lc", str(repo))):
+            subprocess.run([sys.executable, "-m", "venv", str(work / name)], check=True)
+            subprocess.run([str(work / name / "bin/pip"), "install", "-q", spec], check=True)
+        version = subprocess.run([str(work / "sv/bin/supervisord"), "--version"], capture_output=True, text=True,
+                                 check=True).stdout.strip()
+
+        conf = work / "supervisord.conf"
+        conf.write_text(textwrap.dedent(f"""
+            [unix_http_server]
+            file={work}/supervisor.sock
+            [supervisord]
+            logfile={work}/supervisord.log
+            pidfile={work}/supervisord.pid
+            nodaemon=true
+            [rpcinterface:supervisor]
+            supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+            [supervisorctl]
+            serverurl=unix://{work}/supervisor.sock
+            [program:sleeper]
+            command=sleep 3600
+        """))
+        procs.append(subprocess.Popen([str(work / "sv/bin/supervisord"), "-c", str(conf)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for((work / "supervisor.sock").exists, 20, "supervisord")
+
+        env = {**os.environ, "LOOPCTL_HOME": str(work / "loopctl"), "XDG_CONFIG_HOME": str(work / "config")}
+        loopctl = str(work / "lc/bin/loopctl")
+        procs.append(subprocess.Popen([loopctl, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait_for((work / "loopctl/engine.sock").exists, 20, "loopctl run")
+
+        ctl = [str(work / "sv/bin/supervisorctl"), "-c", str(conf), "status"]
+        once = [loopctl, "--once", "--format", "json"]
+        wait_for(lambda: b"RUNNING" in subprocess.run(ctl, capture_output=True, check=False).stdout, 20,
+                 "supervisord's program to run")
+        for _ in range(3):  # warm the page cache for both
+            timed(ctl, env)
+            timed(once, env)
+        ours, theirs = [], []
+        for _ in range(args.runs):
+            ours.append(timed(once, env))
+            theirs.append(timed(ctl, env))
+        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, {args.runs} runs each, alternated")
+        print(f"loopctl --once --format json   {summary(ours)}")
+        print(f"supervisorctl status ({version:>6})  {summary(theirs)}")
+        ok = statistics.median(ours) <= statistics.median(theirs)
+        print(f"target (loopctl median <= supervisorctl median): {'met' if ok else 'MISSED'}")
+        return 0 if ok else 1
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
