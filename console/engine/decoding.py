@@ -26,9 +26,12 @@ class DecodeError(Exception):
     key: str
     expected: str
     got: object
+    unknown_key: bool = False
 
     def __str__(self) -> str:
         where = self.key or "(top level)"
+        if self.unknown_key:
+            return f"{where}: unknown key ({self.expected})"
         if self.got is MISSING:
             return f"{where}: missing, expected {self.expected}"
         return f"{where}: expected {self.expected}, got {_show(self.got)}"
@@ -152,7 +155,7 @@ def _decode_dataclass(cls: type, value: object, strict: bool, path: str) -> Any:
         for key in value:
             if key not in fields:
                 known = ", ".join(sorted(fields)) or "none"
-                raise DecodeError(_join(path, str(key)), f"no such key (known keys: {known})", value[key])
+                raise DecodeError(_join(path, str(key)), f"known keys: {known}", value[key], unknown_key=True)
     kwargs: dict[str, Any] = {}
     for name, field in fields.items():
         key_path = _join(path, name)

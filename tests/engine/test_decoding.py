@@ -47,7 +47,7 @@ def test_nested_values_decode_and_round_trip():
         ({"name": "x", "colour": "green"}, "colour: expected one of 'red', 'blue', got 'green'"),
         ({"name": "x", "mode": "c"}, "mode: expected one of 'a', 'b', got 'c'"),
         ({"name": "x", "ports": {}}, "ports: expected a list of a table, got {}"),
-        ({"name": "x", "bogus": 1}, "bogus: expected no such key"),
+        ({"name": "x", "bogus": 1}, "bogus: unknown key (known keys: colour, env, extra, mode, name, note, ports"),
     ],
 )
 def test_errors_name_the_key_path(data, message):

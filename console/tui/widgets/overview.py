@@ -4,6 +4,7 @@ empty host."""
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.text import Text
 from textual.widgets import Static
 
@@ -31,15 +32,19 @@ def overview_renderable(snap: Snapshot) -> RenderableType:
         line.append(f"{GLYPHS[reason.level]} {reason.level.value:<8} ", style=STYLES[reason.level])
         line.append(reason.text)
         parts.append(line)
-        parts.append(Text(f"    → {reason.action}", style="italic"))
+        parts.append(Padding(Text(f"→ {reason.action}", style="italic"), (0, 0, 0, 4)))
     if empty_host:
         if reasons:
             parts.append(Text(""))
         where = snap.host.config_path if snap.host.config_present else "(no config file: embedded default)"
         parts.append(Text(f"Nothing configured yet {where}. What to do next:", style="bold"))
-        parts.append(Text(f"  1. write {snap.host.config_path}  (README: 'Host config')"))
-        parts.append(Text("  2. keep an engine running for this host: `loopctl run` (or this console)"))
-        parts.append(Text("  3. check it from anywhere on the host: `loopctl --once`"))
+        steps = [
+            Text("1. describe this host in its config (README: 'Host config'):"),
+            Padding(Text(snap.host.config_path, style="bold"), (0, 0, 0, 3)),
+            Text("2. keep an engine running for this host: `loopctl run` (or this console)"),
+            Text("3. check it from anywhere on the host: `loopctl --once`"),
+        ]
+        parts.extend(Padding(step, (0, 0, 0, 2)) for step in steps)
     return Group(*parts)
 
 
