@@ -6,6 +6,7 @@ import pytest
 from console.engine.config import HostConfig, load_config, parse_config
 from console.engine.errors import ConfigError
 from console.engine.paths import resolve_paths
+from tests.conftest import NOBODY, as_user, requires_root
 
 
 def paths_for(tmp_path: Path, config: str | None):
@@ -70,3 +71,12 @@ def test_path_resolution_follows_design_section_4(tmp_path):
     p = resolve_paths(None, None, env, tmp_path)
     assert p.config_path == Path("/x/config/loopctl/loopctl.toml") and not p.config_explicit
     assert resolve_paths(None, "/etc/l.toml", env, tmp_path).config_explicit
+
+
+@requires_root
+def test_an_unreadable_config_is_a_clear_error(shared_dir):
+    cfg = shared_dir / "loopctl.toml"
+    cfg.write_text('[host]\nname = "x"\n')
+    cfg.chmod(0o600)  # root's; nobody may not read it
+    answer = as_user(NOBODY, lambda: load_config(paths_for(shared_dir, str(cfg))))
+    assert answer.startswith("ConfigError") and "is not readable (permission denied)" in answer
