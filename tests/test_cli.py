@@ -217,9 +217,12 @@ def test_actions_reach_the_owner_and_refusals_are_clear(host: Host):
     assert none.returncode == 2 and f"no engine owns {host.state}" in none.stderr
     owner = host.spawn("run")
     host.wait_owner(owner)
-    refused = host.run("retry", "sidecar:web")
-    assert refused.returncode == 2
-    assert "retry sidecar:web refused (not_applicable)" in refused.stderr
+    unknown = host.run("retry", "sidecar:web")
+    assert unknown.returncode == 2
+    assert "retry sidecar:web refused (unknown_target): no sidecar named 'web' (sidecars: none configured)" \
+        in unknown.stderr
+    refused = host.run("cancel", "sidecar:web")
+    assert "cancel sidecar:web refused (not_applicable): cancel does not apply to sidecar targets" in refused.stderr
     bad = host.run("cancel", "nonsense")
     assert bad.returncode == 2 and "refused (bad_target)" in bad.stderr
     ro = host.run("--read-only", "reclaim", "sidecar:web")

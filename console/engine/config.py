@@ -6,12 +6,13 @@ file named by --config is an error.
 
 from __future__ import annotations
 
+import re
 import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from console.engine.decoding import DecodeError, check, decode
+from console.engine.decoding import DecodeError, check, decode, in_range
 from console.engine.errors import ConfigError
 from console.engine.paths import Paths
 
@@ -27,9 +28,51 @@ class HostSection:
     name: str = check(_host_name, default="")  # "" means the machine's host name
 
 
+def _sidecar_name(value: str) -> str | None:
+    if re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", value):
+        return None
+    return "a name of lowercase letters, digits, '-', '_' or '.' (at most 63, starting with a letter or digit)"
+
+
+def _argv(value: list[str]) -> str | None:
+    return None if value and value[0] else "a non-empty list of strings: the program, then its arguments"
+
+
+def _health(value: str) -> str | None:
+    if value in ("", "tcp") or re.fullmatch(r"http://[^/\s]+(/\S*)?", value):
+        return None
+    return "'tcp' or an http:// URL"
+
+
+@dataclass(frozen=True)
+class SidecarConfig:
+    """A long-running helper service the agents need (DESIGN section 3 has the defaults)."""
+
+    name: str = check(_sidecar_name)
+    command: list[str] = check(_argv)
+    cwd: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = check(in_range(0, 65535, "a port (0 for none)"), default=0)
+    health: str = check(_health, default="")  # "" means: tcp when there is a port, else the process being up
+    max_restarts: int = check(in_range(0, 1000, "a count"), default=5)
+    ready_timeout_seconds: float = check(in_range(0.1, 86400, "seconds"), default=60.0)
+    stop_grace_seconds: float = check(in_range(0, 3600, "seconds"), default=2.0)
+
+    @property
+    def health_check(self) -> str:
+        """The effective check: an http:// URL, "tcp", or "process" (up counts as healthy)."""
+        if self.health:
+            return self.health
+        return "tcp" if self.port else "process"
+
+
 @dataclass(frozen=True)
 class HostConfig:
     host: HostSection = field(default_factory=HostSection)
+    sidecar: list[SidecarConfig] = field(default_factory=list)
+
+    def sidecar_named(self, name: str) -> SidecarConfig | None:
+        return next((s for s in self.sidecar if s.name == name), None)
 
     @property
     def host_name(self) -> str:
@@ -37,8 +80,8 @@ class HostConfig:
 
     @property
     def configured_count(self) -> int:
-        """How many supervised things the config declares (sidecars, loops, plugins come later)."""
-        return 0
+        """How many supervised things the config declares (loops and plugins come later)."""
+        return len(self.sidecar)
 
 
 @dataclass(frozen=True)
@@ -78,6 +121,27 @@ def parse_config(raw: bytes, path: Path) -> HostConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}; {EXAMPLE_HINT}") from None
     try:
-        return decode(HostConfig, data, strict=True)
+        config = decode(HostConfig, data, strict=True)
     except DecodeError as exc:
         raise ConfigError(f"{path}: {exc}; {EXAMPLE_HINT}") from None
+    problem = cross_check(config)
+    if problem:
+        raise ConfigError(f"{path}: {problem}; {EXAMPLE_HINT}")
+    return config
+
+
+def cross_check(config: HostConfig) -> str | None:
+    """Rules that span entries: unique names, one sidecar per port, tcp health needs a port."""
+    seen: dict[str, int] = {}
+    ports: dict[int, str] = {}
+    for index, sidecar in enumerate(config.sidecar):
+        if sidecar.name in seen:
+            return f"sidecar[{index}].name: {sidecar.name!r} is already used by sidecar[{seen[sidecar.name]}]"
+        seen[sidecar.name] = index
+        if sidecar.port:
+            if sidecar.port in ports:
+                return f"sidecar[{index}].port: {sidecar.port} is already used by sidecar {ports[sidecar.port]!r}"
+            ports[sidecar.port] = sidecar.name
+        if sidecar.health == "tcp" and not sidecar.port:
+            return f"sidecar[{index}].health: 'tcp' needs a port"
+    return None

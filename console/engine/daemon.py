@@ -26,6 +26,7 @@ log = logging.getLogger("loopctl.daemon")
 
 def setup_logging(level: int = logging.INFO) -> None:
     logging.basicConfig(level=level, format="%(asctime)s loopctl[%(process)d] %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe is noise
 
 
 def run(paths: Paths, loaded: LoadedConfig, *, standby: bool = False, read_only: bool = False,

@@ -15,6 +15,7 @@ from console.engine.changes import ChangeFeed
 from console.engine.clock import Clock
 from console.engine.config import LoadedConfig
 from console.engine.paths import Paths
+from console.engine.sidecars import Supervisor
 from console.engine.snapshot import (
     ENGINE_KIND,
     ENGINE_NAME,
@@ -43,6 +44,10 @@ class Engine:
         self.actions = ActionRegistry()
         self._cached: tuple[int, Snapshot] | None = None
         store.bus.subscribe(lambda _t: self.changes.bump())
+        self.supervisor = Supervisor(loaded.config.sidecar, directory=paths.state_dir / "sidecars", store=store,
+                                     clock=clock, on_change=self.changes.bump)
+        self.actions.register("retry", "sidecar", self.supervisor.retry)
+        self.actions.register("reclaim", "sidecar", self.supervisor.reclaim)
 
     async def start(self) -> None:
         previous = self.store.thing(ENGINE_KIND, ENGINE_NAME)
@@ -56,8 +61,10 @@ class Engine:
         self.started_at = self.clock.time()
         self.store.transition(ENGINE_KIND, ENGINE_NAME, "running", f"engine started (pid {self.pid})",
                               {"pid": self.pid, "version": __version__})
+        await self.supervisor.start()
 
     async def stop(self) -> None:
+        await self.supervisor.stop()
         self.store.transition(ENGINE_KIND, ENGINE_NAME, "stopped", f"engine stopped (pid {self.pid})",
                               {"pid": self.pid})
 
@@ -72,6 +79,7 @@ class Engine:
                               version=__version__, read_only=self.read_only),
             things=things_view(self.store.things()),
             events=events_view(self.store.recent_events(SNAPSHOT_EVENTS)),
+            sidecars=self.supervisor.views(),
         )
         self._cached = (version, snap)
         return snap

@@ -41,6 +41,14 @@ def render_text(snap: Snapshot) -> str:
             subject = f" [{r.subject}]" if r.subject else ""
             lines.append(f"  {r.level.value:<8} {r.code}{subject}: {r.text}")
             lines.append(f"  {'':<8} -> {r.action}")
+    if snap.sidecars:
+        lines.append("sidecars:")
+        for sc in snap.sidecars:
+            where = f"port {sc.port}" if sc.port else "no port"
+            pid = f"pid {sc.pid}" if sc.pid else "no process"
+            restarts = f", restarts {sc.attempts}/{sc.max_restarts}" if sc.attempts else ""
+            lines.append(f"  {sc.name:<16} {sc.state:<9} {pid}, {where}{restarts}"
+                         + (f": {sc.reason_text}" if sc.state in ("failed", "backoff") else ""))
     if snap.events:
         lines.append("recent events:")
         for e in snap.events[:5]:

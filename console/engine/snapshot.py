@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from console.engine.decoding import decode, encode
-from console.engine.tray import Tray, config_reasons, engine_reasons, roll_up
+from console.engine.decoding import DecodeError, decode, encode
+from console.engine.tray import Tray, config_reasons, engine_reasons, roll_up, sidecar_reasons
 
 if TYPE_CHECKING:  # type-only: `--once` against a running engine must not load sqlite3
     from console.engine.config import LoadedConfig
@@ -58,6 +58,42 @@ class ThingView:
 
 
 @dataclass(frozen=True)
+class PortHolderView:
+    pid: int | None
+    program: str
+    ours: bool  # launched by an earlier loopctl engine (reclaimable), else foreign
+
+
+@dataclass(frozen=True)
+class SidecarView:
+    """One sidecar as the operator sees it. Everything but the output tail is also stored with each
+    transition, so a snapshot read from disk shows the last known picture."""
+
+    name: str
+    state: str = "stopped"
+    reason: str = ""  # failure reason code when failed or in backoff
+    reason_text: str = ""
+    attempts: int = 0  # restarts used since the sidecar was last stable
+    max_restarts: int = 5
+    next_retry_at: float | None = None
+    pid: int | None = None
+    started_at: float | None = None
+    ready_at: float | None = None
+    port: int = 0
+    health: str = ""
+    command: list[str] = field(default_factory=list)
+    holder: PortHolderView | None = None
+    last_exit: str = ""
+    action: str = ""  # what clears the failure
+    last_reclaim: str = ""
+    output_tail: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"sidecar:{self.name}"
+
+
+@dataclass(frozen=True)
 class EventView:
     id: int
     at: float
@@ -77,6 +113,7 @@ class Snapshot:
     tray: Tray
     things: list[ThingView] = field(default_factory=list)
     events: list[EventView] = field(default_factory=list)  # newest first
+    sidecars: list[SidecarView] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = encode(self)
@@ -117,14 +154,31 @@ def events_view(transitions: list[Transition]) -> list[EventView]:
     return [EventView(t.event_id, t.at, t.kind, t.name, t.previous, t.new, t.reason) for t in transitions]
 
 
+def sidecars_from_things(things: list[ThingView]) -> list[SidecarView]:
+    """The last recorded picture of each sidecar, for a snapshot read from disk."""
+    views = []
+    for thing in things:
+        if thing.kind != "sidecar":
+            continue
+        data = {**thing.detail, "name": thing.name, "state": thing.state}
+        try:
+            views.append(decode(SidecarView, data, strict=False))
+        except DecodeError:
+            views.append(SidecarView(name=thing.name, state=thing.state, reason_text=thing.reason))
+    return views
+
+
 def compose(*, now: float, host: HostView, engine: EngineView, things: list[ThingView],
-            events: list[EventView]) -> Snapshot:
+            events: list[EventView], sidecars: list[SidecarView] | None = None) -> Snapshot:
     """Build a snapshot and its tray. One function for the owner and the offline observer."""
+    sidecars = sidecars if sidecars is not None else sidecars_from_things(things)
     reasons = [
         *engine_reasons(running=engine.running, state_dir=host.state_dir,
                         last_owner_pid=engine.last_owner_pid, last_stop_clean=engine.last_stop_clean),
         *config_reasons(configured_count=host.configured_count, config_path=host.config_path,
                         config_present=host.config_present),
     ]
+    if engine.running:  # with no engine, sidecar states are history: the tray says the engine is down
+        reasons += sidecar_reasons(sidecars)
     return Snapshot(schema=SNAPSHOT_SCHEMA, generated_at=now, host=host, engine=engine,
-                    tray=roll_up(reasons), things=things, events=events)
+                    tray=roll_up(reasons), things=things, events=events, sidecars=sidecars)

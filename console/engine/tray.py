@@ -9,8 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from console.engine.errors import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING
+
+if TYPE_CHECKING:
+    from console.engine.snapshot import SidecarView
 
 
 class Level(StrEnum):
@@ -39,6 +43,11 @@ _RANK = {Level.OK: 0, Level.PAUSED: 1, Level.DEGRADED: 2, Level.DOWN: 3}
 # Within one level, the more fundamental cause first: with no engine, nothing else is current.
 CODE_PRIORITY: dict[str, int] = {
     "engine_not_running": 0,
+    "port_conflict": 10,
+    "spawn_error": 11,
+    "crash_loop": 12,
+    "ready_timeout": 13,
+    "sidecar_restarting": 30,
     "nothing_configured": 90,
 }
 DEFAULT_PRIORITY = 50
@@ -101,3 +110,17 @@ def config_reasons(*, configured_count: int, config_path: str, config_present: b
         text=f"nothing configured: no sidecars, loops or plugins in {where}",
         action=f"declare what this host runs in {config_path} (README: 'Host config')",
     )]
+
+
+def sidecar_reasons(sidecars: Iterable[SidecarView]) -> list[Reason]:
+    """A latched failure is degraded until cleared; a sidecar in backoff is down for now: degraded too."""
+    reasons = []
+    for s in sidecars:
+        subject = f"sidecar:{s.name}"
+        if s.state == "failed":
+            reasons.append(Reason(Level.DEGRADED, s.reason or "sidecar_failed",
+                                  f"{s.name}: {s.reason_text}", s.action, subject))
+        elif s.state == "backoff":
+            reasons.append(Reason(Level.DEGRADED, "sidecar_restarting", f"{s.name}: {s.reason_text}",
+                                  f"wait, or `loopctl retry {subject}` to restart it now", subject))
+    return reasons

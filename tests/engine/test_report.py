@@ -26,3 +26,18 @@ def test_json_report_carries_status_exit_code_and_the_snapshot():
     assert payload["status"] == "CRITICAL" and payload["exit_code"] == 2 == exit_code(snap(False))
     assert payload["snapshot"]["tray"]["reasons"][0]["code"] == "engine_not_running"
     assert json.loads(render_json(snap(True)))["exit_code"] == 0
+
+
+def test_text_report_lists_sidecars_with_state_pid_and_failure():
+    from console.engine.snapshot import SidecarView
+
+    s = compose(now=1.0, host=HostView("h", "/s", "/c", True, 2), engine=EngineView(True, "owner", pid=1),
+                things=[], events=[], sidecars=[
+                    SidecarView(name="web", state="ready", pid=812, port=8080),
+                    SidecarView(name="mon", state="failed", port=4820, attempts=6, max_restarts=5,
+                                reason="port_conflict", reason_text="port 4820 is held by nginx pid 9 (foreign)"),
+                ])
+    text = render_text(s)
+    assert "  web              ready     pid 812, port 8080" in text
+    assert "  mon              failed    no process, port 4820, restarts 6/5: port 4820 is held by nginx" in text
+    assert text.splitlines()[0] == "LOOPCTL WARNING - degraded: mon: port 4820 is held by nginx pid 9 (foreign)"

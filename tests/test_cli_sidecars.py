@@ -1,0 +1,105 @@
+"""Sidecars under real `loopctl run` engines: reclaim after a kill -9, clean stop, CLI actions."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sys
+
+import psutil
+
+from console.engine.procs import group_alive
+from tests.conftest import Host, wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def web_config(host: Host, port: int, **extra: object) -> None:
+    lines = [
+        "[[sidecar]]",
+        'name = "web"',
+        f'command = ["{sys.executable}", "-m", "http.server", "--bind", "127.0.0.1", "{port}"]',
+        f"port = {port}",
+        f'health = "http://127.0.0.1:{port}/"',
+        *[f"{k} = {json.dumps(v)}" for k, v in extra.items()],
+    ]
+    host.write_config("\n".join(lines) + "\n")
+
+
+def sidecar(host: Host) -> dict:
+    """The one sidecar's view; empty until an engine has recorded it."""
+    _code, report = host.once_json()
+    sidecars = report["snapshot"]["sidecars"]
+    return sidecars[0] if sidecars else {}
+
+
+def listener_pid(port: int) -> int | None:
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
+            return conn.pid
+    return None
+
+
+def test_an_orphan_left_by_a_killed_engine_is_reclaimed_by_the_next(host: Host):
+    port = free_port()
+    web_config(host, port)
+    first = host.spawn("run")
+    wait_for(lambda: sidecar(host).get("state") == "ready", what="web ready under the first engine")
+    orphan = sidecar(host)["pid"]
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert psutil.pid_exists(orphan) and listener_pid(port) == orphan  # the port is still held: the pm2#2279 trap
+
+    second = host.spawn("run")
+    host.wait_owner(second)
+    wait_for(lambda: sidecar(host).get("state") == "ready", what="web ready under the second engine")
+    view = sidecar(host)
+    assert view["pid"] != orphan and listener_pid(port) == view["pid"]
+    assert not group_alive(orphan)
+    assert view["last_reclaim"].startswith(f"reclaimed: pid {orphan} matches the PID file")
+    assert "port_conflict" not in json.dumps(host.once_json()[1]["snapshot"]["events"])
+
+
+def test_stopping_the_engine_stops_its_sidecars(host: Host):
+    port = free_port()
+    web_config(host, port)
+    engine = host.spawn("run")
+    wait_for(lambda: sidecar(host).get("state") == "ready", what="web ready")
+    child = sidecar(host)["pid"]
+    engine.send_signal(signal.SIGTERM)
+    assert engine.wait(timeout=15) == 0
+    assert not group_alive(child)
+    assert not (host.state / "sidecars" / "web.pid").exists()
+    view = sidecar(host)  # from disk now
+    assert view["state"] == "stopped" and view["pid"] is None
+
+
+def test_a_latched_failure_is_a_warning_and_retry_relaunches_it(host: Host):
+    port = free_port()
+    blocker = socket.socket()
+    blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    blocker.bind(("127.0.0.1", port))
+    blocker.listen()
+    try:
+        web_config(host, port, max_restarts=0)
+        engine = host.spawn("run")
+        host.wait_owner(engine)
+        wait_for(lambda: sidecar(host).get("state") == "failed", what="web failed")
+        text = host.run("--once")
+        assert text.returncode == 1
+        assert text.stdout.splitlines()[0].startswith(f"LOOPCTL WARNING - degraded: web: port {port} is held by")
+        assert "-> free port" in text.stdout and "loopctl retry sidecar:web" in text.stdout
+    finally:
+        blocker.close()
+    retried = host.run("retry", "sidecar:web")
+    assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.strip() == "retry sidecar:web: web: failed cleared, relaunching"
+    wait_for(lambda: sidecar(host).get("state") == "ready", what="web ready after retry")
+    assert host.run("--once").returncode == 0
+    refused = host.run("reclaim", "sidecar:web")
+    assert refused.returncode == 2 and "running under this engine" in refused.stderr
