@@ -140,6 +140,20 @@ def as_user(uid: int, fn: Callable[[], object]) -> str:
     return b"".join(chunks).decode()
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_server(port: int) -> list[str]:
+    """A real HTTP sidecar command on loopback."""
+    return [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)]
+
+
 requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="acting as another user needs root")
 
 

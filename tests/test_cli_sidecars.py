@@ -10,13 +10,7 @@ import sys
 import psutil
 
 from console.engine.procs import group_alive
-from tests.conftest import Host, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import Host, free_port, wait_for
 
 
 def web_config(host: Host, port: int, **extra: object) -> None:

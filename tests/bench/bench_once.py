@@ -13,23 +13,23 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"bench: timed out waiting for {what}")
-        time.sleep(0.05)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import (
+    REPO,
+    make_venv,
+    start_supervisord,
+    stop_all,
+    summary,
+    supervisord_version,
+    wait_for,
+)
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -41,12 +41,6 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def summary(samples: list[float]) -> str:
-    ms = sorted(s * 1000 for s in samples)
-    p90 = ms[int(len(ms) * 0.9) - 1]
-    return f"median {statistics.median(ms):6.1f} ms   p90 {p90:6.1f} ms   max {ms[-1]:6.1f} ms"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=40)
@@ -55,31 +49,11 @@ def main() -> int:
     procs: list[subprocess.Popen[bytes]] = []
     try:
         print("bench: installing supervisor and loopctl into temporary virtualenvs ...", flush=True)
-        repo = Path(__file__).resolve().parents[2]
-        for name, spec in (("sv", "supervisor"), ("lc", str(repo))):
-            subprocess.run([sys.executable, "-m", "venv", str(work / name)], check=True)
-            subprocess.run([str(work / name / "bin/pip"), "install", "-q", spec], check=True)
-        version = subprocess.run([str(work / "sv/bin/supervisord"), "--version"], capture_output=True, text=True,
-                                 check=True).stdout.strip()
-
-        conf = work / "supervisord.conf"
-        conf.write_text(textwrap.dedent(f"""
-            [unix_http_server]
-            file={work}/supervisor.sock
-            [supervisord]
-            logfile={work}/supervisord.log
-            pidfile={work}/supervisord.pid
-            nodaemon=true
-            [rpcinterface:supervisor]
-            supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
-            [supervisorctl]
-            serverurl=unix://{work}/supervisor.sock
-            [program:sleeper]
-            command=sleep 3600
-        """))
-        procs.append(subprocess.Popen([str(work / "sv/bin/supervisord"), "-c", str(conf)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        wait_for((work / "supervisor.sock").exists, 20, "supervisord")
+        sv = make_venv(work / "sv", "supervisor")
+        make_venv(work / "lc", str(REPO))
+        version = supervisord_version(sv)
+        supervisord, conf = start_supervisord(work, sv, "sleeper", "sleep 3600")
+        procs.append(supervisord)
 
         env = {**os.environ, "LOOPCTL_HOME": str(work / "loopctl"), "XDG_CONFIG_HOME": str(work / "config")}
         loopctl = str(work / "lc/bin/loopctl")
@@ -104,14 +78,7 @@ def main() -> int:
         print(f"target (loopctl median <= supervisorctl median): {'met' if ok else 'MISSED'}")
         return 0 if ok else 1
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, work)
 
 
 if __name__ == "__main__":

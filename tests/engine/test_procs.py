@@ -72,3 +72,17 @@ def test_identify_sees_create_time_cmdline_and_the_token():
         proc.kill()
         proc.wait()
     assert identify(proc.pid) is None
+
+
+def test_every_signal_in_the_package_goes_through_the_guard():
+    """No module but procs.py may call os.kill / os.killpg or a Popen's kill/terminate/send_signal."""
+    import re
+    from pathlib import Path
+
+    import console
+
+    root = Path(console.__file__).parent
+    pattern = re.compile(r"os\.kill\(|os\.killpg\(|\.send_signal\(|\.terminate\(\)|\.kill\(\)")
+    offenders = [f"{path.relative_to(root)}:{n}" for path in root.rglob("*.py") if path.name != "procs.py"
+                 for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == []

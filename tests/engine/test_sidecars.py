@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -23,18 +22,9 @@ from console.engine.sidecars import Supervisor
 from console.engine.snapshot import EngineView, HostView, compose
 from console.engine.store import Store
 from console.engine.tray import Level
+from tests.conftest import free_port, http_server
 
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_server(port: int) -> list[str]:
-    return [PY, "-m", "http.server", "--bind", "127.0.0.1", str(port)]
 
 
 def script(tmp: Path, name: str, body: str) -> list[str]:

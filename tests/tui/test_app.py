@@ -110,3 +110,24 @@ def test_the_tray_line_keeps_host_and_role_visible_at_80_columns():
     assert len(line) == 80
     assert line.startswith(" ✖ DOWN  no engine owns")
     assert line.endswith("edge-1 · observer ") and "…" in line
+
+
+async def test_sidecars_show_in_the_overview_with_state_and_pid(tmp_path):
+    from console.engine.config import SidecarConfig
+    from tests.conftest import free_port, http_server
+
+    port = free_port()
+    paths = resolve_paths(str(tmp_path / "state"), None, {}, tmp_path)
+    paths.state_dir.mkdir(mode=0o700)
+    loaded = LoadedConfig(HostConfig(sidecar=[SidecarConfig(name="web", command=http_server(port), port=port)]),
+                          paths.config_path, True)
+    from console.engine.clock import SystemClock
+
+    owner = Owner(paths, loaded, SystemClock(), Lease.try_acquire(paths.lock))
+    app = LoopctlApp(paths, loaded, owner=owner)
+    async with app.run_test(size=(80, 24)) as pilot:
+        snap = await wait_snapshot(pilot, app, lambda s: bool(s.sidecars) and s.sidecars[0].state == "ready",
+                                   turns=500)
+        text = plain(app)
+        assert "Sidecars" in text and "Nothing configured" not in text
+        assert f"web              ready     pid {snap.sidecars[0].pid}" in text and f":{port}" in text

@@ -8,7 +8,7 @@ from rich.padding import Padding
 from rich.text import Text
 from textual.widgets import Static
 
-from console.engine.snapshot import Snapshot
+from console.engine.snapshot import SidecarView, Snapshot
 from console.tui.widgets.tray_bar import GLYPHS, STYLES
 
 
@@ -33,6 +33,11 @@ def overview_renderable(snap: Snapshot) -> RenderableType:
         line.append(reason.text)
         parts.append(line)
         parts.append(Padding(Text(f"→ {reason.action}", style="italic"), (0, 0, 0, 4)))
+    if snap.sidecars:
+        parts.append(Text(""))
+        parts.append(Text("Sidecars", style="bold"))
+        for sc in snap.sidecars:
+            parts.append(Padding(sidecar_line(sc), (0, 0, 0, 2)))
     if empty_host:
         if reasons:
             parts.append(Text(""))
@@ -46,6 +51,21 @@ def overview_renderable(snap: Snapshot) -> RenderableType:
         ]
         parts.extend(Padding(step, (0, 0, 0, 2)) for step in steps)
     return Group(*parts)
+
+
+SIDECAR_STYLES = {"ready": "green", "starting": "cyan", "backoff": "yellow", "failed": "bold red",
+                  "stopping": "dim", "stopped": "dim"}
+
+
+def sidecar_line(sc: SidecarView) -> Text:
+    line = Text()
+    line.append(f"{sc.name:<16} ")
+    line.append(f"{sc.state:<9}", style=SIDECAR_STYLES.get(sc.state, ""))
+    line.append(f" {'pid ' + str(sc.pid) if sc.pid else '-':<10}")
+    line.append(f" {':' + str(sc.port) if sc.port else '':<6}")
+    if sc.attempts:
+        line.append(f" restarts {sc.attempts}/{sc.max_restarts}", style="yellow")
+    return line
 
 
 class OverviewPane(Static):
