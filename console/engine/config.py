@@ -67,9 +67,31 @@ class SidecarConfig:
 
 
 @dataclass(frozen=True)
+class LoopConfig:
+    """A long-lived agent job, run locally as a series of runs (the control plane comes later)."""
+
+    id: str = check(_sidecar_name)
+    command: list[str] = check(_argv)
+    cwd: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    objective: str = ""
+    run_timeout_seconds: float = check(in_range(0, 7 * 86400, "seconds (0 for none)"), default=0.0)
+    interval_seconds: float = check(in_range(0, 86400, "seconds"), default=60.0)
+    enabled: bool = True
+
+    @property
+    def timeout(self) -> float | None:
+        return self.run_timeout_seconds or None
+
+
+@dataclass(frozen=True)
 class HostConfig:
     host: HostSection = field(default_factory=HostSection)
     sidecar: list[SidecarConfig] = field(default_factory=list)
+    loop: list[LoopConfig] = field(default_factory=list)
+
+    def loop_named(self, loop_id: str) -> LoopConfig | None:
+        return next((lp for lp in self.loop if lp.id == loop_id), None)
 
     def sidecar_named(self, name: str) -> SidecarConfig | None:
         return next((s for s in self.sidecar if s.name == name), None)
@@ -80,8 +102,8 @@ class HostConfig:
 
     @property
     def configured_count(self) -> int:
-        """How many supervised things the config declares (loops and plugins come later)."""
-        return len(self.sidecar)
+        """How many supervised things the config declares (plugins come later)."""
+        return len(self.sidecar) + len(self.loop)
 
 
 @dataclass(frozen=True)
@@ -144,4 +166,9 @@ def cross_check(config: HostConfig) -> str | None:
             ports[sidecar.port] = sidecar.name
         if sidecar.health == "tcp" and not sidecar.port:
             return f"sidecar[{index}].health: 'tcp' needs a port"
+    loops: dict[str, int] = {}
+    for index, loop in enumerate(config.loop):
+        if loop.id in loops:
+            return f"loop[{index}].id: {loop.id!r} is already used by loop[{loops[loop.id]}]"
+        loops[loop.id] = index
     return None

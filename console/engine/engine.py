@@ -14,6 +14,7 @@ from console.engine.actions import ActionRegistry
 from console.engine.changes import ChangeFeed
 from console.engine.clock import Clock
 from console.engine.config import LoadedConfig
+from console.engine.loops import Loops
 from console.engine.paths import Paths
 from console.engine.sidecars import Supervisor
 from console.engine.snapshot import (
@@ -48,6 +49,11 @@ class Engine:
                                      clock=clock, on_change=self.changes.bump)
         self.actions.register("retry", "sidecar", self.supervisor.retry)
         self.actions.register("reclaim", "sidecar", self.supervisor.reclaim)
+        self.loops = Loops(loaded.config.loop, store=store, clock=clock, runs_root=paths.state_dir / "runs",
+                           on_change=self.changes.bump)
+        self.actions.register("cancel", "run", self.loops.cancel)
+        self.actions.register("retry", "run", self.loops.retry)
+        self.actions.register("retry", "loop", self.loops.retry)
 
     async def start(self) -> None:
         previous = self.store.thing(ENGINE_KIND, ENGINE_NAME)
@@ -62,8 +68,10 @@ class Engine:
         self.store.transition(ENGINE_KIND, ENGINE_NAME, "running", f"engine started (pid {self.pid})",
                               {"pid": self.pid, "version": __version__})
         await self.supervisor.start()
+        await self.loops.start()
 
     async def stop(self) -> None:
+        await self.loops.stop()
         await self.supervisor.stop()
         self.store.transition(ENGINE_KIND, ENGINE_NAME, "stopped", f"engine stopped (pid {self.pid})",
                               {"pid": self.pid})
@@ -72,6 +80,7 @@ class Engine:
         version = self.changes.version
         if self._cached is not None and self._cached[0] == version:
             return self._cached[1]
+        loops, runs = self.loops.views()
         snap = compose(
             now=self.clock.time(),
             host=host_view(self.paths, self.loaded),
@@ -80,6 +89,8 @@ class Engine:
             things=things_view(self.store.things()),
             events=events_view(self.store.recent_events(SNAPSHOT_EVENTS)),
             sidecars=self.supervisor.views(),
+            loops=loops,
+            runs=runs,
         )
         self._cached = (version, snap)
         return snap

@@ -66,10 +66,11 @@ def offline_snapshot(paths: Paths, loaded: LoadedConfig, clock: Clock) -> Snapsh
     # Imported here: sqlite3 and the store load only when no engine answers (`--once` stays fast).
     import sqlite3  # noqa: PLC0415
 
+    from console.engine.ledger import SNAPSHOT_RUNS, recent_runs, run_views  # noqa: PLC0415
     from console.engine.store import Store, corrupt_error  # noqa: PLC0415
 
     store = Store.open_snapshot(paths.database, clock)
-    things, events = [], []
+    things, events, runs = [], [], []
     last_pid: int | None = None
     clean: bool | None = None
     if store is not None:
@@ -77,6 +78,7 @@ def offline_snapshot(paths: Paths, loaded: LoadedConfig, clock: Clock) -> Snapsh
             things = things_view(store.things())
             events = events_view(store.recent_events(SNAPSHOT_EVENTS))
             engine = store.thing(ENGINE_KIND, ENGINE_NAME)
+            runs = run_views(recent_runs(store, SNAPSHOT_RUNS))
         except sqlite3.DatabaseError as exc:
             raise corrupt_error(paths.database, exc) from None
         finally:
@@ -91,6 +93,7 @@ def offline_snapshot(paths: Paths, loaded: LoadedConfig, clock: Clock) -> Snapsh
         engine=EngineView(running=False, source="offline", last_owner_pid=last_pid, last_stop_clean=clean),
         things=things,
         events=events,
+        runs=runs,
     )
 
 

@@ -10,10 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import psutil
+
+if TYPE_CHECKING:
+    from console.engine.clock import Clock
 
 # psutil derives create_time from clock ticks since boot: the same process reads back the same value.
 CREATE_TIME_TOLERANCE = 0.05
@@ -112,7 +118,7 @@ def identify(pid: int, token_variable: str | None = None) -> Identity | None:
         return Identity(pid, -1.0, [], boot_time(), None)
 
 
-async def wait_gone(pid: int, timeout: float) -> bool:
+async def wait_gone(pid: int, timeout: float | None) -> bool:
     """Wait (bounded, real time: this waits on the OS, not on a policy timer) until `pid` has exited.
 
     Uses a pidfd where the kernel has them, so the wake-up is the exit itself, not a polling tick.
@@ -133,16 +139,45 @@ async def wait_gone(pid: int, timeout: float) -> bool:
 
         loop.add_reader(fd, readable)
         try:
-            await asyncio.wait_for(exited, timeout)
+            await asyncio.wait_for(exited, timeout)  # None: as long as it takes
             return True
         except TimeoutError:
             return identify(pid) is None
         finally:
             loop.remove_reader(fd)
             os.close(fd)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout if timeout is not None else float("inf")
     while identify(pid) is not None:
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(0.01)
     return True
+
+
+async def end_group(pgid: int, exited: Awaitable[Any], grace: float, clock: Clock) -> None:
+    """SIGTERM the group, allow `grace` seconds (on the clock) for the leader to exit, then SIGKILL
+    whatever of the group is left. `exited` completes when the leader (our child) has exited."""
+    done = asyncio.ensure_future(exited)
+    signal_group(pgid, signal.SIGTERM)
+    pause = asyncio.ensure_future(clock.sleep(grace))
+    waiting: set[asyncio.Future[Any]] = {done, pause}
+    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    pause.cancel()
+    if not done.done() or group_alive(pgid):
+        signal_group(pgid, signal.SIGKILL)
+        await done
+
+
+def members_carrying(pgid: int, variable: str, value: str) -> list[int]:
+    """Live members of group `pgid` whose environment has `variable=value`: provably ours even when
+    the group's leader is gone (or its pid now belongs to someone else)."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) != pgid or proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if proc.environ().get(variable) == value:
+                found.append(proc.pid)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return found

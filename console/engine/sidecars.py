@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import secrets
-import signal
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from console.engine.config import SidecarConfig
 from console.engine.health import HealthProber
 from console.engine.pidfile import PidRecord, remove_pidfile, write_pidfile
 from console.engine.ports import port_free, port_holder
-from console.engine.procs import boot_time, group_alive, identify, signal_group
+from console.engine.procs import boot_time, end_group, identify
 from console.engine.reclaim import TOKEN_VARIABLE, Outcome, ReclaimResult, reclaim
 from console.engine.snapshot import PortHolderView, SidecarView
 from console.engine.store import Store
@@ -117,14 +116,7 @@ class SidecarRunner:
                 await task
 
     async def _terminate(self, launch: _Launch) -> None:
-        signal_group(launch.pgid, signal.SIGTERM)
-        exited = asyncio.ensure_future(launch.proc.wait())
-        grace = asyncio.ensure_future(self.clock.sleep(self.cfg.stop_grace_seconds))
-        await asyncio.wait({exited, grace}, return_when=asyncio.FIRST_COMPLETED)
-        grace.cancel()
-        if not exited.done() or group_alive(launch.pgid):
-            signal_group(launch.pgid, signal.SIGKILL)
-            await exited
+        await end_group(launch.pgid, launch.proc.wait(), self.cfg.stop_grace_seconds, self.clock)
 
     # -- the supervision loop ------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from console.engine.decoding import DecodeError, decode, encode
-from console.engine.tray import Tray, config_reasons, engine_reasons, roll_up, sidecar_reasons
+from console.engine.tray import Tray, config_reasons, engine_reasons, loop_reasons, roll_up, sidecar_reasons
 
 if TYPE_CHECKING:  # type-only: `--once` against a running engine must not load sqlite3
     from console.engine.config import LoadedConfig
@@ -94,6 +94,54 @@ class SidecarView:
 
 
 @dataclass(frozen=True)
+class LoopView:
+    id: str
+    state: str = "active"  # active | escalated | disabled (paused, transient, finalized come with the control plane)
+    reason: str = ""
+    enabled: bool = True
+    objective: str = ""
+    interval_seconds: float = 0.0
+    run_timeout_seconds: float = 0.0
+    current_run: str | None = None
+    next_run_at: float | None = None
+
+    @property
+    def key(self) -> str:
+        return f"loop:{self.id}"
+
+
+@dataclass(frozen=True)
+class RunView:
+    id: str
+    loop_id: str
+    status: str
+    pid: int | None = None
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    exit_signal: int | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+    stop_reason: str | None = None
+    timeout_configured: bool = False
+    timeout_fired: bool = False
+    effective_timeout_sec: float | None = None
+    liveness: str | None = None
+    liveness_reason: str | None = None
+    next_action: str | None = None
+    continuation_attempt: int = 0
+    retry_of_run_id: str | None = None
+    process_loss_retry_count: int = 0
+    last_useful_action_at: float | None = None
+    summary: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"run:{self.id}"
+
+
+@dataclass(frozen=True)
 class EventView:
     id: int
     at: float
@@ -114,6 +162,8 @@ class Snapshot:
     things: list[ThingView] = field(default_factory=list)
     events: list[EventView] = field(default_factory=list)  # newest first
     sidecars: list[SidecarView] = field(default_factory=list)
+    loops: list[LoopView] = field(default_factory=list)
+    runs: list[RunView] = field(default_factory=list)  # the most recent, newest first
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = encode(self)
@@ -168,10 +218,17 @@ def sidecars_from_things(things: list[ThingView]) -> list[SidecarView]:
     return views
 
 
+def loops_from_things(things: list[ThingView]) -> list[LoopView]:
+    return [LoopView(id=t.name, state=t.state, reason=t.reason) for t in things if t.kind == "loop"]
+
+
 def compose(*, now: float, host: HostView, engine: EngineView, things: list[ThingView],
-            events: list[EventView], sidecars: list[SidecarView] | None = None) -> Snapshot:
+            events: list[EventView], sidecars: list[SidecarView] | None = None,
+            loops: list[LoopView] | None = None, runs: list[RunView] | None = None) -> Snapshot:
     """Build a snapshot and its tray. One function for the owner and the offline observer."""
     sidecars = sidecars if sidecars is not None else sidecars_from_things(things)
+    loops = loops if loops is not None else loops_from_things(things)
+    runs = runs or []
     reasons = [
         *engine_reasons(running=engine.running, state_dir=host.state_dir,
                         last_owner_pid=engine.last_owner_pid, last_stop_clean=engine.last_stop_clean),
@@ -179,6 +236,6 @@ def compose(*, now: float, host: HostView, engine: EngineView, things: list[Thin
                         config_present=host.config_present),
     ]
     if engine.running:  # with no engine, sidecar states are history: the tray says the engine is down
-        reasons += sidecar_reasons(sidecars)
+        reasons += sidecar_reasons(sidecars) + loop_reasons(loops, runs)
     return Snapshot(schema=SNAPSHOT_SCHEMA, generated_at=now, host=host, engine=engine,
-                    tray=roll_up(reasons), things=things, events=events, sidecars=sidecars)
+                    tray=roll_up(reasons), things=things, events=events, sidecars=sidecars, loops=loops, runs=runs)

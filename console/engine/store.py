@@ -51,8 +51,55 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_by_thing ON events (kind, name, id);
     """,
+    # v2: the run ledger. Runs keep their state here, not in `things`: a ledger of 100,000 runs
+    # must never be loaded whole.
+    """
+    CREATE TABLE runs (
+        id                       TEXT PRIMARY KEY,
+        loop_id                  TEXT NOT NULL,
+        status                   TEXT NOT NULL,
+        pid                      INTEGER,
+        pgid                     INTEGER,
+        create_time              REAL,
+        boot_time                REAL,
+        session_token            TEXT,
+        cmdline                  TEXT,
+        queued_at                REAL NOT NULL,
+        started_at               REAL,
+        finished_at              REAL,
+        exit_code                INTEGER,
+        exit_signal              INTEGER,
+        error_code               TEXT,
+        error_text               TEXT,
+        stop_reason              TEXT,
+        timeout_configured       INTEGER NOT NULL DEFAULT 0,
+        timeout_fired            INTEGER NOT NULL DEFAULT 0,
+        effective_timeout_sec    REAL,
+        liveness                 TEXT,
+        liveness_reason          TEXT,
+        next_action              TEXT,
+        continuation_attempt     INTEGER NOT NULL DEFAULT 0,
+        chain_id                 TEXT NOT NULL,
+        retry_of_run_id          TEXT,
+        process_loss_retry_count INTEGER NOT NULL DEFAULT 0,
+        last_useful_action_at    REAL,
+        summary                  TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX runs_by_loop ON runs (loop_id, id);
+    CREATE INDEX runs_by_liveness ON runs (liveness, id);
+    CREATE INDEX runs_unfinished ON runs (status) WHERE status IN ('queued', 'running');
+    CREATE INDEX runs_by_chain ON runs (chain_id, continuation_attempt);
+    CREATE INDEX runs_by_retry_of ON runs (retry_of_run_id) WHERE retry_of_run_id IS NOT NULL;
+    """,
 )
+RUN_KIND = "run"
 SCHEMA_VERSION = len(MIGRATIONS)
+RUN_COLUMNS = frozenset({
+    "loop_id", "pid", "pgid", "create_time", "boot_time", "session_token", "cmdline", "queued_at", "started_at",
+    "finished_at", "exit_code", "exit_signal", "error_code", "error_text", "stop_reason", "timeout_configured",
+    "timeout_fired", "effective_timeout_sec", "liveness", "liveness_reason", "next_action", "continuation_attempt",
+    "chain_id", "retry_of_run_id", "process_loss_retry_count", "last_useful_action_at", "summary",
+})
 
 
 @dataclass(frozen=True)
@@ -80,6 +127,8 @@ class Store:
         self.clock = clock
         self.bus = bus
         self.writable = writable
+        self._batch_depth = 0
+        self._unpublished: list[Transition] = []
 
     # -- opening ----------------------------------------------------------------------------------
 
@@ -145,49 +194,109 @@ class Store:
     def _write(self) -> Iterator[sqlite3.Connection]:
         if not self.writable:
             raise StoreError(f"state database {self.path} is open read-only: only the engine writes it")
+        if self._batch_depth:
+            yield self._conn  # the enclosing batch commits (or rolls back) everything at once
+            return
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             yield self._conn
         except BaseException:
             self._conn.execute("ROLLBACK")
+            self._unpublished.clear()
             raise
         self._conn.execute("COMMIT")
+        self._publish()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Several transitions in one transaction: all of them land, or none. Subscribers hear of
+        them only after the commit."""
+        if self._batch_depth:
+            self._batch_depth += 1
+            try:
+                yield
+            finally:
+                self._batch_depth -= 1
+            return
+        if not self.writable:
+            raise StoreError(f"state database {self.path} is open read-only: only the engine writes it")
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._batch_depth = 1
+        try:
+            yield
+        except BaseException:
+            self._batch_depth = 0
+            self._conn.execute("ROLLBACK")
+            self._unpublished.clear()
+            raise
+        self._batch_depth = 0
+        self._conn.execute("COMMIT")
+        self._publish()
+
+    def _publish(self) -> None:
+        pending, self._unpublished = self._unpublished, []
+        for transition in pending:
+            self.bus.publish(transition)
 
     # -- the one write path -----------------------------------------------------------------------
 
     def transition(
-        self, kind: str, name: str, new: str, reason: str, detail: dict[str, Any] | None = None
+        self, kind: str, name: str, new: str, reason: str, detail: dict[str, Any] | None = None,
+        *, columns: dict[str, Any] | None = None,
     ) -> Transition | None:
         """Record `previous -> new` with a reason, append the event, then publish it.
 
-        Returns None (and records nothing) when neither the state nor the reason changed.
+        Runs keep their state in the ledger (`columns` sets other ledger fields in the same write);
+        everything else in `things`. Returns None (and records nothing) when nothing changed.
         """
         detail = detail or {}
         detail_json = json.dumps(detail, sort_keys=True)
         now = self.clock.time()
         with self._write() as conn:
-            row = conn.execute(
-                "SELECT state, reason FROM things WHERE kind = ? AND name = ?", (kind, name)
-            ).fetchone()
-            previous = row[0] if row else None
-            if row is not None and row[0] == new and row[1] == reason:
-                return None
-            conn.execute(
-                "INSERT INTO things (kind, name, state, reason, detail, since) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (kind, name) DO UPDATE SET state = excluded.state, reason = excluded.reason, "
-                "detail = excluded.detail, since = CASE WHEN things.state = excluded.state "
-                "THEN things.since ELSE excluded.since END",
-                (kind, name, new, reason, detail_json, now),
-            )
+            if kind == RUN_KIND:
+                previous = self._run_state(conn, name, new, columns or {})
+            else:
+                row = conn.execute(
+                    "SELECT state, reason FROM things WHERE kind = ? AND name = ?", (kind, name)
+                ).fetchone()
+                previous = row[0] if row else None
+                if row is not None and row[0] == new and row[1] == reason:
+                    return None
+                conn.execute(
+                    "INSERT INTO things (kind, name, state, reason, detail, since) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (kind, name) DO UPDATE SET state = excluded.state, reason = excluded.reason, "
+                    "detail = excluded.detail, since = CASE WHEN things.state = excluded.state "
+                    "THEN things.since ELSE excluded.since END",
+                    (kind, name, new, reason, detail_json, now),
+                )
             cur = conn.execute(
-                "INSERT INTO events (at, kind, name, previous, new, reason, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO events (at, kind, name, previous, new, reason, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (now, kind, name, previous, new, reason, detail_json),
             )
             event_id = cur.lastrowid
-        assert event_id is not None
-        transition = Transition(event_id, now, kind, name, previous, new, reason, detail)
-        self.bus.publish(transition)
+            assert event_id is not None
+            transition = Transition(event_id, now, kind, name, previous, new, reason, detail)
+            self._unpublished.append(transition)
         return transition
+
+    def _run_state(self, conn: sqlite3.Connection, run_id: str, new: str, columns: dict[str, Any]) -> str | None:
+        unknown = set(columns) - RUN_COLUMNS
+        if unknown:
+            raise ValueError(f"not ledger columns: {sorted(unknown)}")
+        row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            if "loop_id" not in columns:
+                raise StoreError(f"run {run_id} is not in the ledger")
+            values = {"id": run_id, "status": new, "queued_at": self.clock.time(), "chain_id": run_id, **columns}
+            names = ", ".join(values)
+            marks = ", ".join("?" for _ in values)
+            conn.execute(f"INSERT INTO runs ({names}) VALUES ({marks})", tuple(values.values()))
+            return None
+        sets = {"status": new, **columns}
+        assignments = ", ".join(f"{column} = ?" for column in sets)
+        conn.execute(f"UPDATE runs SET {assignments} WHERE id = ?", (*sets.values(), run_id))
+        return str(row[0])
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -205,6 +314,10 @@ class Store:
             sql += " WHERE kind = ?"
             params = (kind,)
         return [_thing(r) for r in self._conn.execute(sql + " ORDER BY kind, name", params)]
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """A read for the ledger's queries (ledger.py holds the SQL)."""
+        return self._conn.execute(sql, params).fetchall()
 
     def recent_events(self, limit: int = 50) -> list[Transition]:
         rows = self._conn.execute(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from console.engine.errors import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING
 
 if TYPE_CHECKING:
-    from console.engine.snapshot import SidecarView
+    from console.engine.snapshot import LoopView, RunView, SidecarView
 
 
 class Level(StrEnum):
@@ -47,7 +47,9 @@ CODE_PRIORITY: dict[str, int] = {
     "spawn_error": 11,
     "crash_loop": 12,
     "ready_timeout": 13,
+    "loop_escalated": 20,
     "sidecar_restarting": 30,
+    "run_detached": 40,
     "nothing_configured": 90,
 }
 DEFAULT_PRIORITY = 50
@@ -123,4 +125,20 @@ def sidecar_reasons(sidecars: Iterable[SidecarView]) -> list[Reason]:
         elif s.state == "backoff":
             reasons.append(Reason(Level.DEGRADED, "sidecar_restarting", f"{s.name}: {s.reason_text}",
                                   f"wait, or `loopctl retry {subject}` to restart it now", subject))
+    return reasons
+
+
+def loop_reasons(loops: Iterable[LoopView], runs: Iterable[RunView]) -> list[Reason]:
+    """An escalated loop starts no runs until an operator retries it; a detached run is a warning."""
+    reasons = []
+    for lp in loops:
+        if lp.state == "escalated":
+            reasons.append(Reason(Level.DEGRADED, "loop_escalated", f"loop {lp.id} escalated: {lp.reason}",
+                                  f"look at its runs, then `loopctl retry loop:{lp.id}`", f"loop:{lp.id}"))
+    for run in runs:
+        if run.status == "running" and run.error_code == "process_detached":
+            reasons.append(Reason(Level.DEGRADED, "run_detached",
+                                  f"run {run.id} (loop {run.loop_id}) runs without a handle, pid {run.pid}",
+                                  f"it is watched and settles when it exits; `loopctl cancel run:{run.id}` ends it",
+                                  f"run:{run.id}"))
     return reasons

@@ -132,7 +132,7 @@ def test_a_corrupt_database_is_reported_and_kept(tmp_path, damage):
     else:
         s = Store.open(path, FakeClock())
         for i in range(300):
-            s.transition("run", f"r{i}", "succeeded", "x" * 200)
+            s.transition("sidecar", f"s{i}", "ready", "x" * 200)
         s.close()
         data = path.read_bytes()
         path.write_bytes(data[: len(data) // 2])
