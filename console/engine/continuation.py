@@ -49,10 +49,10 @@ def next_action_by_rule(liveness: Liveness, agent_next_action: str) -> str:
 
 def _section(title: str, body: str) -> str:
     body = body.strip() or "(none)"
-    limit = SECTION_MAX - len(title) - len("## \n\n\n")
+    limit = SECTION_MAX - len(title) - len("## \n\n\n\n")
     if len(body) > limit:
         body = body[: limit - 1] + "…"
-    return f"## {title}\n\n{body}\n"
+    return f"## {title}\n\n{body}\n\n"
 
 
 def continuation_summary(*, loop_id: str, objective: str, attempt: int, liveness: Liveness,

@@ -94,8 +94,8 @@ class LoopRunner:
                 queued_next = self.owner.settle(run, observed, self.cfg)
             finally:
                 self.current = None
-            if queued_next:
-                continue
+            if queued_next or self.state == "escalated":
+                continue  # a follow-up runs at once; an escalated loop waits for the operator, not the clock
             await self._pause(self.cfg.interval_seconds)
 
     async def _pause(self, seconds: float) -> None:
@@ -312,7 +312,9 @@ class Loops:
     async def _watch_detached(self, run: RunRecord) -> None:
         assert run.pid is not None
         handoff_path = run_dir(self.runs_root, run.id) / "handoff.json"
-        last_touch = mtime(handoff_path)
+        # Compare with the last activity on record, not with the file as this task first finds it:
+        # a touch between the reap and this task's first turn is activity too.
+        last_touch = run.last_useful_action_at
         gone = asyncio.ensure_future(wait_gone(run.pid, None))
         try:
             while not gone.done():
