@@ -68,8 +68,12 @@ class Rig:
     def loop(self, mode: str, **kw) -> LoopConfig:
         agent = self.tmp / "agent.py"
         agent.write_text(textwrap.dedent(AGENT))
-        return LoopConfig(id=kw.pop("id", "docs"), command=[sys.executable, str(agent), mode, str(self.tmp / "seen.jsonl")],
+        command = [sys.executable, str(agent), mode, str(self.tmp / "seen.jsonl")]
+        return LoopConfig(id=kw.pop("id", "docs"), command=command,
                           objective=kw.pop("objective", "keep the README true"), **kw)
+
+    def agent_up(self) -> bool:
+        return any("working" in p.read_text() for p in (self.tmp / "runs").glob("*/output.log"))
 
     def loops(self, *cfgs: LoopConfig) -> Loops:
         loops = Loops(list(cfgs), store=self.store, clock=self.clock, runs_root=self.tmp / "runs",
@@ -166,8 +170,7 @@ async def test_a_timeout_ends_the_whole_group_and_says_so(rig):
     loops = rig.loops(rig.loop("hang-group", run_timeout_seconds=30))
     await loops.start()
     await rig.drive(lambda: rig.runs() and rig.runs()[0].status == "running", step=0.0, what="running")
-    await rig.drive(lambda: any("working" in open(p).read() for p in (rig.tmp / "runs").glob("*/output.log")),
-                    step=0.0, what="agent up")
+    await rig.drive(rig.agent_up, step=0.0, what="agent up")
     run = rig.runs()[0]
     rig.clock.advance(29)
     await asyncio.sleep(0.2)
@@ -182,8 +185,7 @@ async def test_a_timeout_ends_the_whole_group_and_says_so(rig):
 async def test_cancel_of_a_running_run_kills_its_whole_group(rig):
     loops = rig.loops(rig.loop("hang-group"))
     await loops.start()
-    await rig.drive(lambda: any("working" in open(p).read() for p in (rig.tmp / "runs").glob("*/output.log")),
-                    step=0.0, what="agent up")
+    await rig.drive(rig.agent_up, step=0.0, what="agent up")
     run = rig.runs()[0]
     result = await loops.cancel(Target("run", run.id))
     assert result["status"] == "cancelled"
