@@ -49,6 +49,21 @@ def render_text(snap: Snapshot) -> str:
             restarts = f", restarts {sc.attempts}/{sc.max_restarts}" if sc.attempts else ""
             lines.append(f"  {sc.name:<16} {sc.state:<9} {pid}, {where}{restarts}"
                          + (f": {sc.reason_text}" if sc.state in ("failed", "backoff") else ""))
+    if snap.loops:
+        lines.append("loops:")
+        for lp in snap.loops:
+            now = f", running {lp.current_run}" if lp.current_run else ""
+            why = f": {lp.reason}" if lp.state != "active" and lp.reason else ""
+            lines.append(f"  {lp.id:<16} {lp.state:<9}{now}{why}")
+    if snap.runs:
+        lines.append("recent runs:")
+        for run in snap.runs[:5]:
+            stop = run.stop_reason or "-"
+            if run.stop_reason == "timeout" and run.effective_timeout_sec:
+                stop = f"timeout ({run.effective_timeout_sec:g} s)"
+            cont = f", continuation {run.continuation_attempt}/2" if run.continuation_attempt else ""
+            lines.append(f"  {run.id}  {run.loop_id:<12} {run.status:<9} stop: {stop}, "
+                         f"liveness: {run.liveness or '-'}{cont}")
     if snap.events:
         lines.append("recent events:")
         for e in snap.events[:5]:

@@ -38,6 +38,19 @@ def overview_renderable(snap: Snapshot) -> RenderableType:
         parts.append(Text("Sidecars", style="bold"))
         for sc in snap.sidecars:
             parts.append(Padding(sidecar_line(sc), (0, 0, 0, 2)))
+    if snap.loops:
+        parts.append(Text(""))
+        parts.append(Text("Loops", style="bold"))
+        last = {r.loop_id: r for r in reversed(snap.runs)}
+        for lp in snap.loops:
+            line = Text(f"{lp.id:<16} ")
+            line.append(f"{lp.state:<9}", style={"active": "green", "escalated": "bold yellow"}.get(lp.state, "dim"))
+            run = last.get(lp.id)
+            if lp.current_run:
+                line.append(f" running {lp.current_run[-8:]}")
+            elif run is not None:
+                line.append(f" last: {run.status}, {run.liveness or '-'}")
+            parts.append(Padding(line, (0, 0, 0, 2)))
     if empty_host:
         if reasons:
             parts.append(Text(""))
