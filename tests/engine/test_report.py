@@ -48,7 +48,8 @@ def test_text_report_lists_loops_and_recent_runs_with_stop_metadata():
 
     s = compose(now=1.0, host=HostView("h", "/s", "/c", True, 1), engine=EngineView(True, "owner", pid=1),
                 things=[], events=[],
-                loops=[LoopView(id="docs", state="escalated", reason="run R3 plan_only: continuation attempts exhausted")],
+                loops=[LoopView(id="docs", state="escalated",
+                                reason="run R3 plan_only: continuation attempts exhausted")],
                 runs=[RunView(id="R3", loop_id="docs", status="timed_out", stop_reason="timeout",
                               effective_timeout_sec=1800, liveness="failed", continuation_attempt=2)])
     text = render_text(s)
