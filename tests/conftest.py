@@ -154,6 +154,28 @@ def http_server(port: int) -> list[str]:
     return [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)]
 
 
+async def drive(clock: object, until: Callable[[], object], *, step: float = 0.05, timeout: float = 30.0,
+                what: str = "a state") -> None:
+    """Advance a FakeClock in small steps while real processes do their part, until `until()`."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while not until():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        clock.advance(step)  # type: ignore[attr-defined]
+        await asyncio.sleep(0.01)
+
+
+async def finish_with_clock(clock: object, awaitable: object, step: float = 0.5) -> None:
+    """Run `awaitable` to completion while the fake clock moves (stops have grace periods on it)."""
+    import asyncio
+
+    task = asyncio.ensure_future(awaitable)  # type: ignore[arg-type]
+    await drive(clock, task.done, step=step, what="the stop to finish")
+    await task
+
+
 requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="acting as another user needs root")
 
 

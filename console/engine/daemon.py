@@ -11,7 +11,6 @@ import logging
 import signal
 import threading
 import time
-from typing import Any
 
 from console.engine.clock import Clock, SystemClock
 from console.engine.config import LoadedConfig
@@ -19,6 +18,7 @@ from console.engine.errors import LeaseError, OwnerUnavailable
 from console.engine.lease import Lease, read_holder
 from console.engine.owner import Owner
 from console.engine.paths import Paths, ensure_state_dir
+from console.engine.waiting import first_done
 from console.engine.watch import watch
 
 log = logging.getLogger("loopctl.daemon")
@@ -100,9 +100,8 @@ async def wait_for_lease(paths: Paths, stop: asyncio.Event) -> Lease | None:
     threading.Thread(target=worker, name="loopctl-standby", daemon=True).start()
     observer = asyncio.create_task(_observe(paths))
     stopping = asyncio.create_task(stop.wait())
-    waiting: set[asyncio.Future[Any]] = {got, stopping}
     try:
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        await first_done(got, stopping)
     finally:
         observer.cancel()
         stopping.cancel()

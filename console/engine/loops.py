@@ -48,6 +48,7 @@ from console.engine.procs import CREATE_TIME_TOLERANCE, identify, members_carryi
 from console.engine.runs import ACTIVITY_SAMPLE, RUN_ID_VARIABLE, STOP_GRACE, Observed, RunExecutor, mtime, run_dir
 from console.engine.snapshot import LoopView, RunView
 from console.engine.store import RUN_KIND, Store
+from console.engine.waiting import sleep_unless
 
 log = logging.getLogger("loopctl.loops")
 
@@ -101,13 +102,10 @@ class LoopRunner:
     async def _pause(self, seconds: float) -> None:
         self.next_run_at = self.owner.clock.time() + seconds
         self.wake.clear()
-        sleep = asyncio.ensure_future(self.owner.clock.sleep(seconds))
         woken = asyncio.ensure_future(self.wake.wait())
-        waiting: set[asyncio.Future[Any]] = {sleep, woken}
         try:
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            await sleep_unless(self.owner.clock, seconds, woken)
         finally:
-            sleep.cancel()
             woken.cancel()
             self.next_run_at = None
 
@@ -261,11 +259,8 @@ class Loops:
             return ""
         for pid in members:
             signal_pid(pid, signal.SIGTERM)
-        pause = asyncio.ensure_future(self.clock.sleep(STOP_GRACE))
         gone = asyncio.ensure_future(asyncio.gather(*(wait_gone(pid, None) for pid in members)))
-        waiting: set[asyncio.Future[Any]] = {pause, gone}
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-        pause.cancel()
+        await sleep_unless(self.clock, STOP_GRACE, gone)
         survivors = members_carrying(run.pgid, RUN_ID_VARIABLE, run.id)
         for pid in survivors:
             signal_pid(pid, signal.SIGKILL)
@@ -318,10 +313,7 @@ class Loops:
         gone = asyncio.ensure_future(wait_gone(run.pid, None))
         try:
             while not gone.done():
-                pause = asyncio.ensure_future(self.clock.sleep(ACTIVITY_SAMPLE))
-                waiting: set[asyncio.Future[Any]] = {gone, pause}
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                pause.cancel()
+                await sleep_unless(self.clock, ACTIVITY_SAMPLE, gone)
                 touched = mtime(handoff_path)
                 if touched is not None and touched != last_touch:
                     last_touch = touched

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from console.engine.waiting import sleep_unless
+
 if TYPE_CHECKING:
     from console.engine.clock import Clock
 
@@ -159,10 +161,7 @@ async def end_group(pgid: int, exited: Awaitable[Any], grace: float, clock: Cloc
     whatever of the group is left. `exited` completes when the leader (our child) has exited."""
     done = asyncio.ensure_future(exited)
     signal_group(pgid, signal.SIGTERM)
-    pause = asyncio.ensure_future(clock.sleep(grace))
-    waiting: set[asyncio.Future[Any]] = {done, pause}
-    await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-    pause.cancel()
+    await sleep_unless(clock, grace, done)
     if not done.done() or group_alive(pgid):
         signal_group(pgid, signal.SIGKILL)
         await done

@@ -13,7 +13,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from console.engine.atomic import atomic_write_text
 from console.engine.clock import Clock
@@ -23,6 +22,7 @@ from console.engine.ledger import RunRecord
 from console.engine.liveness import Ending
 from console.engine.procs import boot_time, end_group, identify
 from console.engine.store import RUN_KIND, Store
+from console.engine.waiting import sleep_unless
 
 RUN_ID_VARIABLE = "LOOPCTL_RUN_ID"  # also the proof, in a process's environment, that it belongs to a run
 STOP_GRACE = 2.0  # TERM, this long, then KILL
@@ -129,10 +129,7 @@ class RunExecutor:
                 pause_for = ACTIVITY_SAMPLE
                 if deadline is not None:
                     pause_for = min(pause_for, max(0.0, deadline - self.clock.monotonic()))
-                pause = asyncio.ensure_future(self.clock.sleep(pause_for))
-                waiting: set[asyncio.Future[Any]] = {exited, cancelled, pause}
-                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                pause.cancel()
+                await sleep_unless(self.clock, pause_for, exited, cancelled)
                 touched = mtime(handoff_path)
                 if touched is not None and touched != last_touch:  # touching the handoff counts as activity
                     last_touch = touched

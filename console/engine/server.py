@@ -26,6 +26,7 @@ from console.engine.protocol import (
     error,
     ok,
 )
+from console.engine.waiting import first_done
 
 log = logging.getLogger("loopctl.socket")
 
@@ -155,8 +156,8 @@ class SocketServer:
                 await _send(writer, ok(rid, snapshot=self.engine.snapshot().to_dict(), version=seen))
                 self._watch_sent[task] = seen
                 newer = asyncio.ensure_future(changes.wait_newer(seen))
-                done, _ = await asyncio.wait({newer, hangup}, return_when=asyncio.FIRST_COMPLETED)
-                if hangup in done:
+                await first_done(newer, hangup)
+                if hangup.done():
                     newer.cancel()
                     return
         finally:

@@ -42,6 +42,7 @@ from console.engine.supervision import (
     holder_text,
     latches,
 )
+from console.engine.waiting import sleep_unless
 
 log = logging.getLogger("loopctl.sidecars")
 
@@ -204,14 +205,12 @@ class SidecarRunner:
             if outcome == "ready":
                 self.ready_at = self.clock.time()
                 self._set(gen, "ready", "", f"healthy ({self.cfg.health_check}), pid {launch.proc.pid}")
-                stable = asyncio.ensure_future(self.clock.sleep(STABILITY_SECONDS))
-                await asyncio.wait({exited, stable}, return_when=asyncio.FIRST_COMPLETED)
-                if stable.done() and gen == self.generation:
+                stable = await sleep_unless(self.clock, STABILITY_SECONDS, exited)
+                if stable and gen == self.generation:
                     stable_count = self.attempts
                     self.attempts = 0
                     if stable_count:
                         self.on_change()
-                stable.cancel()
                 await exited
             return self._exit_failure(launch)
         finally:
@@ -229,10 +228,7 @@ class SidecarRunner:
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 return "timeout"
-            pause = asyncio.ensure_future(self.clock.sleep(min(interval, remaining)))
-            waiting: set[asyncio.Future[Any]] = {pause, exited}
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-            pause.cancel()
+            await sleep_unless(self.clock, min(interval, remaining), exited)
             interval = min(interval * 2, PROBE_MAX)
 
     async def _healthy(self, began: float) -> bool:

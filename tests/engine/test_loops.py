@@ -22,6 +22,9 @@ from console.engine.ledger import RunIds, get_run, latest_runs, queue_run
 from console.engine.loops import LOOP_KIND, Loops
 from console.engine.procs import boot_time, group_alive, identify
 from console.engine.store import RUN_KIND, Store
+from tests.conftest import drive, finish_with_clock
+
+DEFAULT_STEP = 0.5
 
 AGENT = """
 import json, os, subprocess, sys, time
@@ -81,13 +84,8 @@ class Rig:
         self.made.append(loops)
         return loops
 
-    async def drive(self, until, *, step: float = 0.5, timeout: float = 30.0, what: str = "a state"):
-        deadline = time.monotonic() + timeout
-        while not until():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            self.clock.advance(step)
-            await asyncio.sleep(0.01)
+    async def drive(self, until, *, step: float = DEFAULT_STEP, timeout: float = 30.0, what: str = "a state"):
+        await drive(self.clock, until, step=step, timeout=timeout, what=what)
 
     def runs(self, loop_id: str = "docs"):
         return list(reversed(latest_runs(self.store, loop_id, 100)))
@@ -104,10 +102,7 @@ async def rig(tmp_path):
     r = Rig(tmp_path, clock, store)
     yield r
     for loops in r.made:
-        stopping = asyncio.ensure_future(loops.stop())
-        while not stopping.done():
-            clock.advance(0.5)
-            await asyncio.sleep(0.01)
+        await finish_with_clock(clock, loops.stop())
     store.close()
 
 
@@ -332,8 +327,7 @@ async def test_escalation_survives_an_engine_restart(rig):
     first = rig.loops(cfg)
     await first.start()
     await rig.drive(lambda: rig.loop_state() == "escalated", step=0.05, what="escalation")
-    stopping = asyncio.ensure_future(first.stop())
-    await rig.drive(stopping.done, step=0.1, what="stopped")
+    await finish_with_clock(rig.clock, first.stop())
     second = rig.loops(cfg)
     await second.start()
     rig.clock.advance(3600)

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +21,9 @@ from console.engine.sidecars import Supervisor
 from console.engine.snapshot import EngineView, HostView, compose
 from console.engine.store import Store
 from console.engine.tray import Level
-from tests.conftest import free_port, http_server
+from tests.conftest import drive, finish_with_clock, free_port, http_server
+
+DEFAULT_STEP = 0.05
 
 PY = sys.executable
 
@@ -47,14 +48,8 @@ class Rig:
         self.made.append(sup)
         return sup
 
-    async def drive(self, until, *, step: float = 0.05, timeout: float = 30.0, what: str = "a state"):
-        """Advance the fake clock in small steps while the real processes do their part."""
-        deadline = time.monotonic() + timeout
-        while not until():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            self.clock.advance(step)
-            await asyncio.sleep(0.01)
+    async def drive(self, until, *, step: float = DEFAULT_STEP, timeout: float = 30.0, what: str = "a state"):
+        await drive(self.clock, until, step=step, timeout=timeout, what=what)
 
     def events(self, name: str) -> list[tuple[str | None, str]]:
         return [(e.previous, e.new) for e in reversed(self.store.recent_events(500)) if e.name == name]
@@ -67,10 +62,7 @@ async def rig(tmp_path):
     r = Rig(tmp_path, clock, store)
     yield r
     for sup in r.made:
-        stopping = asyncio.ensure_future(sup.stop())
-        while not stopping.done():
-            clock.advance(0.5)
-            await asyncio.sleep(0.01)
+        await finish_with_clock(clock, sup.stop())
     store.close()
 
 
