@@ -18,6 +18,10 @@ import pytest
 
 NOBODY = 65534
 
+# Rendered times (snapshot SVGs, screenshots) must not depend on the machine's zone.
+os.environ["TZ"] = "UTC"
+time.tzset()
+
 
 def loopctl_argv() -> list[str]:
     """The installed console script when there is one (what the README runs), else `python -m console`."""

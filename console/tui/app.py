@@ -1,91 +1,337 @@
-"""The loopctl console. It owns the host in-process when no engine runs, else observes the owner."""
+"""The loopctl console: tray header, six tabs, a detail pane, and the actions.
+
+It owns the host in-process when no engine runs, else observes the owner through its socket (and
+offers to take over if that owner goes away). It only ever renders snapshots.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import ClassVar
 
+from rich.console import Group
+from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
-from textual.widgets import Footer, Static
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
-from console.engine.clock import SystemClock
+from console.engine.actions import ActionError
+from console.engine.clock import Clock, SystemClock
 from console.engine.config import LoadedConfig
+from console.engine.errors import LoopctlError, OwnerUnavailable
 from console.engine.lease import Lease
 from console.engine.observe import offline_snapshot, wait_until_released
 from console.engine.owner import Owner
 from console.engine.paths import Paths, ensure_state_dir
 from console.engine.snapshot import Snapshot
-from console.tui.feed import follow_engine, follow_socket
-from console.tui.widgets.events import EventsTable
-from console.tui.widgets.overview import OverviewPane
+from console.tui.commands import LoopctlCommands
+from console.tui.format import duration
+from console.tui.rows import TABLES, counts, matches
+from console.tui.screens.confirm import ConfirmScreen
+from console.tui.screens.help import HelpScreen
+from console.tui.selection import DESTRUCTIVE, applicable
+from console.tui.source import ObservedSource, OwnedSource, Source
+from console.tui.widgets.detail_pane import DetailPane
+from console.tui.widgets.keyed_table import KeyedTable
 from console.tui.widgets.tray_bar import TrayBar
+
+TABS = [("overview", "Overview"), ("sidecars", "Sidecars"), ("loops", "Loops"), ("runs", "Runs"),
+        ("config", "Config"), ("events", "Events")]
+ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel"}
+CONFIRM_TEXT = {
+    "reclaim": "Ends what an earlier engine left running for this sidecar, if it is provably ours, then "
+               "relaunches it. A foreign process is never signalled.",
+    "cancel": "Ends the run's whole process group (SIGTERM, then SIGKILL after 2 s). Its stop reason "
+              "becomes `cancelled`.",
+}
 
 
 class LoopctlApp(App[int]):
     TITLE = "loopctl"
+    COMMANDS = App.COMMANDS | {LoopctlCommands}
     CSS = """
-    #events-title { padding: 0 2; text-style: bold; height: 1; }
+    #counts { padding: 0 1; height: auto; }
+    #config-body { padding: 1 2; }
+    #filter { display: none; height: 3; }
+    #filter.shown { display: block; }
+    DetailPane.enlarged { height: 1fr; }
+    TabbedContent { height: 1fr; }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("q", "quit", "Quit")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("r", "act('reclaim')", "Reclaim"),
+        Binding("t", "act('retry')", "Retry"),
+        Binding("c", "act('cancel')", "Cancel"),
+        Binding("slash", "filter", "Filter"),
+        Binding("question_mark", "help", "Help"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        *[Binding(str(i), f"tab('{tab}')", label, show=False) for i, (tab, label) in enumerate(TABS, 1)],
+    ]
 
-    def __init__(self, paths: Paths, loaded: LoadedConfig, *, owner: Owner | None,
-                 read_only: bool = False) -> None:
+    def __init__(self, source: Source, *, paths: Paths, loaded: LoadedConfig, read_only: bool = False,
+                 clock: Clock | None = None) -> None:
         super().__init__()
+        self.source = source
         self.paths = paths
         self.loaded = loaded
-        self.owner = owner
         self.read_only = read_only
-        self.role = "owner" if owner is not None else "observer"
+        self.clock = clock or SystemClock()
+        self.role = source.role
         self.snapshot: Snapshot | None = None
+        self.filter_text = ""
+
+    # -- layout ---------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield TrayBar(id="tray")
-        with Vertical():
-            yield OverviewPane(id="overview")
-            yield Static("Events", id="events-title")
-            yield EventsTable(id="events")
+        with TabbedContent(initial="overview", id="tabs"):
+            for i, (tab, label) in enumerate(TABS, 1):
+                with TabPane(f"{i} {label}", id=tab):
+                    if tab == "overview":
+                        yield Static(id="counts")
+                    if tab == "config":
+                        yield Static(id="config-body")
+                    else:
+                        spec = TABLES[tab]
+                        yield KeyedTable(spec.columns, newest_first=spec.newest_first, id=f"table-{tab}")
+        yield Input(placeholder="filter the rows (esc clears)", id="filter")
+        yield DetailPane(id="detail")
         yield Footer()
 
-    async def on_mount(self) -> None:
-        self.run_worker(self._feed(), name="feed", exclusive=True)
+    def on_mount(self) -> None:
+        self._focus_table()
+        self.set_interval(1.0, self._tick)
+        self.run_worker(self._follow(), name="feed", exclusive=True, group="feed")
 
-    async def _feed(self) -> None:
-        if self.owner is not None:
-            engine = await self.owner.start()
-            await follow_engine(engine, self.show_snapshot)
+    async def _follow(self) -> None:
+        try:
+            await self.source.follow(self.show_snapshot)
+        except (OSError, OwnerUnavailable) as exc:
+            self.notify(f"lost the engine: {exc}", severity="error", timeout=15)
+        except LoopctlError as exc:
+            self.notify(exc.message, severity="error", timeout=30)
             return
-        await follow_socket(self.paths.socket, self.show_snapshot)
-        # The owner went away: once it has let go of the lease, show what is on disk and say so.
+        if isinstance(self.source, ObservedSource):
+            await self._owner_gone()
+
+    async def _owner_gone(self) -> None:
         await asyncio.to_thread(wait_until_released, self.paths.lock)
         self.role = "observer (owner gone)"
         self.show_snapshot(offline_snapshot(self.paths, self.loaded, SystemClock()))
-        self.notify("The engine that owned this host has stopped. Restart loopctl to take over.",
-                    severity="warning", timeout=30)
+        self.push_screen(ConfirmScreen("The engine that owned this host has stopped.",
+                                       "Take over, and run the engine in this console? (It stops when you quit.)"),
+                         callback=self._take_over)
+
+    def _take_over(self, yes: bool | None) -> None:
+        if not yes:
+            self.notify("Showing the last recorded state. Start `loopctl run` or this console to take over.",
+                        severity="warning", timeout=15)
+            return
+        lease = Lease.try_acquire(self.paths.lock)
+        if lease is None:
+            self.notify("Another engine took the host first: observing it.", timeout=10)
+            self.source = ObservedSource(self.paths.socket)
+        else:
+            owner = Owner(self.paths, self.loaded, SystemClock(), lease, read_only=self.read_only)
+            try:
+                owner.prepare()
+            except LoopctlError as exc:
+                lease.release()
+                self.notify(exc.message, severity="error", timeout=30)
+                return
+            self.source = OwnedSource(owner)
+            self.notify("This console now owns the host.", timeout=10)
+        self.role = self.source.role
+        self.run_worker(self._follow(), name="feed", exclusive=True, group="feed")
+
+    async def on_unmount(self) -> None:
+        await self.source.close()
+
+    # -- rendering ------------------------------------------------------------------------------------
+
+    @property
+    def _main(self) -> Screen[object]:
+        """The screen with the tabs. `App.query_one` searches the active screen, which is a modal
+        (confirm, help, palette) while one is open; the 1 Hz tick must still find its widgets."""
+        return self.screen_stack[0]
 
     def show_snapshot(self, snap: Snapshot) -> None:
         self.snapshot = snap
-        self.query_one(TrayBar).show(snap, self.role)
-        self.query_one(OverviewPane).show(snap)
-        self.query_one(EventsTable).show(snap.events)
+        self._render(self.clock.time())
+        self.refresh_bindings()
 
-    async def on_unmount(self) -> None:
-        if self.owner is not None:
-            await self.owner.stop()
+    def _tick(self) -> None:
+        """Countdowns and durations move every second: only the cells that changed are touched."""
+        if self.snapshot is not None:
+            self._render(self.clock.time())
+
+    def _render(self, now: float) -> None:
+        snap = self.snapshot
+        if snap is None:
+            return
+        role = self.role if self.role != "observer" else f"observer of pid {snap.engine.pid}"
+        self._main.query_one(TrayBar).show(snap, role)
+        self._main.query_one("#counts", Static).update(self._counts(snap, now))
+        self._main.query_one("#config-body", Static).update(self._config(snap, now))
+        for tab, _label in TABS:
+            if tab == "config":
+                continue
+            rows = [row for row in TABLES[tab].rows(snap, now) if matches(row[1], self.filter_text)]
+            self._main.query_one(f"#table-{tab}", KeyedTable).sync(rows)
+        self._main.query_one(DetailPane).show(snap, self.selected_key(), now)
+
+    def _counts(self, snap: Snapshot, now: float) -> Group:
+        engine = (f"engine pid {snap.engine.pid}, up {duration(now - snap.engine.started_at)}"
+                  if snap.engine.running and snap.engine.started_at else "engine not running: last recorded state")
+        if snap.engine.read_only or self.read_only:
+            engine += " · read-only"
+        lines = [Text(engine, style="dim"), *(Text(line) for line in counts(snap))]
+        if not snap.host.configured_count:
+            lines.append(Text(f"Nothing configured yet: describe this host in {snap.host.config_path} "
+                              f"(README: 'Host config').", style="bold"))
+        return Group(*lines)
+
+    def _config(self, snap: Snapshot, now: float) -> Group:
+        host = snap.host
+        source = host.config_path if host.config_present else f"{host.config_path} (absent: embedded default)"
+        return Group(
+            Text("Remote config", style="bold"),
+            Text("not joined to a control plane: there is no running etag, slot, probation or rollback yet. "
+                 "The host runs its local config (remote config arrives with `loopctl join`)."),
+            Text(""),
+            Text("Local config", style="bold"),
+            Text(f"file       {source}"),
+            Text(f"declares   {len(snap.sidecars)} sidecars, {len(snap.loops)} loops"),
+            Text(f"state dir  {host.state_dir}"),
+            Text(f"host       {host.name}"),
+        )
+
+    # -- selection and actions --------------------------------------------------------------------------
+
+    def active_tab(self) -> str:
+        return self._main.query_one(TabbedContent).active or "overview"
+
+    def selected_key(self) -> str | None:
+        tab = self.active_tab()
+        if tab == "config":
+            return None
+        return self._main.query_one(f"#table-{tab}", KeyedTable).selected_key
+
+    def refusal(self, verb: str) -> str | None:
+        return applicable(self.snapshot, self.selected_key(), read_only=self.read_only)[verb]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "act" and parameters:
+            return True if self.refusal(str(parameters[0])) is None else None  # None: shown, dimmed
+        return True
+
+    def on_key(self, event: events.Key) -> None:
+        """A disabled binding swallows its key; an operator who presses it anyway is told why."""
+        verb = ACTION_KEYS.get(event.key)
+        if verb is None or isinstance(self.focused, Input):
+            return
+        why = self.refusal(verb)
+        if why is not None:  # enabled keys reach their binding instead
+            event.stop()
+            self.notify(f"{verb} refused: {why}", severity="warning", timeout=6)
+
+    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        self._main.query_one(DetailPane).show(self.snapshot, self.selected_key(), self.clock.time())
+        self.refresh_bindings()
+
+    def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
+        self._main.query_one(DetailPane).toggle_class("enlarged")
+
+    def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
+        self._focus_table()
+        self._main.query_one(DetailPane).show(self.snapshot, self.selected_key(), self.clock.time())
+        self.refresh_bindings()
+
+    def _focus_table(self) -> None:
+        """Arrows move the selection of the tab in view, whichever tab that is."""
+        tab = self.active_tab()
+        if tab != "config":
+            self._main.query_one(f"#table-{tab}", KeyedTable).focus()
+
+    def action_act(self, verb: str) -> None:
+        key = self.selected_key()
+        why = self.refusal(verb)
+        if why is not None:
+            self.notify(f"{verb} refused: {why}", severity="warning", timeout=6)
+            return
+        assert key is not None
+        if verb in DESTRUCTIVE:
+            self.push_screen(ConfirmScreen(f"{verb.capitalize()} {key}?", CONFIRM_TEXT[verb]),
+                             callback=lambda yes: self._perform_later(verb, key) if yes else None)
+        else:
+            self._perform_later(verb, key)
+
+    def _perform_later(self, verb: str, key: str) -> None:
+        self.run_worker(self._perform(verb, key), group="actions")
+
+    async def _perform(self, verb: str, key: str) -> None:
+        try:
+            result = await self.source.act(verb, key)
+        except ActionError as exc:
+            self.notify(f"{verb} {key} refused ({exc.code}): {exc.message}", severity="error", timeout=10)
+            return
+        self.notify(str(result.get("message") or f"{verb} {key}: done"), timeout=6)
+
+    def make_action_runner(self, verb: str) -> Callable[[], None]:
+        return lambda: self.action_act(verb)
+
+    def make_tab_switcher(self, tab: str) -> Callable[[], None]:
+        return lambda: self.action_tab(tab)
+
+    def action_tab(self, tab: str) -> None:
+        self._main.query_one(TabbedContent).active = tab
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_filter(self) -> None:
+        box = self._main.query_one("#filter", Input)
+        box.add_class("shown")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self._main.query_one("#filter", Input)
+        box.value = ""
+        box.remove_class("shown")
+        self.filter_text = ""
+        self._render(self.clock.time())
+        self._focus_table()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._render(self.clock.time())
+
+    def on_input_submitted(self, _event: Input.Submitted) -> None:
+        self._focus_table()
+
+
+def choose_source(paths: Paths, loaded: LoadedConfig, *, read_only: bool) -> Source:
+    """Own the host if no engine does (the database opened first, so its errors are one line on the
+    terminal, not a broken screen); otherwise observe the engine that does."""
+    ensure_state_dir(paths)
+    lease = Lease.try_acquire(paths.lock)
+    if lease is None:
+        return ObservedSource(paths.socket)
+    owner = Owner(paths, loaded, SystemClock(), lease, read_only=read_only)
+    try:
+        owner.prepare()
+    except BaseException:
+        asyncio.run(owner.stop())
+        raise
+    return OwnedSource(owner)
 
 
 def run_console(paths: Paths, loaded: LoadedConfig, *, read_only: bool = False) -> int:
-    ensure_state_dir(paths)
-    lease = Lease.try_acquire(paths.lock)
-    owner = None
-    if lease is not None:
-        owner = Owner(paths, loaded, SystemClock(), lease, read_only=read_only)
-        try:
-            owner.prepare()  # a corrupt database is one line on the terminal, not a broken screen
-        except BaseException:
-            asyncio.run(owner.stop())
-            raise
-    app = LoopctlApp(paths, loaded, owner=owner, read_only=read_only)
+    app = LoopctlApp(choose_source(paths, loaded, read_only=read_only), paths=paths, loaded=loaded,
+                     read_only=read_only)
     app.run()
     return app.return_code or 0
+

@@ -1,9 +1,7 @@
-"""The console, driven with Textual's Pilot at 80x24 over real state directories."""
+"""The console against real engines: owning an empty host, pushed updates, observing and taking over."""
 
 from __future__ import annotations
 
-import html
-import re
 import signal
 
 from console.engine.config import HostConfig, LoadedConfig
@@ -13,93 +11,85 @@ from console.engine.owner import Owner
 from console.engine.paths import resolve_paths
 from console.engine.snapshot import EngineView, HostView, compose
 from console.tui.app import LoopctlApp
-from console.tui.widgets.events import EventsTable
-from console.tui.widgets.tray_bar import tray_line
+from console.tui.screens.confirm import ConfirmScreen
+from console.tui.source import ObservedSource, OwnedSource
+from console.tui.widgets.keyed_table import KeyedTable
+from console.tui.widgets.tray_bar import TrayBar, tray_line
 from tests.conftest import Host
+from tests.tui.conftest import screen_text
 
 
-def plain(app: LoopctlApp) -> str:
-    """The screen as text, read back from Textual's own screenshot export: what a person would see."""
-    svg = app.export_screenshot()
-    rows: dict[float, list[str]] = {}
-    for y, body in re.findall(r'<text[^>]* y="([0-9.]+)"[^>]*>(.*?)</text>', svg):
-        rows.setdefault(float(y), []).append(html.unescape(body).replace("\xa0", " "))
-    return "\n".join("".join(parts) for _, parts in sorted(rows.items()))
-
-
-async def wait_snapshot(pilot, app: LoopctlApp, predicate=lambda s: True, turns: int = 200):
+async def wait_snapshot(pilot, app, predicate=lambda s: True, turns: int = 300):
     for _ in range(turns):
         if app.snapshot is not None and predicate(app.snapshot):
-            await pilot.pause()  # let the new content lay out and paint before anyone looks
             await pilot.pause()
             return app.snapshot
         await pilot.pause(0.02)
     raise AssertionError("the console never showed the expected snapshot")
 
 
-def owned_app(tmp_path, clock=None):
+def owned(tmp_path):
     paths = resolve_paths(str(tmp_path / "state"), None, {}, tmp_path)
     paths.state_dir.mkdir(mode=0o700)
     loaded = LoadedConfig(HostConfig(), paths.config_path, False)
-    lease = Lease.try_acquire(paths.lock)
-    assert lease is not None
-    owner = Owner(paths, loaded, clock or FakeClock(), lease)
-    return LoopctlApp(paths, loaded, owner=owner), paths, owner
+    owner = Owner(paths, loaded, FakeClock(), Lease.try_acquire(paths.lock))
+    return LoopctlApp(OwnedSource(owner), paths=paths, loaded=loaded), paths, owner
 
 
-async def test_an_empty_host_shows_ok_and_what_to_do_next_then_q_hands_the_host_back(tmp_path):
-    app, paths, _owner = owned_app(tmp_path)
+async def test_an_empty_host_says_what_to_do_next_and_q_hands_the_host_back(tmp_path):
+    app, paths, _owner = owned(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_snapshot(pilot, app)
-        text = plain(app)
-        assert "● OK" in text and "owner" in text
-        assert "Nothing configured yet" in text and "What to do next" in text
-        assert "loopctl --once" in text
-        assert app.query_one(EventsTable).row_count == 1
+        tray = app.query_one(TrayBar).render().plain
+        assert tray.startswith(" ● OK") and "owner" in tray
+        text = screen_text(app)
+        assert "Nothing configured yet: describe this host in" in text
+        assert "sidecars  none configured" in text
         assert paths.socket.exists() and lease_is_held(paths.lock)
         await pilot.press("q")
-    assert not paths.socket.exists()
-    assert not lease_is_held(paths.lock)
+    assert not paths.socket.exists() and not lease_is_held(paths.lock)
 
 
-async def test_changes_are_pushed_and_the_selection_stays_on_its_event(tmp_path):
-    app, _paths, owner = owned_app(tmp_path)
+async def test_changes_are_pushed_and_the_selection_stays_on_its_row(tmp_path):
+    app, _paths, owner = owned(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_snapshot(pilot, app)
-        store = owner.store
-        store.transition("sidecar", "web", "starting", "launch")
+        await pilot.press("6")
+        owner.store.transition("sidecar", "web", "starting", "launch")
         await wait_snapshot(pilot, app, lambda s: len(s.events) == 2)
-        table = app.query_one(EventsTable)
-        table.move_cursor(row=1)  # the oldest event: engine started
-        selected = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        store.transition("sidecar", "web", "ready", "health check passed")
-        store.transition("sidecar", "db", "starting", "launch")
+        table = app.query_one("#table-events", KeyedTable)
+        await pilot.press("down")  # onto the older event: engine started
+        selected = table.selected_key
+        owner.store.transition("sidecar", "web", "ready", "health check passed")
+        owner.store.transition("sidecar", "db", "starting", "launch")
         await wait_snapshot(pilot, app, lambda s: len(s.events) == 4)
-        await pilot.pause()
-        assert table.row_count == 4
-        assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key == selected
-        assert table.get_row_at(0)[4] == "launch" and table.get_row_at(0)[2] == "sidecar:db"
+        assert table.row_count == 4 and table.selected_key == selected
+        assert table.get_row_at(0)[2] == "sidecar:db"  # newest first
 
 
-async def test_observer_attaches_to_a_running_engine_and_says_when_it_goes(host: Host):
-    owner_proc = host.spawn("run")
-    host.wait_owner(owner_proc)
+async def test_an_observer_sees_the_owner_go_and_can_take_over(host: Host):
+    engine = host.spawn("run")
+    host.wait_owner(engine)
     paths = resolve_paths(str(host.state), None, {}, host.root)
     loaded = LoadedConfig(HostConfig(), paths.config_path, False)
-    app = LoopctlApp(paths, loaded, owner=None)
+    app = LoopctlApp(ObservedSource(paths.socket), paths=paths, loaded=loaded)
     async with app.run_test(size=(80, 24)) as pilot:
         snap = await wait_snapshot(pilot, app)
-        assert snap.engine.pid == owner_proc.pid
-        assert "observer" in plain(app) and "● OK" in plain(app)
-        owner_proc.send_signal(signal.SIGTERM)
-        gone = await wait_snapshot(pilot, app, lambda s: not s.engine.running, turns=500)
-        assert f"last engine pid {owner_proc.pid} stopped cleanly" in gone.tray.reasons[0].text
-        text = plain(app)
-        assert "✖ DOWN" in text and "observer (owner gone)" in text
-        assert "engine not running: showing the last recorded state" in text
-        assert f"engine stopped (pid {owner_proc.pid})" in text
-        assert any("has stopped" in n.message for n in app._notifications)
-    assert owner_proc.wait(timeout=10) == 0
+        assert snap.engine.pid == engine.pid
+        assert f"observer of pid {engine.pid}" in app.query_one(TrayBar).render().plain
+        engine.send_signal(signal.SIGTERM)
+        await wait_snapshot(pilot, app, lambda s: not s.engine.running, turns=500)
+        for _ in range(100):
+            if isinstance(app.screen, ConfirmScreen):
+                break
+            await pilot.pause(0.02)
+        assert isinstance(app.screen, ConfirmScreen) and "has stopped" in app.screen.question
+        assert "✖ DOWN" in app.query_one(TrayBar).render().plain
+        await pilot.press("y")
+        await wait_snapshot(pilot, app, lambda s: s.engine.running, turns=500)
+        assert app.role == "owner" and lease_is_held(paths.lock) and paths.socket.exists()
+    assert engine.wait(timeout=10) == 0
+    assert not lease_is_held(paths.lock)  # quitting the console stopped the engine it took over
 
 
 def test_the_tray_line_keeps_host_and_role_visible_at_80_columns():
@@ -109,25 +99,4 @@ def test_the_tray_line_keeps_host_and_role_visible_at_80_columns():
     line = tray_line(snap, "observer", width=80).plain
     assert len(line) == 80
     assert line.startswith(" ✖ DOWN  no engine owns")
-    assert line.endswith("edge-1 · observer ") and "…" in line
-
-
-async def test_sidecars_show_in_the_overview_with_state_and_pid(tmp_path):
-    from console.engine.config import SidecarConfig
-    from tests.conftest import free_port, http_server
-
-    port = free_port()
-    paths = resolve_paths(str(tmp_path / "state"), None, {}, tmp_path)
-    paths.state_dir.mkdir(mode=0o700)
-    loaded = LoadedConfig(HostConfig(sidecar=[SidecarConfig(name="web", command=http_server(port), port=port)]),
-                          paths.config_path, True)
-    from console.engine.clock import SystemClock
-
-    owner = Owner(paths, loaded, SystemClock(), Lease.try_acquire(paths.lock))
-    app = LoopctlApp(paths, loaded, owner=owner)
-    async with app.run_test(size=(80, 24)) as pilot:
-        snap = await wait_snapshot(pilot, app, lambda s: bool(s.sidecars) and s.sidecars[0].state == "ready",
-                                   turns=500)
-        text = plain(app)
-        assert "Sidecars" in text and "Nothing configured" not in text
-        assert f"web              ready     pid {snap.sidecars[0].pid}" in text and f":{port}" in text
+    assert line.endswith("edge-1 · observer · cp: none ") and "…" in line

@@ -1,0 +1,40 @@
+"""The command palette (ctrl+p): the same actions as the keys, and the tabs, by name."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+if TYPE_CHECKING:
+    from console.tui.app import LoopctlApp
+
+TAB_COMMANDS = [("overview", "Show Overview"), ("sidecars", "Show Sidecars"), ("loops", "Show Loops"),
+                ("runs", "Show Runs"), ("config", "Show Config"), ("events", "Show Events")]
+
+
+class LoopctlCommands(Provider):
+    def _commands(self) -> list[tuple[str, str, object]]:
+        app: LoopctlApp = self.app  # type: ignore[assignment]
+        key = app.selected_key() or "the selection"
+        commands: list[tuple[str, str, object]] = []
+        for verb in ("retry", "reclaim", "cancel"):
+            why = app.refusal(verb)
+            help_text = "applies to the selection" if why is None else f"refused: {why}"
+            commands.append((f"{verb.capitalize()} {key}", help_text, app.make_action_runner(verb)))
+        for tab, label in TAB_COMMANDS:
+            commands.append((label, f"switch to the {tab} tab", app.make_tab_switcher(tab)))
+        commands.append(("Filter rows", "type to filter the rows of this tab", app.action_filter))
+        commands.append(("Help", "every key and what it does", app.action_help))
+        return commands
+
+    async def discover(self) -> Hits:
+        for name, help_text, callback in self._commands():
+            yield DiscoveryHit(name, callback, help=help_text)  # type: ignore[arg-type]
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for name, help_text, callback in self._commands():
+            score = matcher.match(name)
+            if score > 0:
+                yield Hit(score, matcher.highlight(name), callback, help=help_text)  # type: ignore[arg-type]

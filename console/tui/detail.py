@@ -1,0 +1,132 @@
+"""The detail pane for the selected row: everything an operator asks next. Pure renderables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Group, RenderableType
+from rich.markdown import Markdown
+from rich.table import Table
+from rich.text import Text
+
+from console.engine.snapshot import LoopView, RunView, SidecarView, Snapshot
+from console.tui.format import ago, clock_time, continuation_text, countdown, duration, liveness_badge, stop_text
+from console.tui.rows import state
+
+CONTINUATION_PREVIEW = 2000
+
+
+def _fields(pairs: list[tuple[str, object]]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column()
+    for label, value in pairs:
+        grid.add_row(label, value if isinstance(value, Text) else Text(str(value)))
+    return grid
+
+
+def sidecar_detail(s: SidecarView, now: float) -> RenderableType:
+    pairs: list[tuple[str, object]] = [
+        ("sidecar", Text.assemble(s.name, "  ", state(s.state))),
+        ("reason", s.reason_text or "-"),
+        ("pid", f"{s.pid or '-'}" + (f", started {ago(s.started_at, now)}" if s.started_at else "")),
+        ("command", " ".join(s.command) or "-"),
+        ("port / health", f"{s.port or '-'} / {s.health or '-'}"),
+        ("restarts", f"{s.attempts} of {s.max_restarts}"
+         + (f", next {countdown(s.next_retry_at, now)}" if s.state == "backoff" else "")),
+    ]
+    if s.holder is not None:
+        whose = "ours: left by an earlier engine, reclaimable" if s.holder.ours else "foreign"
+        pairs.append(("port holder", f"{s.holder.program} pid {s.holder.pid or '?'} ({whose})"))
+    if s.last_exit:
+        pairs.append(("last exit", s.last_exit))
+    if s.last_reclaim:
+        pairs.append(("last reclaim", s.last_reclaim))
+    if s.action:
+        pairs.append(("clears it", Text(s.action, style="italic")))
+    parts: list[RenderableType] = [_fields(pairs)]
+    if s.output_tail:
+        parts += [Text("output", style="bold"), Text("\n".join(s.output_tail[-8:]), style="dim")]
+    return Group(*parts)
+
+
+def loop_detail(lp: LoopView, snap: Snapshot, now: float) -> RenderableType:
+    runs = [r for r in snap.runs if r.loop_id == lp.id]
+    pairs: list[tuple[str, object]] = [
+        ("loop", Text.assemble(lp.id, "  ", state(lp.state))),
+        ("reason", lp.reason or "-"),
+        ("objective", lp.objective or "-"),
+        ("provenance", "local: runs on this host, no control plane joined (no token, no heartbeats)"),
+        ("schedule", f"every {duration(lp.interval_seconds)}"
+         + (f", run timeout {lp.run_timeout_seconds:g} s" if lp.run_timeout_seconds else ", no run timeout")),
+        ("current run", lp.current_run or "-"),
+        ("next run", countdown(lp.next_run_at, now) if lp.next_run_at else "-"),
+        ("recent runs", ", ".join(f"{r.id[-6:]} {r.status}/{r.liveness or '-'}" for r in runs[:5]) or "-"),
+    ]
+    return _fields(pairs)
+
+
+def run_detail(r: RunView, state_dir: Path, now: float) -> RenderableType:
+    ended = f"exit code {r.exit_code}" if r.exit_code is not None else (
+        f"signal {r.exit_signal}" if r.exit_signal is not None else "-")
+    timeout = "none configured"
+    if r.timeout_configured:
+        timeout = f"{r.effective_timeout_sec:g} s, " + ("fired" if r.timeout_fired else "not fired")
+    lineage = []
+    if r.retry_of_run_id:
+        lineage.append(f"retry of {r.retry_of_run_id}")
+    if r.process_loss_retry_count:
+        lineage.append(f"process-loss retries {r.process_loss_retry_count}/1")
+    pairs: list[tuple[str, object]] = [
+        ("run", Text.assemble(r.id, "  ", state(r.status), f"  loop {r.loop_id}")),
+        ("window", f"started {clock_time(r.started_at)}, finished {clock_time(r.finished_at)}, pid {r.pid or '-'}"),
+        ("ended", ended + (f"; {r.error_code}: {r.error_text}" if r.error_code else
+                           (f"; {r.error_text}" if r.error_text else ""))),
+        ("stop reason", stop_text(r)),
+        ("timeout", timeout),
+        ("liveness", Text.assemble(liveness_badge(r.liveness), "  ", r.liveness_reason or "")),
+        ("next action", r.next_action or "-"),
+        ("summary", r.summary or "-"),
+        ("continuation", continuation_text(r)),
+        ("lineage", ", ".join(lineage) or "-"),
+        ("last useful", ago(r.last_useful_action_at, now)),
+    ]
+    parts: list[RenderableType] = [_fields(pairs)]
+    continuation = state_dir / "runs" / r.id / "continuation.md"
+    try:
+        text = continuation.read_text(encoding="utf-8")[:CONTINUATION_PREVIEW]
+    except OSError:
+        text = ""
+    if text:
+        parts += [Text("continuation handoff given to this run", style="bold"), Markdown(text)]
+    return Group(*parts)
+
+
+def detail_for(snap: Snapshot | None, key: str | None, now: float) -> RenderableType:
+    if snap is None:
+        return Text("waiting for the first snapshot…", style="dim")
+    if not key:
+        return Text("select a row to see its detail (arrows, then enter to enlarge)", style="dim")
+    kind, _, name = key.partition(":")
+    if kind == "sidecar":
+        sc = next((s for s in snap.sidecars if s.name == name), None)
+        if sc:
+            return sidecar_detail(sc, now)
+    if kind == "loop":
+        lp = next((x for x in snap.loops if x.id == name), None)
+        if lp:
+            return loop_detail(lp, snap, now)
+    if kind == "run":
+        run = next((r for r in snap.runs if r.id == name), None)
+        if run:
+            return run_detail(run, Path(snap.host.state_dir), now)
+    if kind == "event":
+        ev = next((e for e in snap.events if str(e.id) == name), None)
+        if ev:
+            return _fields([("event", ev.id), ("when", clock_time(ev.at)), ("thing", f"{ev.kind}:{ev.name}"),
+                            ("transition", f"{ev.previous or '(new)'} → {ev.new}"), ("reason", ev.reason)])
+    if kind == "host":
+        reason = next((r for r in snap.tray.reasons if key.startswith(f"host:{r.code}:")), None)
+        if reason:
+            return _fields([("reason", reason.code), ("what", reason.text), ("clears it", reason.action)])
+    return Text(f"{key} is no longer in the snapshot", style="dim")

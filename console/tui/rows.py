@@ -1,0 +1,118 @@
+"""Each tab's table as plain data: columns, and rows keyed by `kind:name` so the table can update
+them in place. Pure (rich Text for styling, no Textual), with `now` passed in for the countdowns."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+
+from console.engine.snapshot import Snapshot
+from console.engine.tray import Level
+from console.tui.format import ago, continuation_text, countdown, duration, liveness_badge, run_duration, stop_text
+
+Cell = str | Text
+Row = tuple[str, tuple[Cell, ...]]
+
+STATE_STYLES = {
+    "ready": "green", "active": "green", "running": "cyan", "succeeded": "green", "starting": "cyan",
+    "queued": "cyan", "backoff": "yellow", "escalated": "bold yellow", "timed_out": "yellow",
+    "failed": "bold red", "cancelled": "dim", "stopping": "dim", "stopped": "dim", "disabled": "dim",
+}
+LEVEL_GLYPHS = {Level.OK: "●", Level.PAUSED: "‖", Level.DEGRADED: "▲", Level.DOWN: "✖"}
+LEVEL_STYLES = {Level.OK: "green", Level.PAUSED: "cyan", Level.DEGRADED: "yellow", Level.DOWN: "bold red"}
+
+
+def state(value: str) -> Text:
+    return Text(value, style=STATE_STYLES.get(value, ""))
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: tuple[tuple[str, str], ...]  # (key, label)
+    rows: Callable[[Snapshot, float], list[Row]]
+    newest_first: Callable[[Any], Any] | None = None  # sort key of the first column for newest-first tables
+
+
+def reason_rows(snap: Snapshot, now: float) -> list[Row]:
+    rows: list[Row] = []
+    for i, r in enumerate(snap.tray.reasons):
+        key = r.subject or f"host:{r.code}:{i}"
+        level = Text(f"{LEVEL_GLYPHS[r.level]} {r.level.value}", style=LEVEL_STYLES[r.level])
+        rows.append((key, (level, r.code, r.text, r.action)))
+    return rows
+
+
+def sidecar_rows(snap: Snapshot, now: float) -> list[Row]:
+    return [(s.key, (s.name, state(s.state), str(s.pid or "-"), str(s.port or "-"),
+                     f"{s.attempts}/{s.max_restarts}" if s.attempts else "-",
+                     countdown(s.next_retry_at, now) if s.state == "backoff" else "-",
+                     s.reason or "-"))
+            for s in snap.sidecars]
+
+
+def loop_rows(snap: Snapshot, now: float) -> list[Row]:
+    last = {r.loop_id: r for r in reversed(snap.runs)}
+    rows: list[Row] = []
+    for lp in snap.loops:
+        run = last.get(lp.id)
+        rows.append((lp.key, (lp.id, state(lp.state), lp.current_run or "-",
+                              countdown(lp.next_run_at, now) if lp.next_run_at else "-",
+                              liveness_badge(run.liveness) if run else "-",
+                              lp.reason if lp.state != "active" else "-")))
+    return rows
+
+
+def run_rows(snap: Snapshot, now: float) -> list[Row]:
+    return [(r.key, (r.id, r.loop_id, state(r.status), liveness_badge(r.liveness), stop_text(r),
+                     continuation_text(r), run_duration(r, now), ago(r.last_useful_action_at, now)))
+            for r in snap.runs]
+
+
+def event_rows(snap: Snapshot, now: float) -> list[Row]:
+    return [(f"event:{e.id}", (str(e.id), ago(e.at, now), f"{e.kind}:{e.name}",
+                               f"{e.previous or '(new)'} → {e.new}", e.reason))
+            for e in snap.events]
+
+
+TABLES: dict[str, Table] = {
+    "overview": Table((("level", "level"), ("code", "reason"), ("text", "what"), ("action", "what clears it")),
+                      reason_rows),
+    "sidecars": Table((("name", "sidecar"), ("state", "state"), ("pid", "pid"), ("port", "port"),
+                       ("restarts", "restarts"), ("retry", "next retry"), ("reason", "reason")), sidecar_rows),
+    "loops": Table((("id", "loop"), ("state", "state"), ("run", "current run"), ("next", "next run"),
+                    ("last", "last liveness"), ("reason", "reason")), loop_rows),
+    "runs": Table((("id", "run"), ("loop", "loop"), ("status", "status"), ("liveness", "liveness"),
+                   ("stop", "stop reason"), ("cont", "cont."), ("duration", "duration"),
+                   ("useful", "last useful action")), run_rows, newest_first=str),
+    "events": Table((("id", "#"), ("at", "when"), ("thing", "thing"), ("transition", "transition"),
+                     ("reason", "reason")), event_rows, newest_first=int),
+}
+
+
+def matches(cells: tuple[Cell, ...], needle: str) -> bool:
+    if not needle:
+        return True
+    needle = needle.lower()
+    return any(needle in (c.plain if isinstance(c, Text) else c).lower() for c in cells)
+
+
+def counts(snap: Snapshot) -> list[str]:
+    """`sidecars  2 ready · 1 failed` lines for the Overview."""
+    def line(label: str, states: list[str]) -> str:
+        if not states:
+            return f"{label:<9} none configured"
+        c = Counter(states)
+        return f"{label:<9} " + " · ".join(f"{n} {s}" for s, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
+    return [
+        line("sidecars", [s.state for s in snap.sidecars]),
+        line("loops", [lp.state for lp in snap.loops]),
+        line("runs", [r.status for r in snap.runs]) + (f"  (newest {len(snap.runs)})" if snap.runs else ""),
+    ]
+
+
+def uptime(snap: Snapshot, now: float) -> str:
+    return duration(now - snap.engine.started_at) if snap.engine.started_at else "-"

@@ -1,0 +1,96 @@
+"""A fixed host that shows every state the console knows, at a fixed time: the source of the
+committed screenshots and the snapshot tests (and a quick way to see the console without a host)."""
+
+from __future__ import annotations
+
+from console.engine.snapshot import (
+    EngineView,
+    EventView,
+    HostView,
+    LoopView,
+    PortHolderView,
+    RunView,
+    SidecarView,
+    Snapshot,
+    compose,
+)
+
+NOW = 1_767_225_600.0 + 3 * 3600  # 2026-01-01 03:00:00 UTC
+
+
+def _run(i: int, loop: str, status: str, **kw: object) -> RunView:
+    base: dict[str, object] = dict(id=f"01KDX{i:03d}Q7ZR4M2H9", loop_id=loop, status=status, pid=4100 + i,
+                                   queued_at=NOW - 3000 + i * 60, started_at=NOW - 2990 + i * 60)
+    base.update(kw)
+    return RunView(**base)  # type: ignore[arg-type]
+
+
+def scenario_snapshot(state_dir: str = "/var/lib/loopctl") -> Snapshot:
+    sidecars = [
+        SidecarView(name="embeddings", state="ready", pid=812, started_at=NOW - 7200, ready_at=NOW - 7198, port=4810,
+                    health="http://127.0.0.1:4810/healthz", command=["/usr/bin/embedd", "--port", "4810"],
+                    reason_text="healthy (http://127.0.0.1:4810/healthz), pid 812",
+                    output_tail=["listening on 127.0.0.1:4810", "model loaded in 2.1 s"]),
+        SidecarView(name="agent-monitor", state="failed", reason="port_conflict", attempts=6, max_restarts=5,
+                    port=4820, health="tcp", command=["/usr/bin/agent-monitor", "--port", "4820"],
+                    reason_text="port 4820 is held by nginx pid 733 (foreign) (gave up after 6 failed starts)",
+                    holder=PortHolderView(733, "nginx", False), last_exit="exited with code 1",
+                    action="free port 4820 (stop pid 733) or change the sidecar's port, then "
+                           "`loopctl retry sidecar:agent-monitor`",
+                    output_tail=["bind 127.0.0.1:4820: address already in use"]),
+        SidecarView(name="vector-cache", state="backoff", reason="crash_loop", attempts=2, max_restarts=5,
+                    next_retry_at=NOW + 4, command=["/usr/bin/vcache"], health="process",
+                    reason_text="exited with code 3: cache dir not writable; restart 2 of 5 in 1 s",
+                    last_exit="exited with code 3"),
+    ]
+    loops = [
+        LoopView(id="docs", state="active", objective="keep the README true", interval_seconds=600,
+                 run_timeout_seconds=1800, current_run=None, next_run_at=NOW + 420),
+        LoopView(id="triage", state="escalated", objective="label new issues",
+                 reason="run 01KDX004Q7ZR4M2H9 plan_only: continuation attempts exhausted", interval_seconds=300),
+        LoopView(id="refactor", state="active", objective="split app.py", interval_seconds=60,
+                 run_timeout_seconds=1800, current_run="01KDX007Q7ZR4M2H9"),
+    ]
+    runs = list(reversed([
+        _run(1, "docs", "succeeded", finished_at=NOW - 2700, exit_code=0, stop_reason="completed",
+             liveness="advanced", liveness_reason="evidence: 2 files changed, 1 commits, 0 artifacts",
+             summary="updated the install section", last_useful_action_at=NOW - 2710),
+        _run(2, "triage", "succeeded", finished_at=NOW - 2600, exit_code=0, stop_reason="completed",
+             liveness="plan_only", liveness_reason="planned without acting: label #812 as bug",
+             next_action="label #812 as bug"),
+        _run(3, "triage", "succeeded", finished_at=NOW - 2500, exit_code=0, stop_reason="completed",
+             liveness="plan_only", continuation_attempt=1, next_action="label #812 as bug",
+             liveness_reason="planned without acting: label #812 as bug"),
+        _run(4, "triage", "succeeded", finished_at=NOW - 2400, exit_code=0, stop_reason="completed",
+             liveness="plan_only", continuation_attempt=2, next_action="label #812 as bug",
+             liveness_reason="planned without acting: label #812 as bug; continuation attempts exhausted"),
+        _run(5, "refactor", "failed", finished_at=NOW - 1900, stop_reason="process_lost",
+             error_code="process_lost", error_text="pid 4105 is gone", liveness="failed",
+             liveness_reason="run failed: process lost (pid 4105 is gone)"),
+        _run(6, "refactor", "timed_out", finished_at=NOW - 100, exit_signal=15, stop_reason="timeout",
+             timeout_configured=True, timeout_fired=True, effective_timeout_sec=1800, liveness="failed",
+             liveness_reason="run timed_out", retry_of_run_id="01KDX005Q7ZR4M2H9", process_loss_retry_count=1),
+        _run(7, "refactor", "running", started_at=NOW - 95, timeout_configured=True, effective_timeout_sec=1800,
+             last_useful_action_at=NOW - 20),
+    ]))
+    events = [
+        EventView(9, NOW - 20, "run", "01KDX007Q7ZR4M2H9", "running", "running", "activity: handoff updated"),
+        EventView(8, NOW - 95, "run", "01KDX007Q7ZR4M2H9", "queued", "running", "started pid 4107"),
+        EventView(7, NOW - 100, "run", "01KDX006Q7ZR4M2H9", "running", "timed_out", "timed_out: timeout, failed"),
+        EventView(6, NOW - 1200, "sidecar", "agent-monitor", "backoff", "failed",
+                  "port 4820 is held by nginx pid 733 (foreign) (gave up after 6 failed starts)"),
+        EventView(5, NOW - 2400, "loop", "triage", "active", "escalated",
+                  "run 01KDX004Q7ZR4M2H9 plan_only: continuation attempts exhausted"),
+        EventView(4, NOW - 7198, "sidecar", "embeddings", "starting", "ready", "healthy, pid 812"),
+        EventView(3, NOW - 7200, "sidecar", "embeddings", None, "starting", "launching /usr/bin/embedd"),
+        EventView(2, NOW - 7201, "engine", "main", "crashed", "running", "engine started (pid 4021)"),
+        EventView(1, NOW - 7202, "engine", "main", "running", "crashed",
+                  "engine pid 3977 ended without stopping cleanly"),
+    ]
+    return compose(
+        now=NOW,
+        host=HostView(name="edge-1", state_dir=state_dir, config_path="/etc/loopctl/loopctl.toml",
+                      config_present=True, configured_count=6),
+        engine=EngineView(running=True, source="owner", pid=4021, started_at=NOW - 7201, version="0.1.0"),
+        things=[], events=events, sidecars=sidecars, loops=loops, runs=runs,
+    )

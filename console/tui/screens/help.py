@@ -1,0 +1,48 @@
+"""`?`: every key, what it does, and when it is refused."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS = [
+    ("1-6", "tabs: Overview, Sidecars, Loops, Runs, Config, Events"),
+    ("↑ ↓ / PgUp PgDn", "move the selection (it stays put while data refreshes)"),
+    ("enter", "enlarge or shrink the detail pane"),
+    ("r", "reclaim the selected sidecar: end what an earlier engine left, then relaunch (asks first)"),
+    ("t", "retry: a failed sidecar, an escalated loop, or a finished run"),
+    ("c", "cancel the selected queued or running run: its whole process group ends (asks first)"),
+    ("/", "filter the rows of this tab; esc clears it"),
+    ("ctrl+p", "command palette: the same actions, and the tabs, by name"),
+    ("?", "this help"),
+    ("q", "quit (an engine this console owns stops with it; one it observes keeps running)"),
+]
+
+
+class HelpScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > Vertical { width: 90%; max-width: 100; height: auto; border: thick $primary; padding: 1 2;
+                            background: $surface; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for key, text in KEYS:
+            table.add_row(key, text)
+        with Vertical():
+            yield Static("[b]loopctl keys[/b]  (actions that do not apply to the selection are dimmed in the "
+                         "footer and refused with the reason; --read-only disables r, t and c)", markup=True)
+            yield Static(table)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,41 @@
+"""Which actions apply to the selected row, and why not. Pure, mirrors the engine's refusals so
+the footer can dim what would be refused (the engine still has the last word)."""
+
+from __future__ import annotations
+
+from console.engine.snapshot import Snapshot
+
+VERBS = ("reclaim", "retry", "cancel")
+DESTRUCTIVE = ("reclaim", "cancel")  # confirmed in a modal first
+
+
+def applicable(snap: Snapshot | None, key: str | None, *, read_only: bool) -> dict[str, str | None]:
+    """verb -> None when it applies to `key`, else the one-line reason it does not."""
+    if read_only:
+        return dict.fromkeys(VERBS, "read-only console: actions are disabled (--read-only)")
+    if snap is None or not key or ":" not in key:
+        return dict.fromkeys(VERBS, "select a sidecar, loop or run first")
+    if not snap.engine.running:
+        return dict.fromkeys(VERBS, "no engine owns this host: nothing can act")
+    kind, name = key.split(":", 1)
+    out: dict[str, str | None] = dict.fromkeys(VERBS, f"does not apply to a {kind}")
+    if kind == "sidecar":
+        sc = next((s for s in snap.sidecars if s.name == name), None)
+        if sc is None:
+            return dict.fromkeys(VERBS, f"sidecar {name} is not in this snapshot")
+        idle = sc.state in ("failed", "backoff", "stopped")
+        out["retry"] = None if idle else f"sidecar {name} is {sc.state}, not failed"
+        out["reclaim"] = None if idle else f"sidecar {name} is running under this engine"
+        out["cancel"] = "cancel applies to runs; sidecars are retried or reclaimed"
+    elif kind == "loop":
+        lp = next((x for x in snap.loops if x.id == name), None)
+        state = lp.state if lp else "unknown"
+        out["retry"] = None if state == "escalated" else f"loop {name} is {state}, not escalated"
+    elif kind == "run":
+        run = next((r for r in snap.runs if r.id == name), None)
+        if run is None:
+            return dict.fromkeys(VERBS, f"run {name} is not in this snapshot")
+        unfinished = run.status in ("queued", "running")
+        out["cancel"] = None if unfinished else f"run {name} already finished ({run.status})"
+        out["retry"] = None if not unfinished else f"run {name} is {run.status}: cancel it first"
+    return out

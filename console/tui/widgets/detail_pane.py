@@ -1,0 +1,22 @@
+"""The detail pane under the tables: what the selected row is, in full."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from console.engine.snapshot import Snapshot
+from console.tui.detail import detail_for
+
+
+class DetailPane(VerticalScroll):
+    DEFAULT_CSS = """
+    DetailPane { height: 40%; min-height: 6; border-top: solid $primary-darken-2; padding: 0 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="detail-body")
+
+    def show(self, snap: Snapshot | None, key: str | None, now: float) -> None:
+        self.query_one("#detail-body", Static).update(detail_for(snap, key, now))

@@ -1,0 +1,73 @@
+"""A DataTable that takes the whole row set each time and changes only what changed, by row key:
+new rows are added, gone rows removed, changed cells updated in place. The cursor stays on the
+same row key, so a refresh never makes the selection jump (dolphie's approach)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowKey
+
+from console.tui.rows import Cell, Row
+
+
+class KeyedTable(DataTable[Cell]):
+    DEFAULT_CSS = """
+    KeyedTable { height: 1fr; }
+    """
+
+    def __init__(self, columns: tuple[tuple[str, str], ...], *,
+                 newest_first: Callable[[Any], Any] | None = None, id: str | None = None) -> None:
+        """`newest_first`: the sort key of the first column's value, for tables listed newest first."""
+        super().__init__(id=id, cursor_type="row")
+        self._columns = columns
+        self._newest_first = newest_first
+        self._cells: dict[str, tuple[Cell, ...]] = {}
+
+    def on_mount(self) -> None:
+        for key, label in self._columns:
+            self.add_column(label, key=key)
+
+    @property
+    def selected_key(self) -> str | None:
+        if not self.row_count or not self.is_valid_row_index(self.cursor_row):
+            return None
+        return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+
+    def sync(self, rows: list[Row]) -> None:
+        selected = self.selected_key
+        wanted = dict(rows)
+        changed_membership = False
+        for key in [k for k in self._cells if k not in wanted]:
+            self.remove_row(key)
+            del self._cells[key]
+            changed_membership = True
+        for key, cells in rows:
+            old = self._cells.get(key)
+            if old is None:
+                self.add_row(*cells, key=key)
+                changed_membership = True
+            elif old != cells:
+                for (column, _label), before, after in zip(self._columns, old, cells, strict=True):
+                    if before != after:
+                        self.update_cell(key, column, after, update_width=True)
+            self._cells[key] = cells
+        if changed_membership:
+            self._order(rows)
+        if selected is not None and selected in self._cells:
+            self.move_cursor(row=self.get_row_index(RowKey(selected)), animate=False, scroll=False)
+
+    def _order(self, rows: list[Row]) -> None:
+        if self._newest_first is not None:
+            self.sort(self._columns[0][0], key=self._newest_first, reverse=True)
+            return
+        current = [str(k.value) for k in self.ordered_row_keys()]
+        if current != [key for key, _ in rows]:  # small caller-ordered tables (ranked reasons): rebuild
+            self.clear()
+            for key, cells in rows:
+                self.add_row(*cells, key=key)
+
+    def ordered_row_keys(self) -> list[RowKey]:
+        return [self.coordinate_to_cell_key((i, 0)).row_key for i in range(self.row_count)]

@@ -1,0 +1,228 @@
+"""Every key path of the console, driven with Pilot over the fixed scenario (80x24)."""
+
+from __future__ import annotations
+
+from console.tui.screens.confirm import ConfirmScreen
+from console.tui.screens.help import HelpScreen
+from console.tui.widgets.detail_pane import DetailPane
+from console.tui.widgets.keyed_table import KeyedTable
+from tests.tui.conftest import scenario_app
+
+SIZE = (80, 24)
+
+
+async def ready(pilot, app) -> None:
+    for _ in range(100):
+        if app.snapshot is not None:
+            break
+        await pilot.pause(0.01)
+    await pilot.pause()
+
+
+def notes(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def select(pilot, app, tab_key: str, row_key: str) -> None:
+    await pilot.press(tab_key)
+    table = app.query_one(f"#table-{app.active_tab()}", KeyedTable)
+    for _ in range(table.row_count):
+        await pilot.press("up")
+    for _ in range(table.row_count):
+        if table.selected_key == row_key:
+            return
+        await pilot.press("down")
+    assert table.selected_key == row_key, f"could not select {row_key}"
+
+
+async def test_number_keys_switch_tabs_and_arrows_move_the_selection(fixed_app):
+    app, _calls = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        for key, tab in zip("123456", ["overview", "sidecars", "loops", "runs", "config", "events"], strict=True):
+            await pilot.press(key)
+            assert app.active_tab() == tab
+        await pilot.press("2")
+        assert app.selected_key() == "sidecar:embeddings"
+        await pilot.press("down")
+        assert app.selected_key() == "sidecar:agent-monitor"
+
+
+async def test_enter_enlarges_the_detail_pane_and_shrinks_it_again(fixed_app):
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("2", "enter")
+        assert app.query_one(DetailPane).has_class("enlarged")
+        await pilot.press("enter")
+        assert not app.query_one(DetailPane).has_class("enlarged")
+
+
+async def test_retry_applies_to_a_failed_sidecar_and_reports_the_outcome(fixed_app):
+    app, calls = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "2", "sidecar:agent-monitor")
+        await pilot.press("t")
+        await pilot.pause()
+        assert calls == [("retry", "sidecar:agent-monitor")]
+        assert "retry sidecar:agent-monitor: done" in notes(app)
+
+
+async def test_an_action_that_does_not_apply_is_refused_with_the_reason_and_nothing_is_sent(fixed_app):
+    app, calls = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "2", "sidecar:embeddings")
+        assert app.check_action("act", ("retry",)) is None  # dimmed in the footer
+        await pilot.press("t", "c")
+        await pilot.pause()
+        assert calls == []
+        assert "retry refused: sidecar embeddings is ready, not failed" in notes(app)
+        assert "cancel refused: cancel applies to runs; sidecars are retried or reclaimed" in notes(app)
+
+
+async def test_reclaim_asks_first_and_no_sends_nothing(fixed_app):
+    app, calls = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "2", "sidecar:agent-monitor")
+        await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and "Reclaim sidecar:agent-monitor?" in app.screen.question
+        await pilot.press("n")
+        await pilot.pause()
+        assert calls == [] and not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("r")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert calls == [("reclaim", "sidecar:agent-monitor")]
+
+
+async def test_cancel_asks_first_then_cancels_the_running_run(fixed_app):
+    app, calls = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "4", "run:01KDX007Q7ZR4M2H9")
+        await pilot.press("c")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert calls == []
+        await pilot.press("c")
+        await pilot.pause()
+        await pilot.click("#yes")
+        await pilot.pause()
+        assert calls == [("cancel", "run:01KDX007Q7ZR4M2H9")]
+
+
+async def test_retrying_an_escalated_loop_and_refusing_an_active_one(fixed_app):
+    app, calls = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "3", "loop:triage")
+        await pilot.press("t")
+        await pilot.pause()
+        await select(pilot, app, "3", "loop:docs")
+        await pilot.press("t")
+        await pilot.pause()
+        assert calls == [("retry", "loop:triage")]
+        assert "retry refused: loop docs is active, not escalated" in notes(app)
+
+
+async def test_read_only_disables_every_action(tmp_path):
+    app, source = scenario_app(tmp_path, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "2", "sidecar:agent-monitor")
+        for verb in ("reclaim", "retry", "cancel"):
+            assert app.check_action("act", (verb,)) is None
+        await pilot.press("r", "t", "c")
+        await pilot.pause()
+        assert source.calls == [] and not isinstance(app.screen, ConfirmScreen)
+        assert notes(app).count("retry refused: read-only console: actions are disabled (--read-only)") == 1
+
+
+async def test_an_engine_refusal_is_shown_as_an_error(tmp_path):
+    from console.engine.actions import ActionError
+
+    async def refuse(verb: str, target: str) -> dict:
+        raise ActionError("kill_failed", "group 812 survived SIGKILL")
+
+    app, _source = scenario_app(tmp_path, handler=refuse)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "2", "sidecar:agent-monitor")
+        await pilot.press("t")
+        await pilot.pause()
+        assert "retry sidecar:agent-monitor refused (kill_failed): group 812 survived SIGKILL" in notes(app)
+
+
+async def test_slash_filters_rows_and_escape_clears(fixed_app):
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("4")
+        table = app.query_one("#table-runs", KeyedTable)
+        assert table.row_count == 7
+        await pilot.press("slash", *"triage")
+        await pilot.pause()
+        assert table.row_count == 3
+        await pilot.press("enter")  # back to the table, filter kept
+        assert app.focused is table and table.row_count == 3
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table.row_count == 7
+
+
+async def test_question_mark_shows_every_key(fixed_app):
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_the_palette_offers_the_same_actions(fixed_app):
+    app, calls = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "2", "sidecar:agent-monitor")
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Retry sidecar")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert calls == [("retry", "sidecar:agent-monitor")]
+
+
+async def test_q_quits(fixed_app):
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_the_clock_keeps_ticking_under_a_modal(fixed_app):
+    """The 1 Hz refresh must find its widgets while help, a confirm or the palette is on top."""
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        app._tick()  # what the interval timer calls
+        await pilot.press("escape")
+        await select(pilot, app, "2", "sidecar:agent-monitor")
+        await pilot.press("r")
+        await pilot.pause()
+        app._tick()
+        assert isinstance(app.screen, ConfirmScreen)
