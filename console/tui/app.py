@@ -199,8 +199,8 @@ class LoopctlApp(App[int]):
         source = host.config_path if host.config_present else f"{host.config_path} (absent: embedded default)"
         return Group(
             Text("Remote config", style="bold"),
-            Text("not joined to a control plane: there is no running etag, slot, probation or rollback yet. "
-                 "The host runs its local config (remote config arrives with `loopctl join`)."),
+            Text("not joined to a control plane: no running etag, slot, probation timer or rollback. "
+                 "This host runs its local config; joining a control plane is not in this version yet."),
             Text(""),
             Text("Local config", style="bold"),
             Text(f"file       {source}"),

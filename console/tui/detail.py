@@ -78,7 +78,8 @@ def run_detail(r: RunView, state_dir: Path, now: float) -> RenderableType:
     if r.process_loss_retry_count:
         lineage.append(f"process-loss retries {r.process_loss_retry_count}/1")
     pairs: list[tuple[str, object]] = [
-        ("run", Text.assemble(r.id, "  ", state(r.status), f"  loop {r.loop_id}")),
+        # The styled state goes last: Textual 8 drops the space that follows a styled span here.
+        ("run", Text.assemble(f"{r.id} · loop {r.loop_id}  ", state(r.status))),
         ("window", f"started {clock_time(r.started_at)}, finished {clock_time(r.finished_at)}, pid {r.pid or '-'}"),
         ("ended", ended + (f"; {r.error_code}: {r.error_text}" if r.error_code else
                            (f"; {r.error_text}" if r.error_text else ""))),

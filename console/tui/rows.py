@@ -102,15 +102,15 @@ def matches(cells: tuple[Cell, ...], needle: str) -> bool:
 
 def counts(snap: Snapshot) -> list[str]:
     """`sidecars  2 ready · 1 failed` lines for the Overview."""
-    def line(label: str, states: list[str]) -> str:
+    def line(label: str, states: list[str], empty: str = "none configured") -> str:
         if not states:
-            return f"{label:<9} none configured"
+            return f"{label:<9} {empty}"
         c = Counter(states)
         return f"{label:<9} " + " · ".join(f"{n} {s}" for s, n in sorted(c.items(), key=lambda kv: (-kv[1], kv[0])))
     return [
         line("sidecars", [s.state for s in snap.sidecars]),
         line("loops", [lp.state for lp in snap.loops]),
-        line("runs", [r.status for r in snap.runs]) + (f"  (newest {len(snap.runs)})" if snap.runs else ""),
+        line("runs", [r.status for r in snap.runs], "none yet") + (f"  (newest {len(snap.runs)})" if snap.runs else ""),
     ]
 
 

@@ -12,8 +12,9 @@ from console.tui.scenario import NOW, scenario_snapshot
 from console.tui.source import FixedSource
 
 
-def scenario_app(tmp: Path, *, read_only: bool = False, handler=None) -> tuple[LoopctlApp, FixedSource]:
-    paths = resolve_paths(str(tmp / "state"), None, {}, tmp)
+def scenario_app(tmp: Path, *, read_only: bool = False, handler=None,
+                 state_dir: str | None = None) -> tuple[LoopctlApp, FixedSource]:
+    paths = resolve_paths(state_dir or str(tmp / "state"), None, {}, tmp)
     source = FixedSource(scenario_snapshot(state_dir=str(paths.state_dir)), handler)
     clock = FakeClock(start=NOW)
     app = LoopctlApp(source, paths=paths, loaded=LoadedConfig(HostConfig(), paths.config_path, True),
@@ -29,7 +30,7 @@ def fixed_app(tmp_path):
         calls.append((verb, target))
         return {"message": f"{verb} {target}: done"}
 
-    app, source = scenario_app(tmp_path, handler=handler)
+    app, _source = scenario_app(tmp_path, handler=handler)
     return app, calls
 
 
