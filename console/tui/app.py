@@ -15,6 +15,7 @@ from rich.text import Text
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
@@ -165,8 +166,13 @@ class LoopctlApp(App[int]):
 
     def _tick(self) -> None:
         """Countdowns and durations move every second: only the cells that changed are touched."""
-        if self.snapshot is not None:
+        if self.snapshot is None:
+            return
+        try:
             self._render(self.clock.time())
+        except NoMatches:  # the timer can fire once more while the screen is being torn down
+            if self.is_running and self._main.is_attached:
+                raise
 
     def _render(self, now: float) -> None:
         snap = self.snapshot
