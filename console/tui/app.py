@@ -23,12 +23,11 @@ from console.engine.actions import ActionError
 from console.engine.clock import Clock, SystemClock
 from console.engine.config import LoadedConfig
 from console.engine.errors import LoopctlError, OwnerUnavailable
-from console.engine.lease import Lease
 from console.engine.observe import offline_snapshot, wait_until_released
-from console.engine.owner import Owner
 from console.engine.paths import Paths, ensure_state_dir
 from console.engine.snapshot import Snapshot
 from console.tui.commands import LoopctlCommands
+from console.tui.detail import ticks
 from console.tui.format import duration
 from console.tui.rows import TABLES, counts, matches
 from console.tui.screens.confirm import ConfirmScreen
@@ -83,6 +82,7 @@ class LoopctlApp(App[int]):
         self.role = source.role
         self.snapshot: Snapshot | None = None
         self.filter_text = ""
+        self._shown_counts: list[Text] = []
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -131,6 +131,9 @@ class LoopctlApp(App[int]):
             self.notify("Showing the last recorded state. Start `loopctl run` or this console to take over.",
                         severity="warning", timeout=15)
             return
+        from console.engine.lease import Lease  # noqa: PLC0415
+        from console.engine.owner import Owner  # noqa: PLC0415
+
         lease = Lease.try_acquire(self.paths.lock)
         if lease is None:
             self.notify("Another engine took the host first: observing it.", timeout=10)
@@ -157,39 +160,49 @@ class LoopctlApp(App[int]):
     def _main(self) -> Screen[object]:
         """The screen with the tabs. `App.query_one` searches the active screen, which is a modal
         (confirm, help, palette) while one is open; the 1 Hz tick must still find its widgets."""
+        if not self.screen_stack:
+            raise NoMatches("the console's screen is gone (shutting down)")
         return self.screen_stack[0]
+
+    def _up(self) -> bool:
+        """False while the app is starting or being torn down: late events must not touch widgets."""
+        return bool(self.screen_stack) and self.screen_stack[0].is_attached and self.is_running
 
     def show_snapshot(self, snap: Snapshot) -> None:
         self.snapshot = snap
-        self._render(self.clock.time())
+        self._render(self.clock.time(), full=True)
         self.refresh_bindings()
 
     def _tick(self) -> None:
-        """Countdowns and durations move every second: only the cells that changed are touched."""
-        if self.snapshot is None:
+        """Countdowns and durations move every second. Only what time can change is touched: the
+        visible table's cells, the counts line, and the detail pane when it shows a countdown."""
+        if self.snapshot is None or not self._up():  # the timer can fire once more during teardown
             return
-        try:
-            self._render(self.clock.time())
-        except NoMatches:  # the timer can fire once more while the screen is being torn down
-            if self.is_running and self._main.is_attached:
-                raise
+        self._render(self.clock.time(), full=False)
 
-    def _render(self, now: float) -> None:
+    def _render(self, now: float, *, full: bool = True) -> None:
         snap = self.snapshot
         if snap is None:
             return
-        role = self.role if self.role != "observer" else f"observer of pid {snap.engine.pid}"
-        self._main.query_one(TrayBar).show(snap, role)
-        self._main.query_one("#counts", Static).update(self._counts(snap, now))
-        self._main.query_one("#config-body", Static).update(self._config(snap, now))
+        if full:
+            role = self.role if self.role != "observer" else f"observer of pid {snap.engine.pid}"
+            self._main.query_one(TrayBar).show(snap, role)
+            self._main.query_one("#config-body", Static).update(self._config(snap, now))
+        counts = self._counts(snap, now)
+        if full or counts != self._shown_counts:
+            self._shown_counts = counts
+            self._main.query_one("#counts", Static).update(Group(*counts))
+        visible = self.active_tab()
         for tab, _label in TABS:
-            if tab == "config":
+            if tab == "config" or (not full and tab != visible):
                 continue
             rows = [row for row in TABLES[tab].rows(snap, now) if matches(row[1], self.filter_text)]
             self._main.query_one(f"#table-{tab}", KeyedTable).sync(rows)
-        self._main.query_one(DetailPane).show(snap, self.selected_key(), now)
+        key = self.selected_key()
+        if full or ticks(snap, key):
+            self._main.query_one(DetailPane).show(snap, key, now)
 
-    def _counts(self, snap: Snapshot, now: float) -> Group:
+    def _counts(self, snap: Snapshot, now: float) -> list[Text]:
         engine = (f"engine pid {snap.engine.pid}, up {duration(now - snap.engine.started_at)}"
                   if snap.engine.running and snap.engine.started_at else "engine not running: last recorded state")
         if snap.engine.read_only or self.read_only:
@@ -198,7 +211,7 @@ class LoopctlApp(App[int]):
         if not snap.host.configured_count:
             lines.append(Text(f"Nothing configured yet: describe this host in {snap.host.config_path} "
                               f"(README: 'Host config').", style="bold"))
-        return Group(*lines)
+        return lines
 
     def _config(self, snap: Snapshot, now: float) -> Group:
         host = snap.host
@@ -245,6 +258,8 @@ class LoopctlApp(App[int]):
             self.notify(f"{verb} refused: {why}", severity="warning", timeout=6)
 
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+        if not self._up():
+            return
         self._main.query_one(DetailPane).show(self.snapshot, self.selected_key(), self.clock.time())
         self.refresh_bindings()
 
@@ -252,6 +267,8 @@ class LoopctlApp(App[int]):
         self._main.query_one(DetailPane).toggle_class("enlarged")
 
     def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
+        if not self._up():
+            return
         self._focus_table()
         self._main.query_one(DetailPane).show(self.snapshot, self.selected_key(), self.clock.time())
         self.refresh_bindings()
@@ -322,6 +339,9 @@ class LoopctlApp(App[int]):
 def choose_source(paths: Paths, loaded: LoadedConfig, *, read_only: bool) -> Source:
     """Own the host if no engine does (the database opened first, so its errors are one line on the
     terminal, not a broken screen); otherwise observe the engine that does."""
+    from console.engine.lease import Lease  # noqa: PLC0415  (an observer never loads the engine stack)
+    from console.engine.owner import Owner  # noqa: PLC0415
+
     ensure_state_dir(paths)
     lease = Lease.try_acquire(paths.lock)
     if lease is None:

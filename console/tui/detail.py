@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Group, RenderableType
-from rich.markdown import Markdown
 from rich.table import Table
 from rich.text import Text
 
@@ -99,6 +98,8 @@ def run_detail(r: RunView, state_dir: Path, now: float) -> RenderableType:
     except OSError:
         text = ""
     if text:
+        from rich.markdown import Markdown  # noqa: PLC0415  (markdown-it costs ~40 ms at start-up; rarely needed)
+
         parts += [Text("continuation handoff given to this run", style="bold"), Markdown(text)]
     return Group(*parts)
 
@@ -131,3 +132,17 @@ def detail_for(snap: Snapshot | None, key: str | None, now: float) -> Renderable
         if reason:
             return _fields([("reason", reason.code), ("what", reason.text), ("clears it", reason.action)])
     return Text(f"{key} is no longer in the snapshot", style="dim")
+
+
+def ticks(snap: Snapshot | None, key: str | None) -> bool:
+    """Does the detail for `key` show something that changes with time alone (a countdown, an age)?"""
+    if snap is None or not key:
+        return False
+    kind, _, name = key.partition(":")
+    if kind == "sidecar":
+        return any(s.name == name and (s.state == "backoff" or s.started_at is not None) for s in snap.sidecars)
+    if kind == "loop":
+        return any(lp.id == name and lp.next_run_at is not None for lp in snap.loops)
+    if kind == "run":
+        return any(r.id == name and r.status in ("queued", "running") for r in snap.runs)
+    return False

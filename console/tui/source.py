@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from console.engine.actions import ActionError
 from console.engine.errors import OwnerUnavailable
-from console.engine.owner import Owner
 from console.engine.snapshot import Snapshot
 from console.engine.watch import arequest, watch
+
+if TYPE_CHECKING:  # an observing console never loads the engine stack
+    from console.engine.owner import Owner
 
 SnapshotSink = Callable[[Snapshot], None]
 

@@ -57,7 +57,9 @@ class KeyedTable(DataTable[Cell]):
         if changed_membership:
             self._order(rows)
         if selected is not None and selected in self._cells:
-            self.move_cursor(row=self.get_row_index(RowKey(selected)), animate=False, scroll=False)
+            index = self.get_row_index(RowKey(selected))
+            if index != self.cursor_row:  # moving the cursor repaints: only when the row really moved
+                self.move_cursor(row=index, animate=False, scroll=False)
 
     def _order(self, rows: list[Row]) -> None:
         if self._newest_first is not None:

@@ -1,0 +1,156 @@
+"""Benchmark: the console over tmux, on a busy host.
+
+    .venv/bin/python tests/bench/bench_tui.py
+
+Builds a host with 10 sidecars, 100 loops and a ledger of 10,000 runs, runs `loopctl run`, then:
+1. first frame: from starting `loopctl` in a 120x40 tmux to the tray on screen (target < 0.5 s);
+2. idle CPU of the console process over 20 s, with its 1 Hz countdown tick (target < 2 % of a core);
+3. a state change on screen: from `kill -9` of a sidecar's process to the console showing it
+   (target < 0.5 s).
+Exit 1 if a target is missed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench_ledger import fill
+from harness import wait_for
+
+LOOPCTL = [sys.executable, "-m", "console"]
+FLOOR_APP = """
+from textual.app import App
+from textual.widgets import Static
+class Hello(App):
+    def compose(self):
+        yield Static("hello floor")
+Hello().run()
+"""
+SOCKET = f"loopctl-bench-{os.getpid()}"  # a tmux server of our own, never a stale one
+
+
+def tmux(*args: str, check: bool = False) -> str:
+    result = subprocess.run(["tmux", "-L", SOCKET, *args], capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise SystemExit(f"bench: tmux {args[0]} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def screen() -> str:
+    return tmux("capture-pane", "-p", "-t", "console")
+
+
+def config(path: Path) -> None:
+    lines = []
+    for i in range(10):
+        lines += ["[[sidecar]]", f'name = "side-{i}"', 'command = ["sleep", "86400"]', ""]
+    handoff = 'echo \'{"summary": "ok", "evidence": {"commits": ["abc"]}}\' > "$LOOPCTL_HANDOFF"'
+    for i in range(100):
+        lines += ["[[loop]]", f'id = "loop-{i}"', f"command = {json.dumps(['sh', '-c', handoff])}",
+                  "interval_seconds = 86400", ""]
+    path.write_text("\n".join(lines))
+
+
+def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="loopctl-tui-bench-"))
+    state = work / "state"
+    state.mkdir(mode=0o700)
+    engine = None
+    try:
+        fill(state / "loopctl.db", 10_000, 100)
+        cfg = work / "loopctl.toml"
+        config(cfg)
+        env = {**os.environ, "LOOPCTL_HOME": str(state)}
+        engine = subprocess.Popen([*LOOPCTL, "--config", str(cfg), "run"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        wait_for((state / "engine.sock").exists, 30, "the engine")
+
+        def snapshot() -> dict:
+            out = subprocess.run([*LOOPCTL, "--config", str(cfg), "--once", "--format", "json"], env=env,
+                                 capture_output=True, text=True, check=False).stdout
+            return json.loads(out)["snapshot"]
+
+        wait_for(lambda: sum(s["state"] == "ready" for s in snapshot()["sidecars"]) == 10, 60, "10 ready sidecars")
+        wait_for(lambda: all(lp["current_run"] is None for lp in snapshot()["loops"]), 60, "first runs done")
+
+        firsts = []
+        for _ in range(5):
+            tmux("kill-session", "-t", "console")
+            start = time.perf_counter()
+            tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40",
+                 f"env LOOPCTL_HOME={state} {' '.join(LOOPCTL)} --config {cfg}", check=True)
+            while "observer of pid" not in screen():
+                time.sleep(0.005)
+                if time.perf_counter() - start > 30:
+                    raise SystemExit(f"bench: the console never drew its first frame; screen:\n{screen()}")
+            firsts.append(time.perf_counter() - start)
+        floor_script = work / "floor.py"
+        floor_script.write_text(FLOOR_APP)
+        floors = []
+        for _ in range(5):
+            tmux("kill-session", "-t", "console")
+            start = time.perf_counter()
+            tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40",
+                 f"{sys.executable} {floor_script}", check=True)
+            while "hello floor" not in screen():
+                time.sleep(0.005)
+            floors.append(time.perf_counter() - start)
+        tmux("kill-session", "-t", "console")
+        tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40",
+             f"env LOOPCTL_HOME={state} {' '.join(LOOPCTL)} --config {cfg}", check=True)
+        wait_for(lambda: "observer of pid" in screen(), 30, "the console again")
+        console = next(p for p in psutil.process_iter(["cmdline"])
+                       if p.info["cmdline"] and p.info["cmdline"][-2:] == ["--config", str(cfg)]
+                       and "run" not in p.info["cmdline"])
+        time.sleep(3)  # settle
+        before = console.cpu_times()
+        time.sleep(20)
+        after = console.cpu_times()
+        idle = (after.user + after.system - before.user - before.system) / 20 * 100
+
+        latencies = []
+        for i in range(5):
+            victim = snapshot()["sidecars"][i]["pid"]
+            start = time.perf_counter()
+            os.kill(victim, signal.SIGKILL)
+            while "starting" not in screen() and "backoff" not in screen():
+                time.sleep(0.005)
+                if time.perf_counter() - start > 10:
+                    raise SystemExit("bench: the change never reached the screen")
+            latencies.append(time.perf_counter() - start)
+            wait_for(lambda: "starting" not in screen() and "backoff" not in screen(), 30, "settle again")
+
+        print(f"host: 10 sidecars, 100 loops, 10,000 runs; {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+        print(f"first frame (120x40, observer):  median {statistics.median(firsts) * 1000:6.0f} ms, "
+              f"max {max(firsts) * 1000:6.0f} ms")
+        print(f"floor: a bare Textual app:       median {statistics.median(floors) * 1000:6.0f} ms, "
+              f"max {max(floors) * 1000:6.0f} ms")
+        print(f"console idle CPU over 20 s:      {idle:5.2f} % of one core")
+        print(f"kill -9 to change on screen:     median {statistics.median(latencies) * 1000:6.0f} ms, "
+              f"max {max(latencies) * 1000:6.0f} ms")
+        ok = statistics.median(firsts) < 0.5 and idle < 2.0 and max(latencies) < 0.5
+        print(f"targets (first frame < 0.5 s, idle < 2 %, change < 0.5 s): {'met' if ok else 'MISSED'}")
+        return 0 if ok else 1
+    finally:
+        tmux("kill-server")
+        if engine is not None:
+            engine.send_signal(signal.SIGTERM)
+            engine.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
