@@ -15,7 +15,7 @@ from console.tui.screens.confirm import ConfirmScreen
 from console.tui.source import ObservedSource, OwnedSource
 from console.tui.widgets.keyed_table import KeyedTable
 from console.tui.widgets.tray_bar import TrayBar, tray_line
-from tests.conftest import Host
+from tests.conftest import Host, wait_for
 from tests.tui.conftest import screen_text
 
 
@@ -100,3 +100,31 @@ def test_the_tray_line_keeps_host_and_role_visible_at_80_columns():
     assert len(line) == 80
     assert line.startswith(" ✖ DOWN  no engine owns")
     assert line.endswith("edge-1 · observer · cp: none ") and "…" in line
+
+
+async def test_an_observer_sends_actions_to_the_owner_over_the_socket(host: Host):
+    import sys
+
+    host.write_config(f'[[sidecar]]\nname = "broken"\ncommand = ["{sys.executable}", "-c", "raise SystemExit(2)"]\n'
+                      f"max_restarts = 0\n")
+    engine = host.spawn("run")
+    host.wait_owner(engine)
+    paths = resolve_paths(str(host.state), None, {}, host.root)
+    loaded = LoadedConfig(HostConfig(), paths.config_path, True)
+    app = LoopctlApp(ObservedSource(paths.socket), paths=paths, loaded=loaded)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_snapshot(pilot, app, lambda s: bool(s.sidecars) and s.sidecars[0].state == "failed", turns=500)
+        await pilot.press("2")
+        assert app.selected_key() == "sidecar:broken"
+        await pilot.press("t")
+        for _ in range(200):
+            if any("broken: failed cleared, relaunching" in n.message for n in app._notifications):
+                break
+            await pilot.pause(0.02)
+        assert any("broken: failed cleared, relaunching" in n.message for n in app._notifications)
+
+    def launches() -> int:
+        events = host.once_json()[1]["snapshot"]["events"]
+        return len([e for e in events if e["name"] == "broken" and e["new"] == "starting"])
+
+    wait_for(lambda: launches() >= 2, what="the relaunch the observer asked for")
