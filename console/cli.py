@@ -35,12 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parser, suppress=False)
     parser.add_argument("--once", action="store_true",
                         help="evaluate once, print a report, exit 0 ok / 1 warning / 2 critical / 3 unknown")
-    parser.add_argument("--format", choices=("text", "json"), default="text", help="report format for --once")
+    parser.add_argument("--format", choices=("text", "json", "nagios", "openmetrics"), default="text",
+                        help="report format for --once (nagios: Monitoring Plugins; openmetrics: Prometheus)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser("run", help="run the engine without a screen (for systemd)")
     _common(run, suppress=True)
     run.add_argument("--standby", action="store_true",
                      help="if another engine owns the host, observe it and take over when it exits")
+    run.add_argument("--metrics-textfile", metavar="PATH",
+                     help="keep a node_exporter textfile (Prometheus text format) up to date at PATH")
     for verb in VERBS:
         act = sub.add_parser(verb, help=f"{verb} a target (KIND:NAME, e.g. sidecar:web) on the running engine")
         _common(act, suppress=True)
@@ -58,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        if args.once:  # monitoring must get a status line and UNKNOWN, not a traceback
+        if getattr(args, "once", False):  # monitoring must get a status line and UNKNOWN, not a traceback
             print(f"LOOPCTL UNKNOWN - could not evaluate: {type(exc).__name__}: {exc}")
             return EXIT_UNKNOWN
         raise
@@ -74,7 +77,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "run":
         from console.engine import daemon
 
-        return daemon.run(paths, loaded, standby=args.standby, read_only=args.read_only)
+        textfile = Path(args.metrics_textfile).absolute() if args.metrics_textfile else None
+        return daemon.run(paths, loaded, standby=args.standby, read_only=args.read_only, metrics_textfile=textfile)
     if args.command in VERBS:
         return _action(paths.socket, paths.state_dir, args.command, args.target, read_only=args.read_only)
     if args.once:

@@ -124,7 +124,7 @@ def test_once_imports_neither_textual_nor_httpx_nor_rich(host: Host):
         import sys
         from console.cli import main
         code = main(["--once", "--format", "json"])
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"textual", "httpx", "rich"})
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"textual", "httpx", "rich", "prometheus_client"})
         print(repr((code, heavy)), file=sys.stderr)
     """)
     result = subprocess.run([sys.executable, "-c", probe], env=host.env, capture_output=True, text=True, timeout=30,
@@ -243,3 +243,37 @@ def test_options_work_before_and_after_the_command(host: Host):
     wait_for((other / "engine.sock").exists, what="the engine socket")
     result = host.run("--state-dir", str(other), "--once")
     assert result.returncode == 0 and f"pid {owner.pid}" in result.stdout
+
+
+def test_once_in_nagios_format_exits_with_the_status(host: Host):
+    stopped = host.run("--once", "--format", "nagios")
+    assert stopped.returncode == 2 and stopped.stdout.startswith("LOOPCTL CRITICAL - down: no engine owns")
+    engine = host.spawn("run")
+    host.wait_owner(engine)
+    running = host.run("--once", "--format", "nagios")
+    assert running.returncode == 0 and running.stdout.startswith("LOOPCTL OK - ok: ")
+    assert " | 'engine_up'=1;;1:;0;1 " in running.stdout
+
+
+def test_run_keeps_a_node_exporter_textfile_up_to_date(host: Host):
+    import stat
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    textdir = host.root / "textfiles"
+    textdir.mkdir()
+    target = textdir / "loopctl.prom"
+    engine = host.spawn("run", "--metrics-textfile", str(target))
+    host.wait_owner(engine)
+    wait_for(target.exists, what="the textfile")
+    families = {f.name: f for f in text_string_to_metric_families(target.read_text())}
+    assert families["loopctl_engine_up"].samples[0].value == 1
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert sorted(p.name for p in textdir.iterdir()) == ["loopctl.prom"]  # no temp files left behind
+    engine.send_signal(signal.SIGTERM)
+    assert engine.wait(timeout=10) == 0
+
+
+def test_a_textfile_in_a_missing_directory_is_a_clear_error(host: Host):
+    result = host.run("run", "--metrics-textfile", str(host.root / "nope" / "loopctl.prom"))
+    assert result.returncode == 2 and "does not exist: point it at node_exporter's textfile directory" in result.stderr

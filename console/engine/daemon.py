@@ -11,10 +11,12 @@ import logging
 import signal
 import threading
 import time
+from pathlib import Path
 
 from console.engine.clock import Clock, SystemClock
 from console.engine.config import LoadedConfig
-from console.engine.errors import LeaseError, OwnerUnavailable
+from console.engine.engine import Engine
+from console.engine.errors import LeaseError, LoopctlError, OwnerUnavailable
 from console.engine.lease import Lease, read_holder
 from console.engine.owner import Owner
 from console.engine.paths import Paths, ensure_state_dir
@@ -30,13 +32,18 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 
 def run(paths: Paths, loaded: LoadedConfig, *, standby: bool = False, read_only: bool = False,
-        clock: Clock | None = None) -> int:
+        clock: Clock | None = None, metrics_textfile: Path | None = None) -> int:
     setup_logging()
-    return asyncio.run(_main(paths, loaded, clock or SystemClock(), standby=standby, read_only=read_only))
+    return asyncio.run(_main(paths, loaded, clock or SystemClock(), standby=standby, read_only=read_only,
+                             metrics_textfile=metrics_textfile))
 
 
-async def _main(paths: Paths, loaded: LoadedConfig, clock: Clock, *, standby: bool, read_only: bool) -> int:
+async def _main(paths: Paths, loaded: LoadedConfig, clock: Clock, *, standby: bool, read_only: bool,
+                metrics_textfile: Path | None = None) -> int:
     ensure_state_dir(paths)
+    if metrics_textfile is not None and not metrics_textfile.parent.is_dir():
+        raise LoopctlError(f"--metrics-textfile {metrics_textfile}: directory {metrics_textfile.parent} does not "
+                           f"exist: point it at node_exporter's textfile directory")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -62,10 +69,26 @@ async def _main(paths: Paths, loaded: LoadedConfig, clock: Clock, *, standby: bo
     async with Owner(paths, loaded, clock, lease, read_only=read_only) as engine:
         log.info("engine owns %s (pid %d, config %s%s)", paths.state_dir, engine.pid, loaded.path,
                  "" if loaded.present else ": not present, embedded default")
+        exporter = asyncio.create_task(_export(engine, metrics_textfile)) if metrics_textfile else None
         await stop.wait()
+        if exporter is not None:
+            exporter.cancel()
         log.info("stopping")
     log.info("stopped")
     return 0
+
+
+async def _export(engine: Engine, path: Path) -> None:
+    """Rewrite the textfile on every change (slow readers coalesce to the newest state)."""
+    from console.engine.metrics import write_textfile  # noqa: PLC0415  (only when asked for)
+
+    seen = -1
+    while True:
+        seen = await engine.changes.wait_newer(seen)
+        try:
+            await asyncio.to_thread(write_textfile, path, engine.snapshot())
+        except OSError as exc:
+            log.error("cannot write the metrics textfile %s: %s", path, exc)
 
 
 async def wait_for_lease(paths: Paths, stop: asyncio.Event) -> Lease | None:

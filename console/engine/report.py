@@ -8,7 +8,7 @@ import time
 from console.engine.snapshot import Snapshot
 from console.engine.tray import Level
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "nagios", "openmetrics")
 
 
 def exit_code(snap: Snapshot) -> int:
@@ -81,4 +81,13 @@ def render_json(snap: Snapshot) -> str:
 
 
 def render(snap: Snapshot, fmt: str) -> str:
+    # nagios and openmetrics load only when asked for: `--once` stays lean (prometheus_client is not small).
+    if fmt == "nagios":
+        from console.engine.nagios import render_nagios  # noqa: PLC0415
+
+        return render_nagios(snap)
+    if fmt == "openmetrics":
+        from console.engine.metrics import render_openmetrics  # noqa: PLC0415
+
+        return render_openmetrics(snap)
     return render_json(snap) if fmt == "json" else render_text(snap)

@@ -1,0 +1,83 @@
+"""Metrics from a snapshot, built with prometheus_client (never formatted by hand):
+`--once --format openmetrics`, and the node_exporter textfile that `loopctl run --metrics-textfile`
+keeps up to date."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric, StateSetMetricFamily
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+from console.engine.atomic import atomic_write
+from console.engine.snapshot import Snapshot
+from console.engine.tray import Level
+
+SIDECAR_STATES = ("stopped", "starting", "ready", "backoff", "stopping", "failed")
+LOOP_STATES = ("active", "escalated", "disabled")
+RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out")
+
+
+class SnapshotCollector:
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self.snap
+        info = InfoMetricFamily("loopctl_host", "The host this report is about", labels=["host", "state_dir"])
+        info.add_metric([snap.host.name, snap.host.state_dir], {"version": snap.engine.version or "unknown"})
+        yield info
+        up = GaugeMetricFamily("loopctl_engine_up", "1 when an engine owns the host")
+        up.add_metric([], int(snap.engine.running))
+        yield up
+        tray = StateSetMetricFamily("loopctl_tray_state", "The host's tray state")
+        tray.add_metric([], {level.value: snap.tray.state is level for level in Level})
+        yield tray
+        reasons = GaugeMetricFamily("loopctl_tray_reasons", "Ranked reasons the tray gives, by level and code",
+                                    labels=["level", "code"])
+        for (level, code), n in sorted(Counter((r.level.value, r.code) for r in snap.tray.reasons).items()):
+            reasons.add_metric([level, code], n)
+        yield reasons
+        sidecar_state = StateSetMetricFamily("loopctl_sidecar_state", "Each sidecar's state", labels=["sidecar"])
+        restarts = GaugeMetricFamily("loopctl_sidecar_restarts", "Restarts used since the sidecar was last stable",
+                                     labels=["sidecar"])
+        for s in snap.sidecars:
+            sidecar_state.add_metric([s.name], {state: s.state == state for state in SIDECAR_STATES})
+            restarts.add_metric([s.name], s.attempts)
+        yield sidecar_state
+        yield restarts
+        loop_state = StateSetMetricFamily("loopctl_loop_state", "Each loop's state", labels=["loop"])
+        for lp in snap.loops:
+            loop_state.add_metric([lp.id], {state: lp.state == state for state in LOOP_STATES})
+        yield loop_state
+        runs = GaugeMetricFamily("loopctl_recent_runs", "Runs among the newest in the snapshot, by status",
+                                 labels=["status"])
+        counted = Counter(r.status for r in snap.runs)
+        for status in RUN_STATUSES:
+            runs.add_metric([status], counted[status])
+        yield runs
+
+
+def registry_for(snap: Snapshot) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(snap))
+    return registry
+
+
+def render_openmetrics(snap: Snapshot) -> str:
+    data: bytes = generate_openmetrics(registry_for(snap))  # type: ignore[no-untyped-call]
+    return data.decode("utf-8")
+
+
+def prometheus_text(snap: Snapshot) -> bytes:
+    """The text format node_exporter's textfile collector reads."""
+    return generate_latest(registry_for(snap))
+
+
+def write_textfile(path: Path, snap: Snapshot) -> None:
+    """Atomic, so node_exporter never reads half a file; 0644 so it can read it at all."""
+    atomic_write(path, prometheus_text(snap), mode=0o644)
