@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="if another engine owns the host, observe it and take over when it exits")
     run.add_argument("--metrics-textfile", metavar="PATH",
                      help="keep a node_exporter textfile (Prometheus text format) up to date at PATH")
+    plane = sub.add_parser("controlplane", help="the reference control plane (for the demo and tests)")
+    plane_sub = plane.add_subparsers(dest="plane_command", metavar="COMMAND", required=True)
+    serve = plane_sub.add_parser("serve", help="serve the reference control plane over HTTP")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8470, help="port (default 8470)")
+    serve.add_argument("--state", metavar="FILE", help="keep hosts and loops in FILE across restarts")
     for verb in VERBS:
         act = sub.add_parser(verb, help=f"{verb} a target (KIND:NAME, e.g. sidecar:web) on the running engine")
         _common(act, suppress=True)
@@ -68,6 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "controlplane":
+        from console.controlplane.server import serve
+
+        return serve(args.host, args.port, Path(args.state).absolute() if args.state else None)
     from console.engine.clock import SystemClock
     from console.engine.config import load_config
     from console.engine.paths import resolve_paths

@@ -58,7 +58,7 @@ def test_a_replayed_proof_is_rejected():
 
 def test_a_tampered_signature_is_rejected():
     proof = make_proof(KEY, "POST", URL)
-    head, body, sig = proof.split(".")
+    head, body, _sig = proof.split(".")
     forged = make_proof(Ed25519PrivateKey.generate(), "POST", URL).split(".")[2]
     with pytest.raises(ProofError, match="bad signature"):
         check(f"{head}.{body}.{forged}")

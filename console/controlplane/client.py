@@ -1,0 +1,116 @@
+"""The host's control-plane client (httpx, async). Every call has connect/read timeouts and an
+overall deadline; every request, retries included, carries a fresh DPoP proof; a rejected host
+access token is refreshed once. Tokens are returned to the caller, never logged."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from console.controlplane.classify import Provenance, Verdict, classify
+from console.controlplane.dpop import make_proof, public_jwk
+
+TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=10.0, pool=3.0)
+DEADLINE = 30.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One exchange as the classifier needs it: a status, or the kind of failure there was instead."""
+
+    status: int | None
+    body: dict[str, Any]
+    failure: str | None = None  # "timeout" | "network" when there was no status
+    retry_after: str | None = None
+
+    def verdict(self, provenance: Provenance | None = None) -> Verdict:
+        return classify(self.status, self.failure, provenance)
+
+
+class ControlPlaneClient:
+    def __init__(self, base_url: str, key: Ed25519PrivateKey, *, deadline: float = DEADLINE,
+                 timeout: httpx.Timeout = TIMEOUT) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.key = key
+        self.deadline = deadline
+        self.http = httpx.AsyncClient(timeout=timeout, trust_env=False)
+        self.refresh_token: str | None = None
+        self._access: tuple[str, float] | None = None
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def _send(self, method: str, path: str, *, proof: bool, token: str | None = None,
+                    scheme: str = "DPoP", body: dict[str, Any] | None = None) -> Answer:
+        url = self.base_url + path
+        headers = {}
+        if proof:
+            headers["DPoP"] = make_proof(self.key, method, url, access_token=token if scheme == "DPoP" else None)
+        if token is not None:
+            headers["Authorization"] = f"{scheme} {token}"
+        try:
+            response = await asyncio.wait_for(self.http.request(method, url, headers=headers, json=body),
+                                              self.deadline)
+        except (TimeoutError, httpx.TimeoutException):
+            return Answer(None, {}, "timeout")
+        except httpx.TransportError:
+            return Answer(None, {}, "network")
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        return Answer(response.status_code, data if isinstance(data, dict) else {},
+                      retry_after=response.headers.get("retry-after"))
+
+    # -- host identity ---------------------------------------------------------------------------
+
+    async def join(self, join_token: str, host_name: str) -> Answer:
+        answer = await self._send("POST", "/v1/join", proof=False, body={
+            "join_token": join_token, "host_name": host_name, "jwk": public_jwk(self.key.public_key())})
+        if answer.status == 201:
+            self.refresh_token = str(answer.body["refresh_token"])
+        return answer
+
+    async def _access_token(self, *, renew: bool = False) -> str | None:
+        if not renew and self._access is not None and self._access[1] > time.time() + 30:
+            return self._access[0]
+        if self.refresh_token is None:
+            return None
+        answer = await self._send("POST", "/v1/token", proof=True,
+                                  body={"grant_type": "refresh_token", "refresh_token": self.refresh_token})
+        if answer.status != 200:
+            self._access = None
+            return None
+        self._access = (str(answer.body["access_token"]), time.time() + float(answer.body.get("expires_in", 0)))
+        return self._access[0]
+
+    async def _host_call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Answer:
+        """A DPoP-authenticated host call; a rejected access token is refreshed once, with a new proof."""
+        token = await self._access_token()
+        answer = await self._send(method, path, proof=True, token=token, body=body)
+        if answer.status == 401:
+            token = await self._access_token(renew=True)
+            answer = await self._send(method, path, proof=True, token=token, body=body)
+        return answer
+
+    async def host_heartbeat(self, host_id: str) -> Answer:
+        return await self._host_call("POST", f"/v1/hosts/{host_id}/heartbeat", {})
+
+    async def create_loop(self, name: str) -> Answer:
+        return await self._host_call("POST", "/v1/loops", {"name": name})
+
+    # -- loops -----------------------------------------------------------------------------------
+
+    async def loop_heartbeat(self, loop_id: str, runner_token: str, run_id: str | None, state: str) -> Answer:
+        return await self._send("POST", f"/v1/loops/{loop_id}/heartbeat", proof=False, token=runner_token,
+                                scheme="Bearer", body={"run_id": run_id, "state": state})
+
+    async def revive_loop(self, loop_id: str, run_id: str | None, state: str) -> Answer:
+        """Proof-of-possession heartbeat by the host key the loop is bound to (no runner token)."""
+        return await self._send("POST", f"/v1/loops/{loop_id}/heartbeat", proof=True,
+                                body={"run_id": run_id, "state": state})
