@@ -44,6 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="if another engine owns the host, observe it and take over when it exits")
     run.add_argument("--metrics-textfile", metavar="PATH",
                      help="keep a node_exporter textfile (Prometheus text format) up to date at PATH")
+    join = sub.add_parser("join", help="join a control plane: host key, seed config, service")
+    _common(join, suppress=True)
+    join.add_argument("url", metavar="URL")
+    join.add_argument("token", metavar="TOKEN", nargs="?", help="join token (visible in ps: prefer --token-file)")
+    join.add_argument("--token-file", metavar="FILE", help="read the join token from FILE, or - for stdin")
+    join.add_argument("--no-daemon", action="store_true", help="do not install or start a service")
     plane = sub.add_parser("controlplane", help="the reference control plane (for the demo and tests)")
     plane_sub = plane.add_subparsers(dest="plane_command", metavar="COMMAND", required=True)
     serve = plane_sub.add_parser("serve", help="serve the reference control plane over HTTP")
@@ -83,6 +89,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     from console.engine.paths import resolve_paths
 
     paths = resolve_paths(args.state_dir, args.config, os.environ, Path.home())
+    if args.command == "join":
+        from console.controlplane.join import join
+
+        return join(paths, args.url, args.token, args.token_file, no_daemon=args.no_daemon)
     loaded = load_config(paths)
     if args.command == "run":
         from console.engine import daemon

@@ -84,9 +84,23 @@ class LoopConfig:
         return self.run_timeout_seconds or None
 
 
+def _url(value: str) -> str | None:
+    return None if re.fullmatch(r"https?://[^\s/]+(/\S*)?", value) else "an http:// or https:// URL"
+
+
+@dataclass(frozen=True)
+class ControlPlaneSection:
+    """Written by `loopctl join`: where the control plane is and who this host is there."""
+
+    url: str = check(_url)
+    host_id: str = check(lambda v: None if v else "the host id the control plane gave at join")
+    heartbeat_interval_seconds: float = check(in_range(5, 3600, "seconds"), default=60.0)
+
+
 @dataclass(frozen=True)
 class HostConfig:
     host: HostSection = field(default_factory=HostSection)
+    control_plane: ControlPlaneSection | None = None
     sidecar: list[SidecarConfig] = field(default_factory=list)
     loop: list[LoopConfig] = field(default_factory=list)
 

@@ -7,7 +7,7 @@ through `Store.transition`, and every transition bumps the change feed that watc
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console import __version__
 from console.engine.actions import ActionRegistry
@@ -29,6 +29,9 @@ from console.engine.snapshot import (
     things_view,
 )
 from console.engine.store import Store
+
+if TYPE_CHECKING:
+    from console.controlplane.link import HostLink
 
 
 class Engine:
@@ -54,6 +57,12 @@ class Engine:
         self.actions.register("cancel", "run", self.loops.cancel)
         self.actions.register("retry", "run", self.loops.retry)
         self.actions.register("retry", "loop", self.loops.retry)
+        self.link: HostLink | None = None
+        if loaded.config.control_plane is not None:
+            # Imported only for a joined host: the control-plane client brings httpx and cryptography.
+            from console.controlplane.link import HostLink  # noqa: PLC0415
+
+            self.link = HostLink(loaded.config.control_plane, paths.state_dir, store, clock, self.changes.bump)
 
     async def start(self) -> None:
         previous = self.store.thing(ENGINE_KIND, ENGINE_NAME)
@@ -69,8 +78,12 @@ class Engine:
                               {"pid": self.pid, "version": __version__})
         await self.supervisor.start()
         await self.loops.start()
+        if self.link is not None:
+            await self.link.start()
 
     async def stop(self) -> None:
+        if self.link is not None:
+            await self.link.stop()
         await self.loops.stop()
         await self.supervisor.stop()
         self.store.transition(ENGINE_KIND, ENGINE_NAME, "stopped", f"engine stopped (pid {self.pid})",
@@ -91,6 +104,7 @@ class Engine:
             sidecars=self.supervisor.views(),
             loops=loops,
             runs=runs,
+            control_plane=self.link.view() if self.link is not None else None,
         )
         self._cached = (version, snap)
         return snap

@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from console.engine.decoding import DecodeError, decode, encode
-from console.engine.tray import Tray, config_reasons, engine_reasons, loop_reasons, roll_up, sidecar_reasons
+from console.engine.tray import (
+    Tray,
+    config_reasons,
+    control_plane_reasons,
+    engine_reasons,
+    loop_reasons,
+    roll_up,
+    sidecar_reasons,
+)
 
 if TYPE_CHECKING:  # type-only: `--once` against a running engine must not load sqlite3
     from console.engine.config import LoadedConfig
@@ -142,6 +150,15 @@ class RunView:
 
 
 @dataclass(frozen=True)
+class ControlPlaneView:
+    url: str
+    host_id: str
+    status: str  # as the control plane sees the host: provisioning, online, offline, degraded, failed
+    last_heartbeat_at: float | None = None
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
 class EventView:
     id: int
     at: float
@@ -164,6 +181,7 @@ class Snapshot:
     sidecars: list[SidecarView] = field(default_factory=list)
     loops: list[LoopView] = field(default_factory=list)
     runs: list[RunView] = field(default_factory=list)  # the most recent, newest first
+    control_plane: ControlPlaneView | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = encode(self)
@@ -224,7 +242,8 @@ def loops_from_things(things: list[ThingView]) -> list[LoopView]:
 
 def compose(*, now: float, host: HostView, engine: EngineView, things: list[ThingView],
             events: list[EventView], sidecars: list[SidecarView] | None = None,
-            loops: list[LoopView] | None = None, runs: list[RunView] | None = None) -> Snapshot:
+            loops: list[LoopView] | None = None, runs: list[RunView] | None = None,
+            control_plane: ControlPlaneView | None = None) -> Snapshot:
     """Build a snapshot and its tray. One function for the owner and the offline observer."""
     sidecars = sidecars if sidecars is not None else sidecars_from_things(things)
     loops = loops if loops is not None else loops_from_things(things)
@@ -236,6 +255,7 @@ def compose(*, now: float, host: HostView, engine: EngineView, things: list[Thin
                         config_present=host.config_present),
     ]
     if engine.running:  # with no engine, sidecar states are history: the tray says the engine is down
-        reasons += sidecar_reasons(sidecars) + loop_reasons(loops, runs)
+        reasons += sidecar_reasons(sidecars) + loop_reasons(loops, runs) + control_plane_reasons(control_plane)
     return Snapshot(schema=SNAPSHOT_SCHEMA, generated_at=now, host=host, engine=engine,
-                    tray=roll_up(reasons), things=things, events=events, sidecars=sidecars, loops=loops, runs=runs)
+                    tray=roll_up(reasons), things=things, events=events, sidecars=sidecars, loops=loops, runs=runs,
+                    control_plane=control_plane)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from console.engine.errors import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING
 
 if TYPE_CHECKING:
-    from console.engine.snapshot import LoopView, RunView, SidecarView
+    from console.engine.snapshot import ControlPlaneView, LoopView, RunView, SidecarView
 
 
 class Level(StrEnum):
@@ -47,7 +47,9 @@ CODE_PRIORITY: dict[str, int] = {
     "spawn_error": 11,
     "crash_loop": 12,
     "ready_timeout": 13,
+    "control_plane_rejected": 5,
     "loop_escalated": 20,
+    "control_plane_unreachable": 25,
     "sidecar_restarting": 30,
     "run_detached": 40,
     "nothing_configured": 90,
@@ -142,3 +144,15 @@ def loop_reasons(loops: Iterable[LoopView], runs: Iterable[RunView]) -> list[Rea
                                   f"it is watched and settles when it exits; `loopctl cancel run:{run.id}` ends it",
                                   f"run:{run.id}"))
     return reasons
+
+
+def control_plane_reasons(cp: ControlPlaneView | None) -> list[Reason]:
+    if cp is None:
+        return []
+    if cp.status == "failed":
+        return [Reason(Level.DEGRADED, "control_plane_rejected", f"control plane {cp.url}: {cp.last_error}",
+                       "join again: `loopctl join URL --token-file FILE`", f"host:{cp.host_id}")]
+    if cp.last_error:
+        return [Reason(Level.DEGRADED, "control_plane_unreachable", f"control plane {cp.url}: {cp.last_error}",
+                       "check the network and the control plane; loops keep running meanwhile", f"host:{cp.host_id}")]
+    return []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 
 import httpx
@@ -12,34 +11,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from console.controlplane.classify import Outcome, Provenance, Why
 from console.controlplane.client import ControlPlaneClient
 from console.controlplane.dpop import make_proof
-from tests.conftest import free_port, loopctl_argv, wait_for
+from tests.conftest import free_port
+from tests.controlplane.conftest import admin
 
 ALIVE = Provenance(managed=True, runner_alive=True, key_available=True)
-
-
-@pytest.fixture(scope="module")
-def plane():
-    port = free_port()
-    proc = subprocess.Popen([*loopctl_argv(), "controlplane", "serve", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.post(f"{base}/admin/join-tokens", timeout=1).status_code == 201
-        except httpx.TransportError:
-            return False
-
-    wait_for(up, timeout=20, what="the reference control plane")
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
-def admin(base: str, what: str, **body) -> dict:
-    response = httpx.post(f"{base}/admin/{what}", json=body, timeout=5)
-    response.raise_for_status()
-    return response.json()
 
 
 @pytest.fixture

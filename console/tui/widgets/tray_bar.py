@@ -18,7 +18,8 @@ def tray_line(snap: Snapshot, role: str, width: int) -> Text:
     """State and top reason on the left (the reason shortened to fit), host and role on the right."""
     tray = snap.tray
     state = f" {GLYPHS[tray.state]} {tray.state.value.upper()} "
-    suffix = f"  {snap.host.name} · {role} · cp: none "
+    cp = snap.control_plane.status if snap.control_plane else "none"
+    suffix = f"  {snap.host.name} · {role} · cp: {cp} "
     top = next((r for r in tray.reasons if r.level is not Level.OK), None)
     reason = f" {top.text}" if top is not None else ""
     room = max(0, width - len(state) - len(suffix))

@@ -1,0 +1,99 @@
+"""The engine's link to its control plane: host heartbeats, and the host status they report.
+
+The status goes through the one transition path (`host:<id>`), so effects wired to
+"provisioning becomes online" (the plugin reconcile of the remote-config issue) fire whichever
+path performs it. Credentials stay in their files; nothing here logs or stores a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+from console.controlplane.classify import Outcome
+from console.controlplane.client import ControlPlaneClient
+from console.controlplane.identity import load_key, load_refresh_token
+from console.engine.clock import Clock
+from console.engine.config import ControlPlaneSection
+from console.engine.errors import LoopctlError
+from console.engine.snapshot import ControlPlaneView
+from console.engine.store import Store
+
+log = logging.getLogger("loopctl.controlplane")
+HOST_KIND = "host"
+
+
+class HostLink:
+    def __init__(self, section: ControlPlaneSection, state_dir: Path, store: Store, clock: Clock,
+                 on_change: Callable[[], None]) -> None:
+        self.section = section
+        self.state_dir = state_dir
+        self.store = store
+        self.clock = clock
+        self.on_change = on_change
+        self.client: ControlPlaneClient | None = None
+        self.last_heartbeat_at: float | None = None
+        self.last_error = ""
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.store.thing(HOST_KIND, self.section.host_id) is None:
+            self.store.transition(HOST_KIND, self.section.host_id, "provisioning", "joined; no heartbeat yet",
+                                  {"url": self.section.url})
+        try:
+            key = load_key(self.state_dir)
+        except LoopctlError as exc:
+            self._fail(exc.message)
+            return
+        refresh = load_refresh_token(self.state_dir)
+        if refresh is None:
+            self._fail(f"no refresh token in {self.state_dir / 'secrets'}: join again with `loopctl join`")
+            return
+        self.client = ControlPlaneClient(self.section.url, key)
+        self.client.refresh_token = refresh
+        self._task = asyncio.create_task(self._beat(), name="host-heartbeat")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.client is not None:
+            await self.client.close()
+
+    def _fail(self, why: str) -> None:
+        self.last_error = why
+        self.store.transition(HOST_KIND, self.section.host_id, "failed", why, {"url": self.section.url})
+
+    async def _beat(self) -> None:
+        assert self.client is not None
+        while True:
+            answer = await self.client.host_heartbeat(self.section.host_id)
+            verdict = answer.verdict()
+            if verdict.outcome is Outcome.LIVE:
+                self.last_heartbeat_at = self.clock.time()
+                self.last_error = ""
+                status = str(answer.body.get("status", "online"))
+                if self.store.transition(HOST_KIND, self.section.host_id, status, f"control plane reports {status}",
+                                         {"url": self.section.url}) is None:
+                    self.on_change()  # same status: the heartbeat time still changed
+            elif verdict.outcome is Outcome.TERMINAL:
+                self._fail(f"the control plane rejected this host ({verdict.why}): join again with `loopctl join`")
+                return
+            else:
+                self.last_error = f"heartbeat failed ({verdict.why}"
+                self.last_error += f", retry after {answer.retry_after})" if answer.retry_after else ")"
+                log.warning("control plane %s: %s", self.section.url, self.last_error)
+                self.on_change()
+            interval = self.section.heartbeat_interval_seconds
+            await self.clock.sleep(interval * random.uniform(0.9, 1.1))  # jitter: hosts do not beat in step
+
+    def view(self) -> ControlPlaneView:
+        thing = self.store.thing(HOST_KIND, self.section.host_id)
+        return ControlPlaneView(url=self.section.url, host_id=self.section.host_id,
+                                status=thing.state if thing else "provisioning",
+                                last_heartbeat_at=self.last_heartbeat_at, last_error=self.last_error)
