@@ -56,8 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     serve.add_argument("--port", type=int, default=8470, help="port (default 8470)")
     serve.add_argument("--state", metavar="FILE", help="keep hosts and loops in FILE across restarts")
+    targets = {"reclaim": "sidecar:NAME: end what an earlier engine left, then relaunch",
+               "retry": "sidecar:NAME, loop:ID or run:ID: clear a failure or escalation, or rerun a run",
+               "cancel": "run:ID: end a queued or running run and its process group"}
     for verb in VERBS:
-        act = sub.add_parser(verb, help=f"{verb} a target (KIND:NAME, e.g. sidecar:web) on the running engine")
+        act = sub.add_parser(verb, help=f"{verb} {targets[verb]}")
         _common(act, suppress=True)
         act.add_argument("target", metavar="TARGET")
     return parser

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from console.controlplane.dpop import ProofError, ReplayCache, thumbprint, verify_proof
+from console.engine.atomic import atomic_write_json
 
 log = logging.getLogger("loopctl.controlplane")
 
@@ -98,8 +99,6 @@ class ControlPlane:
     def save(self) -> None:
         if self.state_file is None:
             return
-        from console.engine.atomic import atomic_write_json  # noqa: PLC0415
-
         atomic_write_json(self.state_file, {
             "join_tokens": sorted(self.state.join_tokens),
             "hosts": {k: asdict(v) for k, v in self.state.hosts.items()},
