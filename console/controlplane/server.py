@@ -165,13 +165,20 @@ class ControlPlane:
         self.state.access[access] = (host.id, host.jkt, time.time() + ACCESS_TTL)
         return JSONResponse({"access_token": access, "token_type": "DPoP", "expires_in": int(ACCESS_TTL)})
 
-    async def host_heartbeat(self, request: Request) -> Response:
+    def _authorized(self, request: Request) -> HostRecord | Response:
+        """The host behind the request's DPoP token, or the error answer; checks the path's host id."""
         try:
             host = self._host(request)
         except ProofError as exc:
             return _error(401, "unauthorized", str(exc))
-        if host.id != request.path_params["host_id"]:
+        if "host_id" in request.path_params and host.id != request.path_params["host_id"]:
             return _error(404, "not_found", "no such host for this token")
+        return host
+
+    async def host_heartbeat(self, request: Request) -> Response:
+        host = self._authorized(request)
+        if isinstance(host, Response):
+            return host
         previous = host.status
         if host.status == "provisioning":
             host.status = "online"
@@ -179,19 +186,15 @@ class ControlPlane:
         return JSONResponse({"status": host.status, "previous_status": previous})
 
     async def host_config(self, request: Request) -> Response:
-        try:
-            host = self._host(request)
-        except ProofError as exc:
-            return _error(401, "unauthorized", str(exc))
-        if host.id != request.path_params["host_id"]:
-            return _error(404, "not_found", "no such host for this token")
+        host = self._authorized(request)
+        if isinstance(host, Response):
+            return host
         return _error(404, "no_remote_config", "this host has no remote config")
 
     async def create_loop(self, request: Request) -> Response:
-        try:
-            host = self._host(request)
-        except ProofError as exc:
-            return _error(401, "unauthorized", str(exc))
+        host = self._authorized(request)
+        if isinstance(host, Response):
+            return host
         body = await _json(request)
         loop = LoopRecord(id="l_" + secrets.token_hex(6), host_id=host.id, name=str(body.get("name", "")),
                           jkt=host.jkt, runner_token="rk_" + secrets.token_urlsafe(32),

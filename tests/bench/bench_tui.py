@@ -53,6 +53,18 @@ def screen() -> str:
     return tmux("capture-pane", "-p", "-t", "console")
 
 
+def first_frame(command: str, marker: str) -> float:
+    """Seconds from starting `command` in a fresh 120x40 tmux session to `marker` on its screen."""
+    tmux("kill-session", "-t", "console")
+    start = time.perf_counter()
+    tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40", command, check=True)
+    while marker not in screen():
+        time.sleep(0.005)
+        if time.perf_counter() - start > 30:
+            raise SystemExit(f"bench: no first frame from {command!r}; screen:\n{screen()}")
+    return time.perf_counter() - start
+
+
 def config(path: Path) -> None:
     lines = []
     for i in range(10):
@@ -86,32 +98,15 @@ def main() -> int:
         wait_for(lambda: sum(s["state"] == "ready" for s in snapshot()["sidecars"]) == 10, 60, "10 ready sidecars")
         wait_for(lambda: all(lp["current_run"] is None for lp in snapshot()["loops"]), 60, "first runs done")
 
-        firsts = []
-        for _ in range(5):
-            tmux("kill-session", "-t", "console")
-            start = time.perf_counter()
-            tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40",
-                 f"env LOOPCTL_HOME={state} {' '.join(LOOPCTL)} --config {cfg}", check=True)
-            while "observer of pid" not in screen():
-                time.sleep(0.005)
-                if time.perf_counter() - start > 30:
-                    raise SystemExit(f"bench: the console never drew its first frame; screen:\n{screen()}")
-            firsts.append(time.perf_counter() - start)
+        # Killing tmux's last session stops its server, and a new session started right then races the
+        # dying server ("server exited unexpectedly"). A keeper session holds the server up throughout.
+        tmux("new-session", "-d", "-s", "keeper", "sleep 86400", check=True)
+        console_cmd = f"env LOOPCTL_HOME={state} {' '.join(LOOPCTL)} --config {cfg}"
+        firsts = [first_frame(console_cmd, "observer of pid") for _ in range(5)]
         floor_script = work / "floor.py"
         floor_script.write_text(FLOOR_APP)
-        floors = []
-        for _ in range(5):
-            tmux("kill-session", "-t", "console")
-            start = time.perf_counter()
-            tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40",
-                 f"{sys.executable} {floor_script}", check=True)
-            while "hello floor" not in screen():
-                time.sleep(0.005)
-            floors.append(time.perf_counter() - start)
-        tmux("kill-session", "-t", "console")
-        tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40",
-             f"env LOOPCTL_HOME={state} {' '.join(LOOPCTL)} --config {cfg}", check=True)
-        wait_for(lambda: "observer of pid" in screen(), 30, "the console again")
+        floors = [first_frame(f"{sys.executable} {floor_script}", "hello floor") for _ in range(5)]
+        first_frame(console_cmd, "observer of pid")  # the console whose idle CPU is measured
         console = next(p for p in psutil.process_iter(["cmdline"])
                        if p.info["cmdline"] and p.info["cmdline"][-2:] == ["--config", str(cfg)]
                        and "run" not in p.info["cmdline"])
