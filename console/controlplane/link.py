@@ -16,10 +16,12 @@ from pathlib import Path
 
 from console.controlplane.classify import Outcome
 from console.controlplane.client import ControlPlaneClient
+from console.controlplane.heartbeats import LoopHeartbeats
 from console.controlplane.identity import load_key, load_refresh_token
 from console.engine.clock import Clock
-from console.engine.config import ControlPlaneSection
+from console.engine.config import ControlPlaneSection, LoopConfig
 from console.engine.errors import LoopctlError
+from console.engine.loops import Loops
 from console.engine.snapshot import ControlPlaneView
 from console.engine.store import Store
 
@@ -28,8 +30,9 @@ HOST_KIND = "host"
 
 
 class HostLink:
-    def __init__(self, section: ControlPlaneSection, state_dir: Path, store: Store, clock: Clock,
-                 on_change: Callable[[], None]) -> None:
+    def __init__(self, section: ControlPlaneSection, *, state_dir: Path, store: Store, clock: Clock,
+                 on_change: Callable[[], None], loops: Loops | None = None,
+                 loop_configs: list[LoopConfig] | None = None) -> None:
         self.section = section
         self.state_dir = state_dir
         self.store = store
@@ -39,6 +42,9 @@ class HostLink:
         self.last_heartbeat_at: float | None = None
         self.last_error = ""
         self._task: asyncio.Task[None] | None = None
+        self.loops = loops
+        self.loop_configs = loop_configs or []
+        self.heartbeats: LoopHeartbeats | None = None
 
     async def start(self) -> None:
         if self.store.thing(HOST_KIND, self.section.host_id) is None:
@@ -56,8 +62,14 @@ class HostLink:
         self.client = ControlPlaneClient(self.section.url, key)
         self.client.refresh_token = refresh
         self._task = asyncio.create_task(self._beat(), name="host-heartbeat")
+        if self.loops is not None and self.loop_configs:
+            self.heartbeats = LoopHeartbeats(self.client, state_dir=self.state_dir, configs=self.loop_configs,
+                                             store=self.store, clock=self.clock, loops=self.loops)
+            await self.heartbeats.start()  # creates managed loops, then boot recovery
 
     async def stop(self) -> None:
+        if self.heartbeats is not None:
+            await self.heartbeats.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -55,6 +55,7 @@ class LoopRecord:
     status: str = "active"  # active | paused | timed_out
     deleted: bool = False  # 404 from now on
     gone: bool = False  # 410 from now on
+    revivals: int = 0  # proof-of-possession heartbeats received (tests prove none was sent)
 
 
 @dataclass
@@ -206,12 +207,14 @@ class ControlPlane:
 
     async def loop_heartbeat(self, request: Request) -> Response:
         loop = self.state.loops.get(request.path_params["loop_id"])
+        auth = request.headers.get("authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if loop is not None and request.headers.get("dpop") and not token:
+            loop.revivals += 1  # every revival request received, whatever it is answered
         if loop is None or loop.deleted:
             return _error(404, "not_found", "no such loop")
         if loop.gone:
             return _error(410, "gone", "the loop was retired")
-        auth = request.headers.get("authorization", "")
-        scheme, _, token = auth.partition(" ")
         if scheme == "Bearer" and secrets.compare_digest(token, loop.runner_token) and loop.expires_at > time.time():
             return JSONResponse({"status": loop.status})
         if request.headers.get("dpop") and not token:
@@ -245,6 +248,9 @@ class ControlPlane:
         loop = self.state.loops.get(str(body.get("loop_id", "")))
         if loop is None:
             return _error(404, "not_found", "no such loop")
+        if what == "inspect":  # never the token itself
+            return JSONResponse({"loop_id": loop.id, "status": loop.status, "revivals": loop.revivals,
+                                 "expires_at": loop.expires_at, "deleted": loop.deleted, "gone": loop.gone})
         changes = {"expire-token": lambda: setattr(loop, "expires_at", 0.0),
                    "pause": lambda: setattr(loop, "status", "paused"),
                    "resume": lambda: setattr(loop, "status", "active"),

@@ -11,6 +11,7 @@ import socket
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from console.engine.decoding import DecodeError, check, decode, in_range
 from console.engine.errors import ConfigError
@@ -78,6 +79,11 @@ class LoopConfig:
     run_timeout_seconds: float = check(in_range(0, 7 * 86400, "seconds (0 for none)"), default=0.0)
     interval_seconds: float = check(in_range(0, 86400, "seconds"), default=60.0)
     enabled: bool = True
+    # With a joined control plane: "managed" loops are created there by the engine and bound to the
+    # host key; "user" loops run on a token a person supplies (token_file) for an existing loop (remote_id).
+    provenance: Literal["managed", "user"] = "managed"
+    token_file: str = ""
+    remote_id: str = ""
 
     @property
     def timeout(self) -> float | None:
@@ -185,4 +191,6 @@ def cross_check(config: HostConfig) -> str | None:
         if loop.id in loops:
             return f"loop[{index}].id: {loop.id!r} is already used by loop[{loops[loop.id]}]"
         loops[loop.id] = index
+        if loop.provenance == "user" and not (loop.token_file and loop.remote_id):
+            return f"loop[{index}]: a user loop needs token_file (its runner token) and remote_id (its id there)"
     return None

@@ -62,7 +62,8 @@ class Engine:
             # Imported only for a joined host: the control-plane client brings httpx and cryptography.
             from console.controlplane.link import HostLink  # noqa: PLC0415
 
-            self.link = HostLink(loaded.config.control_plane, paths.state_dir, store, clock, self.changes.bump)
+            self.link = HostLink(loaded.config.control_plane, state_dir=paths.state_dir, store=store, clock=clock,
+                                 on_change=self.changes.bump, loops=self.loops, loop_configs=loaded.config.loop)
 
     async def start(self) -> None:
         previous = self.store.thing(ENGINE_KIND, ENGINE_NAME)
@@ -77,9 +78,10 @@ class Engine:
         self.store.transition(ENGINE_KIND, ENGINE_NAME, "running", f"engine started (pid {self.pid})",
                               {"pid": self.pid, "version": __version__})
         await self.supervisor.start()
-        await self.loops.start()
+        await self.loops.reap_at_boot()
         if self.link is not None:
-            await self.link.start()
+            await self.link.start()  # boot recovery against the control plane before any loop schedules
+        self.loops.start_runners()
 
     async def stop(self) -> None:
         if self.link is not None:

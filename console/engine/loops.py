@@ -53,6 +53,9 @@ from console.engine.waiting import sleep_unless
 log = logging.getLogger("loopctl.loops")
 
 LOOP_KIND = "loop"
+# States in which a loop starts no runs: until an operator retries it, the control plane resumes it,
+# or ever (finalized).
+HELD = ("escalated", "paused", "finalized")
 REAP_INTERVAL = 60.0
 MAX_PROCESS_LOSS_RETRIES = 1
 
@@ -81,10 +84,10 @@ class LoopRunner:
         if not self.cfg.enabled:
             store.transition(LOOP_KIND, self.cfg.id, "disabled", "enabled = false in the config")
             return
-        if self.state != "escalated":
+        if self.state not in HELD:
             store.transition(LOOP_KIND, self.cfg.id, "active", "scheduling runs")
         while True:
-            if self.state == "escalated":
+            if self.state in HELD:
                 self.wake.clear()
                 await self.wake.wait()
                 continue
@@ -95,7 +98,7 @@ class LoopRunner:
                 queued_next = self.owner.settle(run, observed, self.cfg)
             finally:
                 self.current = None
-            if queued_next or self.state == "escalated":
+            if queued_next or self.state in HELD:
                 continue  # a follow-up runs at once; an escalated loop waits for the operator, not the clock
             await self._pause(self.cfg.interval_seconds)
 
@@ -124,15 +127,44 @@ class Loops:
         self.detached: dict[str, asyncio.Task[None]] = {}
         self.finished: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._runner_tasks: dict[str, asyncio.Task[None]] = {}
+        # loop id -> whether its running run survived the last engine (filled by the boot reap)
+        self.found_running: dict[str, bool] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.reap_at_boot()
+        self.start_runners()
+
+    async def reap_at_boot(self) -> None:
+        """Before any new run: what the last engine left is settled first."""
         self.runs_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        await self.reap()  # before any new run: what the last engine left is settled first
+        await self.reap()
+
+    def start_runners(self) -> None:
         for runner in self.runners.values():
-            self._tasks.append(asyncio.create_task(runner.run(), name=f"loop:{runner.cfg.id}"))
+            task = asyncio.create_task(runner.run(), name=f"loop:{runner.cfg.id}")
+            self._runner_tasks[runner.cfg.id] = task
+            self._tasks.append(task)
         self._tasks.append(asyncio.create_task(self._reap_periodically(), name="reaper"))
+
+    def scheduling(self, loop_id: str) -> bool:
+        """Is this engine running the loop's scheduler (its runner, in the live sense)?"""
+        task = self._runner_tasks.get(loop_id)
+        return task is not None and not task.done()
+
+    def had_running_run(self, loop_id: str) -> bool:
+        return loop_id in self.found_running
+
+    def runner_survived(self, loop_id: str) -> bool:
+        return self.found_running.get(loop_id, False)
+
+    def current_run(self, loop_id: str) -> str | None:
+        runner = self.runners.get(loop_id)
+        if runner is not None and runner.current:
+            return runner.current
+        return next((rid for rid in self.detached if (r := get_run(self.store, rid)) and r.loop_id == loop_id), None)
 
     async def stop(self) -> None:
         """Cancel what runs under this engine (TERM, grace, KILL), then stop scheduling."""
@@ -234,7 +266,9 @@ class Loops:
         for run in unfinished_runs(self.store):
             if run.status != RunStatus.RUNNING or run.id in self.executor.live or run.id in self.detached:
                 continue
-            if self._still_ours(run):
+            ours = self._still_ours(run)
+            self.found_running[run.loop_id] = ours
+            if ours:
                 self._detach(run)
                 continue
             note = await self._end_leftovers(run)

@@ -49,6 +49,8 @@ CODE_PRIORITY: dict[str, int] = {
     "ready_timeout": 13,
     "control_plane_rejected": 5,
     "loop_escalated": 20,
+    "loop_finalized": 21,
+    "loop_paused": 22,
     "control_plane_unreachable": 25,
     "sidecar_restarting": 30,
     "run_detached": 40,
@@ -134,6 +136,13 @@ def loop_reasons(loops: Iterable[LoopView], runs: Iterable[RunView]) -> list[Rea
     """An escalated loop starts no runs until an operator retries it; a detached run is a warning."""
     reasons = []
     for lp in loops:
+        if lp.state == "paused":
+            reasons.append(Reason(Level.PAUSED, "loop_paused", f"loop {lp.id} paused by the control plane: {lp.reason}",
+                                  "resume it on the control plane; it starts no runs meanwhile", f"loop:{lp.id}"))
+        if lp.state == "finalized":
+            reasons.append(Reason(Level.DEGRADED, "loop_finalized", f"loop {lp.id} finalized: {lp.reason}",
+                                  "the control plane ended it: remove it from the config, or re-create it there",
+                                  f"loop:{lp.id}"))
         if lp.state == "escalated":
             reasons.append(Reason(Level.DEGRADED, "loop_escalated", f"loop {lp.id} escalated: {lp.reason}",
                                   f"look at its runs, then `loopctl retry loop:{lp.id}`", f"loop:{lp.id}"))

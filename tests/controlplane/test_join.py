@@ -65,6 +65,10 @@ def test_join_token_errors_are_one_line(host: Host, plane):
 
 
 def test_the_engine_brings_the_host_online_and_no_token_leaks(host: Host, plane):
+    import sys
+
+    host.write_config(f'[[loop]]\nid = "docs"\ncommand = ["{sys.executable}", "-c", "import time; time.sleep(300)"]\n'
+                      f"interval_seconds = 3600\n")
     join_token = admin(plane, "join-tokens")["join_token"]
     joined = join(host, plane, join_token, "--token-file", "-", "--no-daemon")
     refresh = (host.state / "secrets" / "refresh_token").read_text()
@@ -72,6 +76,10 @@ def test_the_engine_brings_the_host_online_and_no_token_leaks(host: Host, plane)
     host.wait_owner(engine)
     wait_for(lambda: (host.once_json()[1]["snapshot"]["control_plane"] or {}).get("status") == "online",
              what="the host to come online")
+    runner_file = host.state / "secrets" / "loops" / "docs.token"
+    wait_for(runner_file.exists, what="the managed loop to be created on the control plane")
+    assert mode(runner_file) == 0o600
+    runner = runner_file.read_text()
     snap = host.once_json()[1]["snapshot"]
     transitions = [(e["previous"], e["new"]) for e in snap["events"] if e["kind"] == "host"]
     assert ("provisioning", "online") in transitions
@@ -81,6 +89,6 @@ def test_the_engine_brings_the_host_online_and_no_token_leaks(host: Host, plane)
     engine.wait(timeout=15)
     outputs.append(host.log(engine))
     database = b"".join(p.read_bytes() for p in host.state.glob("loopctl.db*"))
-    for secret in (join_token, refresh):
+    for secret in (join_token, refresh, runner):
         assert all(secret not in text for text in outputs), "a token reached an output"
         assert secret.encode() not in database, "a token reached the database"

@@ -1,0 +1,153 @@
+"""Loop heartbeats to the control plane, proof-of-possession revival, and boot recovery.
+
+The incidents to never repeat: boot recovery finalized live managed loops whose runner token had
+gone stale although a PoP heartbeat could have revived them; a revival was sent for a loop whose
+runner was dead; a transient failure during revival tore a live loop down. So:
+- revival only when the classifier says `pop_fallback` (managed, runner alive, key available);
+- at boot, "runner alive" means the loop's running run survived the restart and is provably ours;
+  a dead runner's loop gets no revival request, only the run rules (and finalization if the
+  control plane says so);
+- a transient answer keeps the loop attached (state `transient`) for the next round.
+Runner tokens live only in 0600 files; the database keeps their jti and expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+from console.controlplane.classify import Outcome, Provenance, Verdict
+from console.controlplane.client import Answer, ControlPlaneClient
+from console.engine.atomic import atomic_write
+from console.engine.clock import Clock
+from console.engine.config import LoopConfig
+from console.engine.loops import HELD, LOOP_KIND, Loops
+from console.engine.store import Store
+
+log = logging.getLogger("loopctl.heartbeats")
+BINDING_KIND = "binding"  # the loop's link to the control plane: remote id, token jti and expiry
+ROUND_SECONDS = 30.0
+CONCURRENCY = 32
+
+
+class LoopHeartbeats:
+    def __init__(self, client: ControlPlaneClient, *, state_dir: Path, configs: list[LoopConfig], store: Store,
+                 clock: Clock, loops: Loops) -> None:
+        self.client = client
+        self.secrets = state_dir / "secrets" / "loops"
+        self.configs = [c for c in configs if c.enabled]
+        self.store = store
+        self.clock = clock
+        self.loops = loops
+        self.limit = asyncio.Semaphore(CONCURRENCY)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await asyncio.gather(*(self.bind(cfg) for cfg in self.configs))
+        await self.recover()
+        self._task = asyncio.create_task(self._rounds(), name="loop-heartbeats")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    # -- binding and tokens ----------------------------------------------------------------------
+
+    def remote_id(self, cfg: LoopConfig) -> str | None:
+        if cfg.provenance == "user":
+            return cfg.remote_id
+        thing = self.store.thing(BINDING_KIND, cfg.id)
+        return str(thing.detail.get("remote_id")) if thing else None
+
+    def token(self, cfg: LoopConfig) -> str | None:
+        path = Path(cfg.token_file) if cfg.provenance == "user" else self.secrets / f"{cfg.id}.token"
+        try:
+            return path.read_text().strip() or None
+        except OSError:
+            return None
+
+    def adopt(self, cfg: LoopConfig, remote_id: str, body: dict[str, Any], how: str) -> None:
+        """The one helper that persists a runner token, for creation, live revival and boot revival."""
+        self.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.secrets, 0o700)
+        atomic_write(self.secrets / f"{cfg.id}.token", str(body["runner_token"]).encode(), mode=0o600)
+        self.store.transition(BINDING_KIND, cfg.id, "bound", f"{how} (token jti {body.get('jti')})",
+                              {"remote_id": remote_id, "jti": body.get("jti"), "expires_at": body.get("expires_at"),
+                               "provenance": cfg.provenance})
+
+    async def bind(self, cfg: LoopConfig) -> None:
+        """Managed loops are created on the control plane by the engine, once."""
+        if cfg.provenance != "managed" or self.store.thing(BINDING_KIND, cfg.id) is not None:
+            return
+        answer = await self.client.create_loop(cfg.id)
+        if answer.status == 201:
+            self.adopt(cfg, str(answer.body["loop_id"]), answer.body, "created on the control plane")
+        else:
+            log.warning("loop %s: not created on the control plane yet (%s)", cfg.id, answer.verdict().why)
+
+    # -- heartbeats --------------------------------------------------------------------------------
+
+    async def _rounds(self) -> None:
+        while True:
+            await self.clock.sleep(ROUND_SECONDS * random.uniform(0.9, 1.1))
+            await self.round()
+
+    async def round(self) -> None:
+        await asyncio.gather(*(self.beat(cfg, runner_alive=self.loops.scheduling(cfg.id)) for cfg in self.configs))
+
+    async def recover(self) -> None:
+        """Boot: loops whose run was running when the last engine died. Alive and ours -> revival
+        allowed; dead -> never a revival request (the run rules already settled the run)."""
+        for cfg in self.configs:
+            if self.loops.had_running_run(cfg.id):
+                await self.beat(cfg, runner_alive=self.loops.runner_survived(cfg.id))
+
+    async def beat(self, cfg: LoopConfig, *, runner_alive: bool) -> Verdict | None:
+        remote, token = self.remote_id(cfg), self.token(cfg)
+        if remote is None or token is None or self.state(cfg) == "finalized":
+            return None
+        run_id = self.loops.current_run(cfg.id)
+        async with self.limit:
+            answer = await self.client.loop_heartbeat(remote, token, run_id, "running" if run_id else "idle")
+        provenance = Provenance(managed=cfg.provenance == "managed", runner_alive=runner_alive, key_available=True)
+        verdict = answer.verdict(provenance)
+        if verdict.outcome is Outcome.POP_FALLBACK:  # at most one fallback per heartbeat (and so per recovery)
+            async with self.limit:
+                answer = await self.client.revive_loop(remote, run_id, "running" if run_id else "idle")
+            verdict = answer.verdict(None)
+            if verdict.outcome is Outcome.LIVE:
+                self.adopt(cfg, remote, answer.body, "revived by proof of possession")
+        self.apply(cfg, answer, verdict)
+        return verdict
+
+    def state(self, cfg: LoopConfig) -> str:
+        thing = self.store.thing(LOOP_KIND, cfg.id)
+        return thing.state if thing else "active"
+
+    def apply(self, cfg: LoopConfig, answer: Answer, verdict: Verdict) -> None:
+        if verdict.outcome is Outcome.LIVE:
+            status = str(answer.body.get("status", "active"))
+            if status == "timed_out":
+                self._set(cfg, "finalized", "the control plane timed the loop out")
+            elif status == "paused":
+                self._set(cfg, "paused", "the control plane paused it")
+            elif self.state(cfg) in ("paused", "transient"):
+                self._set(cfg, "active", "heartbeat accepted")
+        elif verdict.outcome is Outcome.TERMINAL:
+            self._set(cfg, "finalized", f"heartbeat {verdict.why}")
+        elif self.state(cfg) not in HELD:  # transient: still live, runs go on, the next round retries
+            after = f", retry after {answer.retry_after}" if answer.retry_after else ""
+            self._set(cfg, "transient", f"heartbeat failed ({verdict.why}{after}); still live")
+
+    def _set(self, cfg: LoopConfig, state: str, reason: str) -> None:
+        if self.state(cfg) == "finalized":
+            return  # terminal for good
+        self.store.transition(LOOP_KIND, cfg.id, state, reason)
+        runner = self.loops.runners.get(cfg.id)
+        if runner is not None:
+            runner.wake.set()  # a resumed loop schedules again; a held one stops at its next turn
