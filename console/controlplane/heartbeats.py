@@ -84,7 +84,8 @@ class LoopHeartbeats:
         """Managed loops are created on the control plane by the engine, once."""
         if cfg.provenance != "managed" or self.store.thing(BINDING_KIND, cfg.id) is not None:
             return
-        answer = await self.client.create_loop(cfg.id)
+        async with self.limit:  # a thousand loops bind at first start: bounded, like heartbeats
+            answer = await self.client.create_loop(cfg.id)
         if answer.status == 201:
             self.adopt(cfg, str(answer.body["loop_id"]), answer.body, "created on the control plane")
         else:
@@ -103,6 +104,8 @@ class LoopHeartbeats:
     async def recover(self) -> None:
         """Boot: loops whose run was running when the last engine died. Alive and ours -> revival
         allowed; dead -> never a revival request (the run rules already settled the run)."""
+        # One loop at a time: each revival ends in a durable token adoption (fsyncs), which serialize
+        # anyway; measured, running them concurrently was slower (tests/bench/bench_heartbeats.py).
         for cfg in self.configs:
             if self.loops.had_running_run(cfg.id):
                 await self.beat(cfg, runner_alive=self.loops.runner_survived(cfg.id))
