@@ -45,6 +45,7 @@ class LoopHeartbeats:
         self.loops = loops
         self.limit = asyncio.Semaphore(CONCURRENCY)
         self._task: asyncio.Task[None] | None = None
+        self.last: dict[str, tuple[str, float]] = {}  # loop id -> (last verdict, when)
 
     async def start(self) -> None:
         await asyncio.gather(*(self.bind(cfg) for cfg in self.configs))
@@ -126,6 +127,8 @@ class LoopHeartbeats:
             if verdict.outcome is Outcome.LIVE:
                 self.adopt(cfg, remote, answer.body, "revived by proof of possession")
         self.apply(cfg, answer, verdict)
+        said = verdict.outcome.value + (f"/{verdict.why.value}" if verdict.why else "")
+        self.last[cfg.id] = (said, self.clock.time())
         return verdict
 
     def state(self, cfg: LoopConfig) -> str:

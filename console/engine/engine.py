@@ -7,6 +7,7 @@ through `Store.transition`, and every transition bumps the change feed that watc
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from console import __version__
@@ -96,6 +97,10 @@ class Engine:
         if self._cached is not None and self._cached[0] == version:
             return self._cached[1]
         loops, runs = self.loops.views()
+        if self.link is not None and self.link.heartbeats is not None:
+            last = self.link.heartbeats.last
+            loops = [replace(lp, last_heartbeat=last[lp.id][0], last_heartbeat_at=last[lp.id][1]) if lp.id in last
+                     else lp for lp in loops]
         snap = compose(
             now=self.clock.time(),
             host=host_view(self.paths, self.loaded),

@@ -437,10 +437,13 @@ class Loops:
         loops = []
         for runner in self.runners.values():
             thing = self.store.thing(LOOP_KIND, runner.cfg.id)
+            binding = self.store.thing("binding", runner.cfg.id)  # written by the control-plane link
             loops.append(LoopView(
                 id=runner.cfg.id, state=thing.state if thing else "active", reason=thing.reason if thing else "",
                 enabled=runner.cfg.enabled, objective=runner.cfg.objective,
                 interval_seconds=runner.cfg.interval_seconds, run_timeout_seconds=runner.cfg.run_timeout_seconds,
+                provenance=str(binding.detail.get("provenance", runner.cfg.provenance)) if binding else "local",
+                token_expires_at=binding.detail.get("expires_at") if binding else None,
                 current_run=runner.current or next(
                     (rid for rid in self.detached if (r := get_run(self.store, rid)) and r.loop_id == runner.cfg.id),
                     None),

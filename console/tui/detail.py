@@ -55,7 +55,10 @@ def loop_detail(lp: LoopView, snap: Snapshot, now: float) -> RenderableType:
         ("loop", Text.assemble(lp.id, "  ", state(lp.state))),
         ("reason", lp.reason or "-"),
         ("objective", lp.objective or "-"),
-        ("provenance", "local: runs on this host, no control plane joined (no token, no heartbeats)"),
+        ("provenance", "local: runs on this host, no control plane joined (no token, no heartbeats)"
+         if lp.provenance == "local" else f"{lp.provenance}: bound to the control plane"),
+        ("runner token", f"expires {countdown(lp.token_expires_at, now)}" if lp.token_expires_at else "-"),
+        ("last heartbeat", f"{lp.last_heartbeat} {ago(lp.last_heartbeat_at, now)}" if lp.last_heartbeat else "-"),
         ("schedule", f"every {duration(lp.interval_seconds)}"
          + (f", run timeout {lp.run_timeout_seconds:g} s" if lp.run_timeout_seconds else ", no run timeout")),
         ("current run", lp.current_run or "-"),

@@ -4,6 +4,7 @@ committed screenshots and the snapshot tests (and a quick way to see the console
 from __future__ import annotations
 
 from console.engine.snapshot import (
+    ControlPlaneView,
     EngineView,
     EventView,
     HostView,
@@ -45,9 +46,11 @@ def scenario_snapshot(state_dir: str = "/var/lib/loopctl") -> Snapshot:
     ]
     loops = [
         LoopView(id="docs", state="active", objective="keep the README true", interval_seconds=600,
-                 run_timeout_seconds=1800, current_run=None, next_run_at=NOW + 420),
+                 run_timeout_seconds=1800, current_run=None, next_run_at=NOW + 420, provenance="managed",
+                 token_expires_at=NOW + 2400, last_heartbeat="live", last_heartbeat_at=NOW - 12),
         LoopView(id="triage", state="escalated", objective="label new issues",
-                 reason="run 01KDX004Q7ZR4M2H9 plan_only: continuation attempts exhausted", interval_seconds=300),
+                 reason="run 01KDX004Q7ZR4M2H9 plan_only: continuation attempts exhausted", interval_seconds=300,
+                 provenance="managed", token_expires_at=NOW + 1800, last_heartbeat="live", last_heartbeat_at=NOW - 7),
         LoopView(id="refactor", state="active", objective="split app.py", interval_seconds=60,
                  run_timeout_seconds=1800, current_run="01KDX007Q7ZR4M2H9"),
     ]
@@ -93,4 +96,6 @@ def scenario_snapshot(state_dir: str = "/var/lib/loopctl") -> Snapshot:
                       config_present=True, configured_count=6),
         engine=EngineView(running=True, source="owner", pid=4021, started_at=NOW - 7201, version="0.1.0"),
         things=[], events=events, sidecars=sidecars, loops=loops, runs=runs,
+        control_plane=ControlPlaneView(url="https://cp.example", host_id="h_3f9c2a", status="online",
+                                       last_heartbeat_at=NOW - 12),
     )

@@ -93,6 +93,8 @@ async def test_managed_alive_401_is_revived_persisted_and_heartbeats_resume(rig)
     assert rig.token().encode() not in rig.database() and first_token.encode() not in rig.database()
     assert (await beats.beat(loop(), runner_alive=True)).outcome.value == "live"
     assert rig.inspect()["revivals"] == 1  # heartbeats resumed on the new token, no further revival
+    view = loops.views()[0][0]
+    assert view.provenance == "managed" and view.token_expires_at > 0 and beats.last["docs"][0] == "live"
 
 
 async def test_managed_dead_401_at_boot_sends_no_revival_and_finalizes(rig):
