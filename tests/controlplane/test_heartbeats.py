@@ -190,3 +190,19 @@ async def test_timed_out_finalizes(rig):
     admin(rig.plane, "time-out", loop_id=rig.remote())
     await beats.beat(loop(), runner_alive=True)
     assert rig.state() == "finalized" and "timed the loop out" in rig.store.thing(LOOP_KIND, "docs").reason
+
+
+async def test_connection_refused_during_revival_keeps_the_loop_attached(rig):
+    from tests.conftest import free_port
+
+    _loops, beats = rig.loops(loop())
+    await beats.bind(loop())
+    admin(rig.plane, "faults", prefix=f"/v1/loops/{rig.remote()}", status=401, times=1)  # the heartbeat: stale
+    dead_end = ControlPlaneClient(f"http://127.0.0.1:{free_port()}", rig.client.key)  # nothing listens there
+    beats.client.revive_loop = dead_end.revive_loop  # the revival meets a refused connection
+    verdict = await beats.beat(loop(), runner_alive=True)
+    await dead_end.close()
+    assert (verdict.outcome.value, verdict.why.value) == ("transient", "network_error")
+    assert rig.state() == "transient"
+    del beats.client.revive_loop
+    assert (await beats.beat(loop(), runner_alive=True)).outcome.value == "live" and rig.state() == "active"
