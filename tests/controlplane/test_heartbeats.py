@@ -206,3 +206,26 @@ async def test_connection_refused_during_revival_keeps_the_loop_attached(rig):
     assert rig.state() == "transient"
     del beats.client.revive_loop
     assert (await beats.beat(loop(), runner_alive=True)).outcome.value == "live" and rig.state() == "active"
+
+
+async def test_every_loop_keeps_its_own_jittered_schedule(rig):
+    import asyncio
+
+    from console.controlplane.heartbeats import ROUND_SECONDS
+
+    cfgs = [loop(id=f"l{i}") for i in range(5)]  # five random starts in one second: ~1e-6
+    loops, beats = rig.loops(*cfgs)
+    await beats.start()
+    loops.start_runners()
+    assert beats.last == {}
+    for _ in range(int(ROUND_SECONDS * 1.1) + 1):  # one round of fake time, a second at a time
+        rig.clock.advance(1)
+        await asyncio.sleep(0.02)
+    for _ in range(50):
+        if len(beats.last) == 5:
+            break
+        await asyncio.sleep(0.05)
+    assert set(beats.last) == {f"l{i}" for i in range(5)} and all(v[0] == "live" for v in beats.last.values())
+    times = sorted(at for _v, at in beats.last.values())
+    assert times[0] < times[-1], "the loops heartbeat in step"  # spread, not one burst
+    await beats.stop()
