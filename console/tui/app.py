@@ -216,10 +216,13 @@ class LoopctlApp(App[int]):
     def _config(self, snap: Snapshot, now: float) -> Group:
         host = snap.host
         source = host.config_path if host.config_present else f"{host.config_path} (absent: embedded default)"
+        cp = snap.control_plane
+        joined = (f"joined to {cp.url} as host {cp.host_id} ({cp.status})." if cp
+                  else "not joined to a control plane (`loopctl join URL --token-file FILE`).")
         return Group(
             Text("Remote config", style="bold"),
-            Text("not joined to a control plane: no running etag, slot, probation timer or rollback. "
-                 "This host runs its local config; joining a control plane is not in this version yet."),
+            Text(f"{joined} Remote config itself (running etag, A/B slots, probation, rollback) is not in this "
+                 f"version yet: the host runs its local config."),
             Text(""),
             Text("Local config", style="bold"),
             Text(f"file       {source}"),
