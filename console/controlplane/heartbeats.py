@@ -155,9 +155,13 @@ class LoopHeartbeats:
             self._set(cfg, "transient", f"heartbeat failed ({verdict.why}{after}); still live")
 
     def _set(self, cfg: LoopConfig, state: str, reason: str) -> None:
-        if self.state(cfg) == "finalized":
+        previous = self.state(cfg)
+        if previous == "finalized":
             return  # terminal for good
         self.store.transition(LOOP_KIND, cfg.id, state, reason)
         runner = self.loops.runners.get(cfg.id)
-        if runner is not None:
-            runner.wake.set()  # a resumed loop schedules again; a held one stops at its next turn
+        # Wake the scheduler only when the loop leaves a held state: waking also cuts the pause
+        # between runs short, and a transient heartbeat must not start a run early. A loop that
+        # becomes held stops at its scheduler's next turn.
+        if runner is not None and previous in HELD and state not in HELD:
+            runner.wake.set()

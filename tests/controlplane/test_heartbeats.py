@@ -229,3 +229,23 @@ async def test_every_loop_keeps_its_own_jittered_schedule(rig):
     times = sorted(at for _v, at in beats.last.values())
     assert times[0] < times[-1], "the loops heartbeat in step"  # spread, not one burst
     await beats.stop()
+
+
+async def test_a_heartbeat_outcome_never_starts_a_run_early(rig):
+    import asyncio
+
+    handoff = 'echo \'{"summary": "ok", "evidence": {"commits": ["abc"]}}\' > "$LOOPCTL_HANDOFF"'
+    cfg = LoopConfig(id="docs", command=["sh", "-c", handoff], interval_seconds=3600)
+    loops, beats = rig.loops(cfg)
+    await beats.bind(cfg)
+    loops.start_runners()
+    for _ in range(200):  # the first run, then the 3600 s pause
+        if [r for r in latest_runs(rig.store, "docs") if r.finished_at]:
+            break
+        await asyncio.sleep(0.02)
+    admin(rig.plane, "faults", prefix=f"/v1/loops/{rig.remote()}", status=503, times=1)
+    await beats.beat(cfg, runner_alive=True)  # -> transient
+    await beats.beat(cfg, runner_alive=True)  # -> active again
+    assert rig.state() == "active"
+    await asyncio.sleep(0.5)
+    assert len(latest_runs(rig.store, "docs")) == 1, "a heartbeat outcome cut the pause between runs short"
