@@ -444,9 +444,7 @@ class Loops:
                 interval_seconds=runner.cfg.interval_seconds, run_timeout_seconds=runner.cfg.run_timeout_seconds,
                 provenance=str(binding.detail.get("provenance", runner.cfg.provenance)) if binding else "local",
                 token_expires_at=binding.detail.get("expires_at") if binding else None,
-                current_run=runner.current or next(
-                    (rid for rid in self.detached if (r := get_run(self.store, rid)) and r.loop_id == runner.cfg.id),
-                    None),
+                current_run=self.current_run(runner.cfg.id),
                 next_run_at=runner.next_run_at,
             ))
         return loops, run_views(recent_runs(self.store, SNAPSHOT_RUNS))

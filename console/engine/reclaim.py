@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -109,30 +110,24 @@ async def reclaim(pidfile: Path, port: int, grace: float) -> ReclaimResult:
     gone = await wait_gone(record.pid, min(grace, RECLAIM_WAIT_SECONDS))
     if not gone or group_alive(record.pgid):  # the leader, or another member, ignored SIGTERM
         signal_group(record.pgid, signal.SIGKILL)
-        gone = await wait_gone(record.pid, RECLAIM_WAIT_SECONDS) and await _group_gone(record.pgid)
+        # No event exists for "every member of a group exited": poll, bounded.
+        gone = await wait_gone(record.pid, RECLAIM_WAIT_SECONDS) and await _within(
+            RECLAIM_WAIT_SECONDS, lambda: not group_alive(record.pgid))
     if not gone:
         return ReclaimResult(Outcome.KILL_FAILED, f"group {record.pgid} survived SIGKILL", record.pid)
     remove_pidfile(pidfile)
-    if port and not await _port_freed(port, RECLAIM_WAIT_SECONDS):
+    # The kernel gives no event for "port released" either.
+    if port and not await _within(RECLAIM_WAIT_SECONDS, lambda: port_free(port)):
         return ReclaimResult(Outcome.RECLAIMED, f"{why}; ended it, but port {port} is still held", record.pid)
     return ReclaimResult(Outcome.RECLAIMED, f"{why}; ended it", record.pid)
 
 
-async def _group_gone(pgid: int, timeout: float = RECLAIM_WAIT_SECONDS) -> bool:
+async def _within(timeout: float, condition: Callable[[], bool]) -> bool:
+    """Poll `condition` every 10 ms until it holds (True) or `timeout` real seconds pass (False)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while group_alive(pgid):
+    while not condition():
         if loop.time() >= deadline:
             return False
-        await asyncio.sleep(0.01)  # no event exists for "every member of a group exited"
-    return True
-
-
-async def _port_freed(port: int, timeout: float) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not port_free(port):
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(0.01)  # the kernel gives no event for "port released"
+        await asyncio.sleep(0.01)
     return True

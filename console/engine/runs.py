@@ -20,6 +20,7 @@ from console.engine.config import LoopConfig
 from console.engine.handoff import Handoff, read_handoff
 from console.engine.ledger import RunRecord
 from console.engine.liveness import Ending
+from console.engine.outputs import read_tail
 from console.engine.procs import boot_time, end_group, identify
 from console.engine.store import RUN_KIND, Store
 from console.engine.waiting import sleep_unless
@@ -27,7 +28,6 @@ from console.engine.waiting import sleep_unless
 RUN_ID_VARIABLE = "LOOPCTL_RUN_ID"  # also the proof, in a process's environment, that it belongs to a run
 STOP_GRACE = 2.0  # TERM, this long, then KILL
 ACTIVITY_SAMPLE = 5.0  # how often a running run's handoff is looked at for activity
-TAIL_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,16 +55,6 @@ class LiveRun:
 
 def run_dir(runs_root: Path, run_id: str) -> Path:
     return runs_root / run_id
-
-
-def output_tail(path: Path) -> str:
-    try:
-        with open(path, "rb") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, size - TAIL_BYTES))
-            return handle.read().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        return ""
 
 
 def mtime(path: Path) -> float | None:
@@ -151,7 +141,7 @@ class RunExecutor:
             signal=-code if code is not None and code < 0 else None,
             timeout_fired=timeout_fired, cancelled=live.cancel.is_set() and not timeout_fired,
         )
-        return Observed(ending, read_handoff(handoff_path), output_tail(output_path), last_touch,
+        return Observed(ending, read_handoff(handoff_path), read_tail(output_path), last_touch,
                         error_text=live.cancel_reason if ending.cancelled else None)
 
     def request_cancel(self, run_id: str, reason: str) -> bool:

@@ -25,6 +25,7 @@ from console.engine.actions import ActionError, Target
 from console.engine.clock import Clock
 from console.engine.config import SidecarConfig
 from console.engine.health import HealthProber
+from console.engine.outputs import read_tail
 from console.engine.pidfile import PidRecord, remove_pidfile, write_pidfile
 from console.engine.ports import port_free, port_holder
 from console.engine.procs import boot_time, end_group, identify
@@ -47,7 +48,6 @@ from console.engine.waiting import sleep_unless
 log = logging.getLogger("loopctl.sidecars")
 
 KIND = "sidecar"
-TAIL_BYTES = 16 * 1024
 TAIL_LINES = 40
 LOG_CAP_BYTES = 8 * 1024 * 1024  # a chatty sidecar's log is cut back to nothing past this (copytruncate)
 PROBE_FIRST, PROBE_MAX = 0.05, 0.5
@@ -340,13 +340,7 @@ class SidecarRunner:
         )
 
     def output_text(self) -> str:
-        try:
-            with open(self.logfile, "rb") as handle:
-                size = handle.seek(0, os.SEEK_END)
-                handle.seek(max(0, size - TAIL_BYTES))
-                return handle.read().decode("utf-8", errors="replace")
-        except FileNotFoundError:
-            return ""
+        return read_tail(self.logfile)
 
     def output_lines(self) -> list[str]:
         self._cap_log()

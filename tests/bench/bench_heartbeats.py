@@ -25,7 +25,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from harness import wait_for
+from harness import free_port, wait_for
 
 from console.controlplane.client import ControlPlaneClient
 from console.controlplane.heartbeats import LoopHeartbeats
@@ -33,14 +33,6 @@ from console.engine.config import LoopConfig
 from console.engine.fake_clock import FakeClock
 from console.engine.loops import Loops
 from console.engine.store import Store
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Survivors(Loops):

@@ -28,6 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (
     REPO,
+    free_port,
     make_venv,
     start_supervisord,
     stop_all,
@@ -44,12 +45,6 @@ CHILD = textwrap.dedent("""
         conn, _ = s.accept(); conn.close()
 """)
 STABLE = 5.5  # past loopctl's stability window, so each kill counts as a first restart
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def accepting(port: int) -> bool:

@@ -15,6 +15,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def make_venv(where: Path, spec: str) -> Path:
     """A fresh virtualenv with `spec` installed the ordinary (non-editable) way; returns its bin/."""
     subprocess.run([sys.executable, "-m", "venv", str(where)], check=True)

@@ -44,3 +44,13 @@ def screen_text(app) -> str:
     for y, body in re.findall(r'<text[^>]* y="([0-9.]+)"[^>]*>(.*?)</text>', svg):
         rows.setdefault(float(y), []).append(html.unescape(body).replace("\xa0", " "))
     return "\n".join("".join(parts) for _, parts in sorted(rows.items()))
+
+
+async def wait_snapshot(pilot, app, predicate=lambda s: True, turns: int = 300):
+    """Until the console shows a snapshot satisfying `predicate`, painted once; fail loudly if never."""
+    for _ in range(turns):
+        if app.snapshot is not None and predicate(app.snapshot):
+            await pilot.pause()
+            return app.snapshot
+        await pilot.pause(0.02)
+    raise AssertionError("the console never showed the expected snapshot")

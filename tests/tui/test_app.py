@@ -16,16 +16,7 @@ from console.tui.source import ObservedSource, OwnedSource
 from console.tui.widgets.keyed_table import KeyedTable
 from console.tui.widgets.tray_bar import TrayBar, tray_line
 from tests.conftest import Host, wait_for
-from tests.tui.conftest import screen_text
-
-
-async def wait_snapshot(pilot, app, predicate=lambda s: True, turns: int = 300):
-    for _ in range(turns):
-        if app.snapshot is not None and predicate(app.snapshot):
-            await pilot.pause()
-            return app.snapshot
-        await pilot.pause(0.02)
-    raise AssertionError("the console never showed the expected snapshot")
+from tests.tui.conftest import screen_text, wait_snapshot
 
 
 def owned(tmp_path):

@@ -6,17 +6,13 @@ from console.tui.screens.confirm import ConfirmScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.widgets.detail_pane import DetailPane
 from console.tui.widgets.keyed_table import KeyedTable
-from tests.tui.conftest import scenario_app
+from tests.tui.conftest import scenario_app, wait_snapshot
 
 SIZE = (80, 24)
 
 
 async def ready(pilot, app) -> None:
-    for _ in range(100):
-        if app.snapshot is not None:
-            break
-        await pilot.pause(0.01)
-    await pilot.pause()
+    await wait_snapshot(pilot, app)
 
 
 def notes(app) -> list[str]:

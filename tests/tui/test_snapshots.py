@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tui.conftest import scenario_app
+from tests.tui.conftest import scenario_app, wait_snapshot
 
 TABS = [("1", "overview"), ("2", "sidecars"), ("3", "loops"), ("4", "runs"), ("5", "config"), ("6", "events")]
 
 
 async def settled(pilot) -> None:
-    app = pilot.app
-    for _ in range(100):
-        if app.snapshot is not None:
-            break
-        await pilot.pause(0.01)
-    await pilot.pause()
+    await wait_snapshot(pilot, pilot.app)
 
 
 @pytest.mark.parametrize(("key", "tab"), TABS)

@@ -6,21 +6,13 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
-import textwrap
 import time
 
 import pytest
 
 from console.engine.procs import group_alive
 from tests.conftest import Host, loopctl_argv, wait_for
-
-AGENT = """
-import subprocess, time
-subprocess.Popen(["sleep", "300"])
-print("working", flush=True)
-time.sleep(300)
-"""
+from tests.test_cli_runs import loop_config
 
 
 @pytest.fixture
@@ -36,14 +28,7 @@ def tmux(tmp_path):
 
 
 def test_an_operator_cancels_a_running_run_from_the_console(host: Host, tmux):
-    agent = host.root / "agent.py"
-    agent.write_text(textwrap.dedent(AGENT))
-    host.write_config(textwrap.dedent(f"""
-        [[loop]]
-        id = "worker"
-        command = ["{sys.executable}", "{agent}"]
-        interval_seconds = 3600
-    """))
+    loop_config(host)  # one loop whose agent keeps a member of its process group running
     env = " ".join(f"{k}={v}" for k, v in host.env.items() if k in ("LOOPCTL_HOME", "XDG_CONFIG_HOME", "HOME", "PATH"))
     tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40", f"env {env} {' '.join(loopctl_argv())}")
 
