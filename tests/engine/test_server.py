@@ -17,7 +17,7 @@ from console.engine.paths import resolve_paths
 from console.engine.server import SocketServer
 from console.engine.store import Store
 from console.engine.watch import arequest, watch
-from tests.conftest import NOBODY, as_user, requires_root
+from tests.conftest import NOBODY, as_user, requires_root, wait_for
 
 
 @pytest.fixture
@@ -154,11 +154,27 @@ async def test_a_stale_socket_file_is_replaced(tmp_path):
 
 
 @requires_root
-async def test_peers_of_another_uid_are_refused_by_so_peercred(served):
-    _engine, _server, paths = served
-    # Open every door a file mode could close, so only SO_PEERCRED stands between nobody and the engine.
-    paths.state_dir.chmod(0o755)
-    os.chmod(paths.socket, 0o666)
-    answer = await asyncio.to_thread(as_user, NOBODY, lambda: request(paths.socket, "snapshot"))
+def test_peers_of_another_uid_are_refused_by_so_peercred(shared_dir):
+    """The engine runs as its own process and this test forks the `nobody` client from its main
+    thread: forking a process that also runs an event loop and executor threads can inherit a
+    lock some other thread held, which is not what this test is about."""
+    import subprocess
+    import sys
+
+    state = shared_dir / "state"
+    state.mkdir(mode=0o755)
+    state.chmod(0o755)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(shared_dir / "no-config")}  # the embedded default
+    engine = subprocess.Popen([sys.executable, "-m", "console", "--state-dir", str(state), "run"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    socket_path = state / "engine.sock"
+    try:
+        wait_for(lambda: request(socket_path, "hello") is not None, what="the engine's socket")
+        # Open every door a file mode could close, so only SO_PEERCRED stands between nobody and the engine.
+        os.chmod(socket_path, 0o666)
+        answer = as_user(NOBODY, lambda: request(socket_path, "snapshot"))
+    finally:
+        engine.terminate()
+        engine.wait(timeout=15)
     assert "'code': 'forbidden'" in answer and "uid 65534" in answer
     assert "snapshot" not in answer.split("'error'")[0]
