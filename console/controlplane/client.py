@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from console.controlplane.bounded import ACCEPT_ENCODING, BadEncoding, TooLarge, read_capped
 from console.controlplane.classify import Provenance, Verdict, classify
 from console.controlplane.dpop import make_proof, public_jwk
 
@@ -30,6 +31,18 @@ class Answer:
 
     def verdict(self, provenance: Provenance | None = None) -> Verdict:
         return classify(self.status, self.failure, provenance)
+
+
+@dataclass(frozen=True)
+class ConfigFetch:
+    """One config GET: the status and, for a 200, the document bytes and their strong ETag."""
+
+    status: int | None
+    etag: str | None = None
+    body: bytes | None = None
+    error: str | None = None  # document_too_large | config_invalid | network_error
+    retry_after: str | None = None
+    detail: str = ""
 
 
 class ControlPlaneClient:
@@ -54,8 +67,8 @@ class ControlPlaneClient:
         if token is not None:
             headers["Authorization"] = f"{scheme} {token}"
         try:
-            response = await asyncio.wait_for(self.http.request(method, url, headers=headers, json=body),
-                                              self.deadline)
+            async with asyncio.timeout(self.deadline):
+                response = await self.http.request(method, url, headers=headers, json=body)
         except (TimeoutError, httpx.TimeoutException):
             return Answer(None, {}, "timeout")
         except httpx.TransportError:
@@ -97,6 +110,39 @@ class ControlPlaneClient:
             token = await self._access_token(renew=True)
             answer = await self._send(method, path, proof=True, token=token, body=body)
         return answer
+
+    async def get_config(self, host_id: str, etag: str | None, cap: int) -> ConfigFetch:
+        """`GET /v1/hosts/{id}/config` with If-None-Match; a 401 refreshes the access token once.
+        The caller bounds the whole exchange (the poll deadline) and may cancel it."""
+        fetched = await self._get_config(host_id, etag, cap, await self._access_token())
+        if fetched.status == 401:
+            fetched = await self._get_config(host_id, etag, cap, await self._access_token(renew=True))
+        return fetched
+
+    async def _get_config(self, host_id: str, etag: str | None, cap: int, token: str | None) -> ConfigFetch:
+        url = f"{self.base_url}/v1/hosts/{host_id}/config"
+        headers = {"DPoP": make_proof(self.key, "GET", url, access_token=token), "Accept-Encoding": ACCEPT_ENCODING}
+        if token is not None:
+            headers["Authorization"] = f"DPoP {token}"
+        if etag:
+            headers["If-None-Match"] = etag
+        try:
+            async with self.http.stream("GET", url, headers=headers) as response:
+                status, retry_after = response.status_code, response.headers.get("retry-after")
+                if status != 200:
+                    return ConfigFetch(status, retry_after=retry_after, etag=response.headers.get("etag"))
+                served = response.headers.get("etag")
+                try:
+                    body = await read_capped(response, cap)
+                except TooLarge as exc:
+                    return ConfigFetch(status, served, error="document_too_large", detail=str(exc))
+                except BadEncoding as exc:
+                    return ConfigFetch(status, served, error="config_invalid", detail=str(exc))
+                return ConfigFetch(status, served, body)
+        except httpx.TimeoutException:
+            return ConfigFetch(None, error="timed_out", detail="the control plane did not answer in time")
+        except httpx.TransportError as exc:
+            return ConfigFetch(None, error="network_error", detail=f"{type(exc).__name__}: {exc}"[:200])
 
     async def host_heartbeat(self, host_id: str) -> Answer:
         return await self._host_call("POST", f"/v1/hosts/{host_id}/heartbeat", {})

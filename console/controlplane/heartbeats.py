@@ -44,18 +44,35 @@ class LoopHeartbeats:
         self.clock = clock
         self.loops = loops
         self.limit = asyncio.Semaphore(CONCURRENCY)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
         self.last: dict[str, tuple[str, float]] = {}  # loop id -> (last verdict, when)
 
     async def start(self) -> None:
         await asyncio.gather(*(self.bind(cfg) for cfg in self.configs))
         await self.recover()
-        self._tasks = [asyncio.create_task(self._schedule(cfg), name=f"heartbeat:{cfg.id}") for cfg in self.configs]
+        self._tasks = {cfg.id: asyncio.create_task(self._schedule(cfg), name=f"heartbeat:{cfg.id}")
+                       for cfg in self.configs}
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in self._tasks.values():
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    async def reconfigure(self, configs: list[LoopConfig]) -> None:
+        """After a config change: schedules of changed or removed loops stop; new and changed loops
+        are bound (created on the control plane when managed) and get their own schedule."""
+        wanted = {c.id: c for c in configs if c.enabled}
+        current = {c.id: c for c in self.configs}
+        for loop_id, task in list(self._tasks.items()):
+            if wanted.get(loop_id) != current.get(loop_id):
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                del self._tasks[loop_id]
+        fresh = [cfg for loop_id, cfg in wanted.items() if loop_id not in self._tasks]
+        await asyncio.gather(*(self.bind(cfg) for cfg in fresh))
+        for cfg in fresh:
+            self._tasks[cfg.id] = asyncio.create_task(self._schedule(cfg), name=f"heartbeat:{cfg.id}")
+        self.configs = list(wanted.values())
 
     # -- binding and tokens ----------------------------------------------------------------------
 

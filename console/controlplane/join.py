@@ -67,10 +67,12 @@ def check_not_joined(config_path: Path) -> str:
     return existing
 
 
-def seed_config(config_path: Path, url: str, host_id: str) -> None:
+def seed_config(config_path: Path, url: str, host_id: str, poll_interval: float | None = None) -> None:
     """Add `[control_plane]` to the host config (0600), keeping everything already in it."""
     existing = check_not_joined(config_path)
     section = f'\n[control_plane]\nurl = "{url}"\nhost_id = "{host_id}"\n'
+    if poll_interval is not None:
+        section += f"poll_interval_seconds = {min(3600.0, max(5.0, poll_interval))}\n"
     config_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     atomic_write_text(config_path, existing.rstrip("\n") + ("\n" if existing else "") + section, mode=0o600)
 
@@ -100,7 +102,8 @@ def join(paths: Paths, url: str, token: str | None, token_file: str | None, *, n
         raise LoopctlError(f"the control plane at {url} answered HTTP {status} to the join: {body.get('message', '')}")
     host_id = str(body["host_id"])
     store_refresh_token(paths.state_dir, str(body["refresh_token"]))
-    seed_config(paths.config_path, url, host_id)
+    interval = body.get("poll_interval_seconds")
+    seed_config(paths.config_path, url, host_id, float(interval) if isinstance(interval, int | float) else None)
     print(f"joined {url} as host {host_id} ({host_name})")
     print(f"  host key       {paths.state_dir / 'keys' / 'host.key'} (0600)")
     print(f"  refresh token  {paths.state_dir / 'secrets' / 'refresh_token'} (0600)")

@@ -16,12 +16,14 @@ from pathlib import Path
 
 from console.controlplane.classify import Outcome
 from console.controlplane.client import ControlPlaneClient
+from console.controlplane.config_pull import ConfigPuller
 from console.controlplane.heartbeats import LoopHeartbeats
 from console.controlplane.identity import load_key, load_refresh_token
 from console.engine.clock import Clock
 from console.engine.config import ControlPlaneSection, LoopConfig
 from console.engine.errors import LoopctlError
 from console.engine.loops import Loops
+from console.engine.remote_config import RemoteConfig
 from console.engine.snapshot import ControlPlaneView
 from console.engine.store import Store
 
@@ -32,7 +34,7 @@ HOST_KIND = "host"
 class HostLink:
     def __init__(self, section: ControlPlaneSection, *, state_dir: Path, store: Store, clock: Clock,
                  on_change: Callable[[], None], loops: Loops | None = None,
-                 loop_configs: list[LoopConfig] | None = None) -> None:
+                 loop_configs: list[LoopConfig] | None = None, remote: RemoteConfig | None = None) -> None:
         self.section = section
         self.state_dir = state_dir
         self.store = store
@@ -45,6 +47,8 @@ class HostLink:
         self.loops = loops
         self.loop_configs = loop_configs or []
         self.heartbeats: LoopHeartbeats | None = None
+        self.remote = remote
+        self.puller: ConfigPuller | None = None
 
     async def start(self) -> None:
         if self.store.thing(HOST_KIND, self.section.host_id) is None:
@@ -66,8 +70,22 @@ class HostLink:
             self.heartbeats = LoopHeartbeats(self.client, state_dir=self.state_dir, configs=self.loop_configs,
                                              store=self.store, clock=self.clock, loops=self.loops)
             await self.heartbeats.start()  # creates managed loops, then boot recovery
+        if self.remote is not None:  # polls at once (at boot, and so right after a join), then on its interval
+            self.puller = ConfigPuller(self.client, self.section.host_id, self.remote, self.clock)
+            self.puller.start()
+
+    async def reconfigure(self, loop_configs: list[LoopConfig]) -> None:
+        self.loop_configs = loop_configs
+        if self.heartbeats is not None:
+            await self.heartbeats.reconfigure(loop_configs)
+        elif self.client is not None and self.loops is not None and loop_configs:
+            self.heartbeats = LoopHeartbeats(self.client, state_dir=self.state_dir, configs=loop_configs,
+                                             store=self.store, clock=self.clock, loops=self.loops)
+            await self.heartbeats.start()
 
     async def stop(self) -> None:
+        if self.puller is not None:
+            await self.puller.stop()
         if self.heartbeats is not None:
             await self.heartbeats.stop()
         if self._task is not None:

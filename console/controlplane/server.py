@@ -9,10 +9,14 @@ delete or retire loops, and inject 5xx, 429 with Retry-After, and stalls.
 from __future__ import annotations
 
 import asyncio
+import base64
+import gzip
+import hashlib
 import json
 import logging
 import secrets
 import time
+import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +25,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from console.controlplane.dpop import ProofError, ReplayCache, thumbprint, verify_proof
@@ -68,12 +72,28 @@ class Fault:
 
 
 @dataclass
+class ServedConfig:
+    """The document served to one host, and how (the hostile modes serve tests)."""
+
+    body: str  # the bytes as text: normally JSON, anything for the invalid-JSON case
+    etag: str
+    encoding: str = ""  # "gzip": sent compressed
+    chunked: bool = False  # streamed without a Content-Length
+    stall_after_bytes: int = -1  # >= 0: send this many bytes, then stall for stall_seconds
+    stall_seconds: float = 0.0
+    bomb_bytes: int = 0  # > 0: serve gzip of this many zero bytes instead of body
+
+
+@dataclass
 class State:
     join_tokens: set[str] = field(default_factory=set)
     hosts: dict[str, HostRecord] = field(default_factory=dict)
     loops: dict[str, LoopRecord] = field(default_factory=dict)
     access: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # token -> (host_id, jkt, expires_at)
     faults: list[Fault] = field(default_factory=list)
+    configs: dict[str, ServedConfig] = field(default_factory=dict)  # host id -> its document
+    artifacts: dict[str, bytes] = field(default_factory=dict)  # name -> bytes, served at /artifacts/{name}
+    config_gets: int = 0
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -96,6 +116,7 @@ class ControlPlane:
         self.state.join_tokens = set(data.get("join_tokens", []))
         self.state.hosts = {k: HostRecord(**v) for k, v in data.get("hosts", {}).items()}
         self.state.loops = {k: LoopRecord(**v) for k, v in data.get("loops", {}).items()}
+        self.state.configs = {k: ServedConfig(**v) for k, v in data.get("configs", {}).items()}
 
     def save(self) -> None:
         if self.state_file is None:
@@ -104,6 +125,7 @@ class ControlPlane:
             "join_tokens": sorted(self.state.join_tokens),
             "hosts": {k: asdict(v) for k, v in self.state.hosts.items()},
             "loops": {k: asdict(v) for k, v in self.state.loops.items()},
+            "configs": {k: asdict(v) for k, v in self.state.configs.items()},
         }, mode=0o600)
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -187,10 +209,32 @@ class ControlPlane:
         return JSONResponse({"status": host.status, "previous_status": previous})
 
     async def host_config(self, request: Request) -> Response:
+        self.state.config_gets += 1
         host = self._authorized(request)
         if isinstance(host, Response):
             return host
-        return _error(404, "no_remote_config", "this host has no remote config")
+        served = self.state.configs.get(host.id)
+        if served is None:
+            return _error(404, "no_remote_config", "this host has no remote config")
+        if request.headers.get("if-none-match") == served.etag:
+            return Response(status_code=304, headers={"ETag": served.etag})
+        body = served.body.encode()
+        headers = {"ETag": served.etag, "Content-Type": "application/json"}
+        if served.bomb_bytes:
+            body = _gzip_zeros(served.bomb_bytes)
+            headers["Content-Encoding"] = "gzip"
+        elif served.encoding == "gzip":
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        if served.chunked or served.stall_after_bytes >= 0:
+            return StreamingResponse(_trickle(body, served), headers=headers)
+        return Response(body, headers=headers)
+
+    async def artifact(self, request: Request) -> Response:
+        data = self.state.artifacts.get(request.path_params["name"])
+        if data is None:
+            return _error(404, "not_found", "no such artifact")
+        return Response(data, media_type="application/octet-stream")
 
     async def create_loop(self, request: Request) -> Response:
         host = self._authorized(request)
@@ -245,6 +289,15 @@ class ControlPlane:
                                            stall_seconds=float(body.get("stall_seconds", 0)),
                                            times=int(body.get("times", 1))))
             return JSONResponse({"faults": len(self.state.faults)})
+        if what == "set-config":
+            return self._set_config(body)
+        if what == "publish":
+            name, data = str(body["name"]), base64.b64decode(str(body["content_b64"]))
+            self.state.artifacts[name] = data
+            return JSONResponse({"url": f"{request.base_url}artifacts/{name}",
+                                 "sha256": hashlib.sha256(data).hexdigest()}, status_code=201)
+        if what == "config-gets":
+            return JSONResponse({"config_gets": self.state.config_gets})
         loop = self.state.loops.get(str(body.get("loop_id", "")))
         if loop is None:
             return _error(404, "not_found", "no such loop")
@@ -263,6 +316,23 @@ class ControlPlane:
         self.save()
         return JSONResponse({"loop_id": loop.id, "status": loop.status})
 
+    def _set_config(self, body: dict[str, Any]) -> Response:
+        host_id = str(body.get("host_id", ""))
+        if host_id not in self.state.hosts:
+            return _error(404, "not_found", "no such host")
+        if body.get("document") is None and body.get("raw") is None:
+            self.state.configs.pop(host_id, None)  # back to "no remote config"
+            self.save()
+            return JSONResponse({"host_id": host_id, "etag": None})
+        text = body["raw"] if body.get("raw") is not None else json.dumps(body["document"], sort_keys=True)
+        etag = body.get("etag") or '"' + hashlib.sha256(text.encode()).hexdigest()[:20] + '"'
+        self.state.configs[host_id] = ServedConfig(
+            body=text, etag=etag, encoding=str(body.get("encoding", "")), chunked=bool(body.get("chunked")),
+            stall_after_bytes=int(body.get("stall_after_bytes", -1)), stall_seconds=float(body.get("stall_seconds", 0)),
+            bomb_bytes=int(body.get("bomb_bytes", 0)))
+        self.save()
+        return JSONResponse({"host_id": host_id, "etag": etag})
+
     # -- fault injection ---------------------------------------------------------------------------------
 
     def app(self) -> Starlette:
@@ -273,6 +343,7 @@ class ControlPlane:
             Route("/v1/hosts/{host_id}/config", self.host_config, methods=["GET"]),
             Route("/v1/loops", self.create_loop, methods=["POST"]),
             Route("/v1/loops/{loop_id}/heartbeat", self.loop_heartbeat, methods=["POST"]),
+            Route("/artifacts/{name}", self.artifact, methods=["GET"]),
             Route("/admin/{what}", self.admin, methods=["POST"]),
         ]
         plane = self
@@ -291,6 +362,28 @@ class ControlPlane:
             return response
 
         return Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=faults)])
+
+
+def _gzip_zeros(size: int) -> bytes:
+    """A gzip bomb: `size` zero bytes compress about a thousand to one."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    block = b"\0" * (1 << 20)
+    parts = [compressor.compress(block) for _ in range(size // len(block))]
+    parts += [compressor.compress(b"\0" * (size % len(block))), compressor.flush()]
+    return b"".join(parts)
+
+
+async def _trickle(body: bytes, served: ServedConfig) -> Any:
+    """Chunked, 64 KiB at a time; with a stall point, the body stops there once for stall_seconds."""
+    sent, stalled, step = 0, served.stall_after_bytes < 0, 64 * 1024
+    while sent < len(body):
+        if not stalled and sent >= served.stall_after_bytes:
+            stalled = True
+            await asyncio.sleep(served.stall_seconds)
+        end = sent + step if stalled else min(sent + step, served.stall_after_bytes)
+        chunk = body[sent:end]
+        sent += len(chunk)
+        yield chunk
 
 
 async def _json(request: Request) -> dict[str, Any]:

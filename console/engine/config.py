@@ -58,6 +58,7 @@ class SidecarConfig:
     max_restarts: int = check(in_range(0, 1000, "a count"), default=5)
     ready_timeout_seconds: float = check(in_range(0.1, 86400, "seconds"), default=60.0)
     stop_grace_seconds: float = check(in_range(0, 3600, "seconds"), default=2.0)
+    plugin: str = ""  # a declared plugin: the command runs in its install directory (LOOPCTL_PLUGIN_DIR)
 
     @property
     def health_check(self) -> str:
@@ -84,6 +85,7 @@ class LoopConfig:
     provenance: Literal["managed", "user"] = "managed"
     token_file: str = ""
     remote_id: str = ""
+    plugin: str = ""  # as for sidecars
 
     @property
     def timeout(self) -> float | None:
@@ -94,6 +96,32 @@ def _url(value: str) -> str | None:
     return None if re.fullmatch(r"https?://[^\s/]+(/\S*)?", value) else "an http:// or https:// URL"
 
 
+def _version(value: str) -> str | None:
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}", value):
+        return None
+    return "a version of letters, digits, '.', '_', '+' or '-' (at most 64, starting with a letter or digit)"
+
+
+def _sha256(value: str) -> str | None:
+    if re.fullmatch(r"(sha256:)?[0-9a-f]{64}", value):
+        return None
+    return "a sha256 digest: 64 lowercase hex digits, optionally prefixed 'sha256:'"
+
+
+@dataclass(frozen=True)
+class PluginConfig:
+    """A hash-pinned artifact (tar or zip), installed under <state>/plugins/<name>/<version>/."""
+
+    name: str = check(_sidecar_name)
+    version: str = check(_version)
+    source: str = check(_url)
+    artifact_hash: str = check(_sha256)
+
+    @property
+    def sha256(self) -> str:
+        return self.artifact_hash.removeprefix("sha256:")
+
+
 @dataclass(frozen=True)
 class ControlPlaneSection:
     """Written by `loopctl join`: where the control plane is and who this host is there."""
@@ -101,6 +129,8 @@ class ControlPlaneSection:
     url: str = check(_url)
     host_id: str = check(lambda v: None if v else "the host id the control plane gave at join")
     heartbeat_interval_seconds: float = check(in_range(5, 3600, "seconds"), default=60.0)
+    # Until a remote config says otherwise (the join answer's value is written here).
+    poll_interval_seconds: float = check(in_range(5, 3600, "seconds"), default=300.0)
 
 
 @dataclass(frozen=True)
@@ -109,6 +139,7 @@ class HostConfig:
     control_plane: ControlPlaneSection | None = None
     sidecar: list[SidecarConfig] = field(default_factory=list)
     loop: list[LoopConfig] = field(default_factory=list)
+    plugin: list[PluginConfig] = field(default_factory=list)
 
     def loop_named(self, loop_id: str) -> LoopConfig | None:
         return next((lp for lp in self.loop if lp.id == loop_id), None)
@@ -122,8 +153,8 @@ class HostConfig:
 
     @property
     def configured_count(self) -> int:
-        """How many supervised things the config declares (plugins come later)."""
-        return len(self.sidecar) + len(self.loop)
+        """How many things the config declares."""
+        return len(self.sidecar) + len(self.loop) + len(self.plugin)
 
 
 @dataclass(frozen=True)
@@ -172,8 +203,14 @@ def parse_config(raw: bytes, path: Path) -> HostConfig:
     return config
 
 
-def cross_check(config: HostConfig) -> str | None:
-    """Rules that span entries: unique names, one sidecar per port, tcp health needs a port."""
+def cross_check(config: HostConfig | RemoteDocument) -> str | None:
+    """Rules that span entries: unique names, one sidecar per port, tcp health needs a port, a
+    plugin named by a sidecar or loop is declared."""
+    plugins: dict[str, int] = {}
+    for index, plugin in enumerate(config.plugin):
+        if plugin.name in plugins:
+            return f"plugin[{index}].name: {plugin.name!r} is already used by plugin[{plugins[plugin.name]}]"
+        plugins[plugin.name] = index
     seen: dict[str, int] = {}
     ports: dict[int, str] = {}
     for index, sidecar in enumerate(config.sidecar):
@@ -186,6 +223,8 @@ def cross_check(config: HostConfig) -> str | None:
             ports[sidecar.port] = sidecar.name
         if sidecar.health == "tcp" and not sidecar.port:
             return f"sidecar[{index}].health: 'tcp' needs a port"
+        if sidecar.plugin and sidecar.plugin not in plugins:
+            return f"sidecar[{index}].plugin: {sidecar.plugin!r} is not declared in [[plugin]]"
     loops: dict[str, int] = {}
     for index, loop in enumerate(config.loop):
         if loop.id in loops:
@@ -193,4 +232,18 @@ def cross_check(config: HostConfig) -> str | None:
         loops[loop.id] = index
         if loop.provenance == "user" and not (loop.token_file and loop.remote_id):
             return f"loop[{index}]: a user loop needs token_file (its runner token) and remote_id (its id there)"
+        if loop.plugin and loop.plugin not in plugins:
+            return f"loop[{index}].plugin: {loop.plugin!r} is not declared in [[plugin]]"
     return None
+
+
+@dataclass(frozen=True)
+class RemoteDocument:
+    """The config document a control plane serves (JSON): the host's sidecar, loop and plugin
+    sections plus the poll interval. On a joined host its active slot replaces those sections of
+    the local file; the local file keeps the host-level settings."""
+
+    poll_interval_seconds: float = check(in_range(5, 3600, "seconds"), default=300.0)
+    sidecar: list[SidecarConfig] = field(default_factory=list)
+    loop: list[LoopConfig] = field(default_factory=list)
+    plugin: list[PluginConfig] = field(default_factory=list)

@@ -16,7 +16,7 @@ from pathlib import Path
 from console.engine.clock import Clock, SystemClock
 from console.engine.config import LoadedConfig
 from console.engine.engine import Engine
-from console.engine.errors import LeaseError, LoopctlError, OwnerUnavailable
+from console.engine.errors import EXIT_RELOAD, LeaseError, LoopctlError, OwnerUnavailable
 from console.engine.lease import Lease, read_holder
 from console.engine.owner import Owner
 from console.engine.paths import Paths, ensure_state_dir
@@ -48,6 +48,7 @@ async def _main(paths: Paths, loaded: LoadedConfig, clock: Clock, *, standby: bo
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
 
     lease = Lease.try_acquire(paths.lock)
     if lease is None:
@@ -69,13 +70,29 @@ async def _main(paths: Paths, loaded: LoadedConfig, clock: Clock, *, standby: bo
     async with Owner(paths, loaded, clock, lease, read_only=read_only) as engine:
         log.info("engine owns %s (pid %d, config %s%s)", paths.state_dir, engine.pid, loaded.path,
                  "" if loaded.present else ": not present, embedded default")
+        engine.reload_exit = True
         exporter = asyncio.create_task(_export(engine, metrics_textfile)) if metrics_textfile else None
-        await stop.wait()
+        stopping = asyncio.create_task(stop.wait())
+        reloading = asyncio.create_task(engine.reload_requested.wait())
+        await first_done(stopping, reloading)
+        stopping.cancel()
+        reloading.cancel()
         if exporter is not None:
             exporter.cancel()
-        log.info("stopping")
+        log.info("stopping" + (" for a staged restart (exit 75)" if engine.reload_requested.is_set() else ""))
+        code = EXIT_RELOAD if engine.reload_requested.is_set() else 0
     log.info("stopped")
-    return 0
+    return code
+
+
+def _dump_tasks() -> None:
+    """`kill -USR1 <pid>`: what every task of the engine is waiting on, in the log (for a hang)."""
+    import io  # noqa: PLC0415
+
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue().rstrip())
 
 
 async def _export(engine: Engine, path: Path) -> None:

@@ -6,6 +6,8 @@ through `Store.transition`, and every transition bumps the change feed that watc
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -14,9 +16,11 @@ from console import __version__
 from console.engine.actions import ActionRegistry
 from console.engine.changes import ChangeFeed
 from console.engine.clock import Clock
-from console.engine.config import LoadedConfig
+from console.engine.config import HostConfig, LoadedConfig
+from console.engine.crashpoints import CrashPoints
 from console.engine.loops import Loops
 from console.engine.paths import Paths
+from console.engine.plugins import PluginError, Plugins, is_installed, resolve
 from console.engine.sidecars import Supervisor
 from console.engine.snapshot import (
     ENGINE_KIND,
@@ -32,7 +36,12 @@ from console.engine.snapshot import (
 from console.engine.store import Store
 
 if TYPE_CHECKING:
+    from console.controlplane.artifacts import ArtifactFetcher
     from console.controlplane.link import HostLink
+    from console.engine.remote_config import RemoteConfig
+    from console.engine.transitions import Transition
+
+log = logging.getLogger("loopctl.engine")
 
 
 class Engine:
@@ -49,11 +58,25 @@ class Engine:
         self.actions = ActionRegistry()
         self._cached: tuple[int, Snapshot] | None = None
         store.bus.subscribe(lambda _t: self.changes.bump())
-        self.supervisor = Supervisor(loaded.config.sidecar, directory=paths.state_dir / "sidecars", store=store,
+        self.reload_exit = False  # the daemon sets it: a change of code exits 75 instead of restarting in process
+        self.reload_requested = asyncio.Event()
+        self.crash = CrashPoints(paths.state_dir)
+        self._fetcher: ArtifactFetcher | None = None
+        self.plugins = Plugins(paths.state_dir / "plugins", store=store, clock=clock, fetch=self._fetch)
+        self.remote: RemoteConfig | None = None
+        self.config: HostConfig = resolve(loaded.config, self.plugins.root)
+        if loaded.config.control_plane is not None:
+            from console.engine.remote_config import RemoteConfig  # noqa: PLC0415
+
+            self.remote = RemoteConfig(paths.state_dir, loaded.config, plugins=self.plugins, store=store, clock=clock,
+                                       crash=self.crash)
+            self.config = self.remote.boot()  # before any component exists: expiry, orphans, torn slots
+            self.remote.restart = self.reconfigure
+        self.supervisor = Supervisor(self.config.sidecar, directory=paths.state_dir / "sidecars", store=store,
                                      clock=clock, on_change=self.changes.bump)
         self.actions.register("retry", "sidecar", self.supervisor.retry)
         self.actions.register("reclaim", "sidecar", self.supervisor.reclaim)
-        self.loops = Loops(loaded.config.loop, store=store, clock=clock, runs_root=paths.state_dir / "runs",
+        self.loops = Loops(self.config.loop, store=store, clock=clock, runs_root=paths.state_dir / "runs",
                            on_change=self.changes.bump)
         self.actions.register("cancel", "run", self.loops.cancel)
         self.actions.register("retry", "run", self.loops.retry)
@@ -64,7 +87,11 @@ class Engine:
             from console.controlplane.link import HostLink  # noqa: PLC0415
 
             self.link = HostLink(loaded.config.control_plane, state_dir=paths.state_dir, store=store, clock=clock,
-                                 on_change=self.changes.bump, loops=self.loops, loop_configs=loaded.config.loop)
+                                 on_change=self.changes.bump, loops=self.loops, loop_configs=self.config.loop,
+                                 remote=self.remote)
+        # Plugins reconcile when the control plane first sees the host online, whichever path records it.
+        store.bus.subscribe(self._on_online, kind="host", from_="provisioning", to="online")
+        self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         previous = self.store.thing(ENGINE_KIND, ENGINE_NAME)
@@ -78,6 +105,10 @@ class Engine:
         self.started_at = self.clock.time()
         self.store.transition(ENGINE_KIND, ENGINE_NAME, "running", f"engine started (pid {self.pid})",
                               {"pid": self.pid, "version": __version__})
+        if self.remote is not None:
+            await self.remote.start()
+        if any(not is_installed(self.plugins.root, p) for p in self.config.plugin):
+            await self.reconcile_plugins()  # what the config declares is there before what uses it starts
         await self.supervisor.start()
         await self.loops.reap_at_boot()
         if self.link is not None:
@@ -87,8 +118,15 @@ class Engine:
     async def stop(self) -> None:
         if self.link is not None:
             await self.link.stop()
+        if self.remote is not None:
+            await self.remote.stop()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
         await self.loops.stop()
         await self.supervisor.stop()
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
         self.store.transition(ENGINE_KIND, ENGINE_NAME, "stopped", f"engine stopped (pid {self.pid})",
                               {"pid": self.pid})
 
@@ -103,7 +141,7 @@ class Engine:
                      else lp for lp in loops]
         snap = compose(
             now=self.clock.time(),
-            host=host_view(self.paths, self.loaded),
+            host=host_view(self.paths, replace(self.loaded, config=self.config)),
             engine=EngineView(running=True, source="owner", pid=self.pid, started_at=self.started_at,
                               version=__version__, read_only=self.read_only),
             things=things_view(self.store.things()),
@@ -112,9 +150,50 @@ class Engine:
             loops=loops,
             runs=runs,
             control_plane=self.link.view() if self.link is not None else None,
+            remote_config=self.remote.view(self.link.view().status if self.link else "") if self.remote else None,
         )
         self._cached = (version, snap)
         return snap
 
     async def act(self, verb: object, target: object) -> dict[str, Any]:
         return await self.actions.dispatch(verb, target, read_only=self.read_only)
+
+    # -- remote config and plugins -------------------------------------------------------------------
+
+    async def reconfigure(self, config: HostConfig, code_changed: bool) -> None:
+        """The staged restart after a flip or a rollback: sidecars first (stop what changed, then start
+        it anew), then loops, then their heartbeats. Unchanged components keep running. When the
+        code on disk changed and this is the daemon, exit 75 instead: the service manager restarts
+        it and the boot runs the new slot (its probation continues across the restart)."""
+        if code_changed and self.reload_exit:
+            self.crash("during_restart")
+            log.info("plugins changed: exiting 75 for a staged restart by the service manager")
+            self.reload_requested.set()
+            return
+        await self.supervisor.reconfigure(config.sidecar, between=lambda: self.crash("during_restart"))
+        await self.loops.reconfigure(config.loop)
+        if self.link is not None:
+            await self.link.reconfigure(config.loop)
+        self.config = config
+        self.changes.bump()
+
+    async def _fetch(self, url: str, destination: Any, cap: int) -> None:
+        if self._fetcher is None:
+            from console.controlplane.artifacts import ArtifactFetcher  # noqa: PLC0415
+
+            self._fetcher = ArtifactFetcher()
+        await self._fetcher(url, destination, cap)
+
+    async def reconcile_plugins(self) -> None:
+        try:
+            if self.remote is not None:
+                await self.remote.reconcile()
+            else:
+                await self.plugins.reconcile(self.config.plugin)
+        except PluginError as exc:
+            log.warning("plugin reconcile: %s", exc.message)
+
+    def _on_online(self, _transition: Transition) -> None:
+        task = asyncio.get_running_loop().create_task(self.reconcile_plugins(), name="plugin-reconcile")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

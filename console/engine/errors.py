@@ -8,6 +8,7 @@ EXIT_WARNING = 1
 EXIT_CRITICAL = 2
 EXIT_UNKNOWN = 3
 EXIT_BAD_INPUT = 2
+EXIT_RELOAD = 75  # `loopctl run`: new code on disk, restart me (systemd: RestartForceExitStatus=75)
 
 
 class LoopctlError(Exception):

@@ -39,7 +39,8 @@ class HealthProber:
 
 async def tcp_accepts(port: int, host: str = "127.0.0.1") -> bool:
     try:
-        _reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), PROBE_TIMEOUT)
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            _reader, writer = await asyncio.open_connection(host, port)
     except (OSError, TimeoutError):
         return False
     writer.close()

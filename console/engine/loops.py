@@ -144,10 +144,38 @@ class Loops:
 
     def start_runners(self) -> None:
         for runner in self.runners.values():
-            task = asyncio.create_task(runner.run(), name=f"loop:{runner.cfg.id}")
-            self._runner_tasks[runner.cfg.id] = task
-            self._tasks.append(task)
+            self._start_runner(runner)
         self._tasks.append(asyncio.create_task(self._reap_periodically(), name="reaper"))
+
+    def _start_runner(self, runner: LoopRunner) -> None:
+        task = asyncio.create_task(runner.run(), name=f"loop:{runner.cfg.id}")
+        self._runner_tasks[runner.cfg.id] = task
+        self._tasks.append(task)
+
+    async def reconfigure(self, loops: list[LoopConfig]) -> None:
+        """Loops whose config changed or went away: their live run is cancelled (TERM, grace, KILL)
+        and their scheduler stopped; changed and new loops then start with the new config."""
+        wanted = {cfg.id: cfg for cfg in loops}
+        for loop_id, runner in list(self.runners.items()):
+            if wanted.get(loop_id) == runner.cfg:
+                continue
+            why = "config changed" if loop_id in wanted else "removed from the config"
+            if runner.current and self.executor.request_cancel(runner.current, why):
+                await self._await_finished(runner.current, STOP_GRACE + 3.0)
+            task = self._runner_tasks.pop(loop_id, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                self._tasks.remove(task)
+            del self.runners[loop_id]
+        self.configs = wanted
+        for cfg in loops:
+            if cfg.id not in self.runners:
+                runner = LoopRunner(cfg, self)
+                self.runners[cfg.id] = runner
+                self._start_runner(runner)
+        self.runners = {cfg.id: self.runners[cfg.id] for cfg in loops}
 
     def scheduling(self, loop_id: str) -> bool:
         """Is this engine running the loop's scheduler (its runner, in the live sense)?"""
@@ -257,7 +285,8 @@ class Loops:
         event = self.finished.get(run_id)
         if event is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await event.wait()
 
     # -- reaping -------------------------------------------------------------------------------------
 

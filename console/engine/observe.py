@@ -87,6 +87,12 @@ def offline_snapshot(paths: Paths, loaded: LoadedConfig, clock: Clock) -> Snapsh
             pid = engine.detail.get("pid")
             last_pid = pid if isinstance(pid, int) else None
             clean = engine.state == "stopped"
+    remote = None
+    if loaded.config.control_plane is not None:
+        from console.engine.remote_config import read_view  # noqa: PLC0415
+
+        host = next((t for t in things if t.kind == "host" and t.name == loaded.config.control_plane.host_id), None)
+        remote = read_view(paths.state_dir, loaded.config, things, host.state if host else "")
     return compose(
         now=clock.time(),
         host=host_view(paths, loaded),
@@ -94,6 +100,7 @@ def offline_snapshot(paths: Paths, loaded: LoadedConfig, clock: Clock) -> Snapsh
         things=things,
         events=events,
         runs=runs,
+        remote_config=remote,
     )
 
 

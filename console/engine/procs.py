@@ -141,7 +141,8 @@ async def wait_gone(pid: int, timeout: float | None) -> bool:
 
         loop.add_reader(fd, readable)
         try:
-            await asyncio.wait_for(exited, timeout)  # None: as long as it takes
+            async with asyncio.timeout(timeout):  # None: as long as it takes
+                await exited
             return True
         except TimeoutError:
             return identify(pid) is None

@@ -64,6 +64,14 @@ def render_text(snap: Snapshot) -> str:
             cont = f", continuation {run.continuation_attempt}/2" if run.continuation_attempt else ""
             lines.append(f"  {run.id}  {run.loop_id:<12} {run.status:<9} stop: {stop}, "
                          f"liveness: {run.liveness or '-'}{cont}")
+    if snap.remote_config is not None:
+        from console.engine.remote_lines import remote_lines  # noqa: PLC0415  (joined hosts only)
+
+        lines.append("remote config:")
+        for label, value in remote_lines(snap.remote_config, snap.plugins, snap.generated_at):
+            lines.append(f"  {label:<14} {value}")
+    elif snap.plugins:
+        lines.append("plugins: " + ", ".join(f"{p.name} {p.version} ({p.state})" for p in snap.plugins))
     if snap.events:
         lines.append("recent events:")
         for e in snap.events[:5]:

@@ -371,12 +371,31 @@ class Supervisor:
     def __init__(self, sidecars: list[SidecarConfig], *, directory: Path, store: Store, clock: Clock,
                  on_change: Callable[[], None]) -> None:
         self.directory = directory
+        self.store = store
+        self.clock = clock
+        self.on_change = on_change
         self.prober = HealthProber()
-        self.runners = {
-            cfg.name: SidecarRunner(cfg, directory=directory, store=store, clock=clock, prober=self.prober,
-                                    on_change=on_change)
-            for cfg in sidecars
-        }
+        self.runners = {cfg.name: self._runner(cfg) for cfg in sidecars}
+
+    def _runner(self, cfg: SidecarConfig) -> SidecarRunner:
+        return SidecarRunner(cfg, directory=self.directory, store=self.store, clock=self.clock, prober=self.prober,
+                             on_change=self.on_change)
+
+    async def reconfigure(self, sidecars: list[SidecarConfig], between: Callable[[], None] | None = None) -> None:
+        """Stop the sidecars that changed or went away, then start the changed and the new ones.
+        Unchanged sidecars are not touched."""
+        wanted = {cfg.name: cfg for cfg in sidecars}
+        going = [r for name, r in self.runners.items() if wanted.get(name) != r.cfg]
+        await asyncio.gather(*(r.stop("config changed" if r.cfg.name in wanted else "removed from the config")
+                               for r in going))
+        if between is not None:
+            between()
+        kept = {name: r for name, r in self.runners.items() if r not in going}
+        self.runners = {cfg.name: kept.get(cfg.name) or self._runner(cfg) for cfg in sidecars}
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for name, runner in self.runners.items():
+            if name not in kept:
+                runner.start()
 
     async def start(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)

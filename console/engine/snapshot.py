@@ -7,16 +7,19 @@ different loopctl versions can still talk.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from console.engine.decoding import DecodeError, decode, encode
+from console.engine.probation import ApplyRecord, BootRecord, PollRecord, Rollback
 from console.engine.tray import (
     Tray,
     config_reasons,
     control_plane_reasons,
     engine_reasons,
     loop_reasons,
+    plugin_reasons,
+    remote_config_reasons,
     roll_up,
     sidecar_reasons,
 )
@@ -163,6 +166,38 @@ class ControlPlaneView:
 
 
 @dataclass(frozen=True)
+class PluginView:
+    name: str
+    version: str
+    state: str  # installed | removed | failed
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class RemoteConfigView:
+    """The host's remote config as the operator needs it: what runs, whether it is on probation,
+    what was refused or rolled back and why, and how the last poll went."""
+
+    state: str = "none"  # none | probation | active | rejected | rolled_back
+    reason: str = ""
+    running_etag: str | None = None
+    slot: str | None = None
+    poll_interval_seconds: float = 300.0
+    probation_etag: str | None = None
+    probation_started_at: float | None = None
+    probation_deadline: float | None = None
+    probation_seconds_left: float | None = None  # at the snapshot's generated_at
+    bad_etag: str | None = None
+    bad_until: float | None = None
+    last_rollback: Rollback | None = None
+    last_apply: ApplyRecord | None = None
+    last_boot: BootRecord | None = None
+    last_poll: PollRecord | None = None
+    next_poll_at: float | None = None
+    host_status: str = ""
+
+
+@dataclass(frozen=True)
 class EventView:
     id: int
     at: float
@@ -186,6 +221,8 @@ class Snapshot:
     loops: list[LoopView] = field(default_factory=list)
     runs: list[RunView] = field(default_factory=list)  # the most recent, newest first
     control_plane: ControlPlaneView | None = None
+    remote_config: RemoteConfigView | None = None
+    plugins: list[PluginView] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = encode(self)
@@ -244,10 +281,16 @@ def loops_from_things(things: list[ThingView]) -> list[LoopView]:
     return [LoopView(id=t.name, state=t.state, reason=t.reason) for t in things if t.kind == "loop"]
 
 
+def plugins_from_things(things: list[ThingView]) -> list[PluginView]:
+    return [PluginView(t.name, str(t.detail.get("version", "")), t.state, t.reason) for t in things
+            if t.kind == "plugin" and t.state != "removed"]
+
+
 def compose(*, now: float, host: HostView, engine: EngineView, things: list[ThingView],
             events: list[EventView], sidecars: list[SidecarView] | None = None,
             loops: list[LoopView] | None = None, runs: list[RunView] | None = None,
-            control_plane: ControlPlaneView | None = None) -> Snapshot:
+            control_plane: ControlPlaneView | None = None,
+            remote_config: RemoteConfigView | None = None) -> Snapshot:
     """Build a snapshot and its tray. One function for the owner and the offline observer."""
     sidecars = sidecars if sidecars is not None else sidecars_from_things(things)
     loops = loops if loops is not None else loops_from_things(things)
@@ -258,8 +301,13 @@ def compose(*, now: float, host: HostView, engine: EngineView, things: list[Thin
         *config_reasons(configured_count=host.configured_count, config_path=host.config_path,
                         config_present=host.config_present),
     ]
+    if remote_config is not None:
+        left = None if remote_config.probation_deadline is None else max(0.0, remote_config.probation_deadline - now)
+        remote_config = replace(remote_config, probation_seconds_left=left)
+    plugins = plugins_from_things(things)
     if engine.running:  # with no engine, sidecar states are history: the tray says the engine is down
         reasons += sidecar_reasons(sidecars) + loop_reasons(loops, runs) + control_plane_reasons(control_plane)
+        reasons += remote_config_reasons(remote_config) + plugin_reasons(plugins)
     return Snapshot(schema=SNAPSHOT_SCHEMA, generated_at=now, host=host, engine=engine,
                     tray=roll_up(reasons), things=things, events=events, sidecars=sidecars, loops=loops, runs=runs,
-                    control_plane=control_plane)
+                    control_plane=control_plane, remote_config=remote_config, plugins=plugins)

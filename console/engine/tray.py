@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from console.engine.errors import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING
 
 if TYPE_CHECKING:
-    from console.engine.snapshot import ControlPlaneView, LoopView, RunView, SidecarView
+    from console.engine.snapshot import ControlPlaneView, LoopView, PluginView, RemoteConfigView, RunView, SidecarView
 
 
 class Level(StrEnum):
@@ -52,6 +52,10 @@ CODE_PRIORITY: dict[str, int] = {
     "loop_finalized": 21,
     "loop_paused": 22,
     "control_plane_unreachable": 25,
+    "remote_config_rolled_back": 26,
+    "remote_config_rejected": 27,
+    "remote_config_poll_failed": 28,
+    "plugin_failed": 29,
     "sidecar_restarting": 30,
     "run_detached": 40,
     "nothing_configured": 90,
@@ -165,3 +169,44 @@ def control_plane_reasons(cp: ControlPlaneView | None) -> list[Reason]:
         return [Reason(Level.DEGRADED, "control_plane_unreachable", f"control plane {cp.url}: {cp.last_error}",
                        "check the network and the control plane; loops keep running meanwhile", f"host:{cp.host_id}")]
     return []
+
+
+# Poll outcomes that are not failures of the host: nothing new, no remote config, asked to wait.
+QUIET_POLLS = ("ok", "not_modified", "no_remote_config", "rate_limited")
+
+
+def remote_config_reasons(rc: RemoteConfigView | None) -> list[Reason]:
+    if rc is None:
+        return []
+    subject = "remote_config:host"
+    keeps = f"this host keeps running {rc.running_etag}" if rc.running_etag else "this host keeps its local config"
+    reasons = []
+    if rc.state in ("rolled_back", "unproven") and rc.last_rollback is not None:
+        rb = rc.last_rollback
+        what = "rolled back" if rb.outcome == "rolled_back" else "not rolled back (no target)"
+        reasons.append(Reason(Level.DEGRADED, "remote_config_rolled_back",
+                              f"remote config {rb.etag} {what} ({rb.reason}): {rb.detail}",
+                              f"fix the document on the control plane; {keeps}", subject))
+    elif rc.state == "rejected" and rc.last_apply is not None:
+        ap = rc.last_apply
+        reasons.append(Reason(Level.DEGRADED, "remote_config_rejected",
+                              f"remote config {ap.etag} rejected ({ap.result}): {ap.detail}",
+                              f"fix the document on the control plane; {keeps}", subject))
+    poll = rc.last_poll
+    said = rc.state == "rejected" and rc.last_apply is not None and poll is not None \
+        and poll.result == rc.last_apply.result
+    if poll is not None and poll.result not in QUIET_POLLS and not said:
+        reasons.append(Reason(Level.DEGRADED, "remote_config_poll_failed",
+                              f"config poll failed ({poll.result}): {poll.detail}",
+                              f"check the control plane; {keeps} and polls again", subject))
+    if rc.probation_deadline is not None:
+        reasons.append(Reason(Level.OK, "remote_config_probation",
+                              f"remote config {rc.probation_etag} on probation: rolled back unless a poll succeeds",
+                              "nothing to do: the next successful poll clears it", subject))
+    return reasons
+
+
+def plugin_reasons(plugins: Iterable[PluginView]) -> list[Reason]:
+    return [Reason(Level.DEGRADED, "plugin_failed", f"plugin {p.name} {p.version}: {p.reason}",
+                   "fix the artifact or its pin in the config; the next apply or reconcile retries it",
+                   f"plugin:{p.name}") for p in plugins if p.state == "failed"]

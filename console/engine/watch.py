@@ -52,7 +52,8 @@ async def arequest(socket_path: Path, op: str, *, timeout: float = DEFAULT_TIMEO
         return decode_line(line)
 
     try:
-        return await asyncio.wait_for(exchange(), timeout)
+        async with asyncio.timeout(timeout):
+            return await exchange()
     except TimeoutError:
         raise OwnerUnavailable(f"the engine on {socket_path} did not answer within {timeout:g} s") from None
     except (FileNotFoundError, ConnectionRefusedError):

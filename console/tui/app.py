@@ -25,6 +25,7 @@ from console.engine.config import LoadedConfig
 from console.engine.errors import LoopctlError, OwnerUnavailable
 from console.engine.observe import offline_snapshot, wait_until_released
 from console.engine.paths import Paths, ensure_state_dir
+from console.engine.remote_lines import remote_lines
 from console.engine.snapshot import Snapshot
 from console.tui.commands import LoopctlCommands
 from console.tui.detail import ticks
@@ -187,6 +188,8 @@ class LoopctlApp(App[int]):
         if full:
             role = self.role if self.role != "observer" else f"observer of pid {snap.engine.pid}"
             self._main.query_one(TrayBar).show(snap, role)
+        ticking = snap.remote_config is not None and snap.remote_config.probation_deadline is not None
+        if full or (ticking and self.active_tab() == "config"):  # the probation countdown moves each second
             self._main.query_one("#config-body", Static).update(self._config(snap, now))
         counts = self._counts(snap, now)
         if full or counts != self._shown_counts:
@@ -217,19 +220,27 @@ class LoopctlApp(App[int]):
         host = snap.host
         source = host.config_path if host.config_present else f"{host.config_path} (absent: embedded default)"
         cp = snap.control_plane
-        joined = (f"joined to {cp.url} as host {cp.host_id} ({cp.status})." if cp
-                  else "not joined to a control plane (`loopctl join URL --token-file FILE`).")
-        return Group(
-            Text("Remote config", style="bold"),
-            Text(f"{joined} Remote config itself (running etag, A/B slots, probation, rollback) is not in this "
-                 f"version yet: the host runs its local config."),
+        lines = [Text("Remote config", style="bold")]
+        if cp is None:
+            lines.append(Text("not joined to a control plane (`loopctl join URL --token-file FILE`): this host runs "
+                              "its local config."))
+        else:
+            lines.append(Text(f"joined to {cp.url} as host {cp.host_id} ({cp.status})"))
+        if snap.remote_config is not None:
+            for label, value in remote_lines(snap.remote_config, snap.plugins, now):
+                style = "bold" if label == "probation" and snap.remote_config.probation_deadline else ""
+                lines.append(Text.assemble((f"{label:<14}", "dim"), (value, style)))
+        lines += [
             Text(""),
             Text("Local config", style="bold"),
             Text(f"file       {source}"),
-            Text(f"declares   {len(snap.sidecars)} sidecars, {len(snap.loops)} loops"),
+            Text(f"declares   {len(snap.sidecars)} sidecars, {len(snap.loops)} loops, {len(snap.plugins)} plugins"
+                 + (" (sidecars, loops and plugins from the remote config)" if snap.remote_config
+                    and snap.remote_config.running_etag else "")),
             Text(f"state dir  {host.state_dir}"),
             Text(f"host       {host.name}"),
-        )
+        ]
+        return Group(*lines)
 
     # -- selection and actions --------------------------------------------------------------------------
 

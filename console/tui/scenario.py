@@ -3,6 +3,7 @@ committed screenshots and the snapshot tests (and a quick way to see the console
 
 from __future__ import annotations
 
+from console.engine.probation import ApplyRecord, BootRecord, PollRecord, Rollback
 from console.engine.snapshot import (
     ControlPlaneView,
     EngineView,
@@ -10,9 +11,11 @@ from console.engine.snapshot import (
     HostView,
     LoopView,
     PortHolderView,
+    RemoteConfigView,
     RunView,
     SidecarView,
     Snapshot,
+    ThingView,
     compose,
 )
 
@@ -95,7 +98,19 @@ def scenario_snapshot(state_dir: str = "/var/lib/loopctl") -> Snapshot:
         host=HostView(name="edge-1", state_dir=state_dir, config_path="/etc/loopctl/loopctl.toml",
                       config_present=True, configured_count=6),
         engine=EngineView(running=True, source="owner", pid=4021, started_at=NOW - 7201, version="0.1.0"),
-        things=[], events=events, sidecars=sidecars, loops=loops, runs=runs,
+        things=[ThingView("plugin", "repo-tools", "installed", "2.4.1 installed (sha256 9f86d081884c…)",
+                          NOW - 40, {"version": "2.4.1"})], events=events, sidecars=sidecars, loops=loops, runs=runs,
         control_plane=ControlPlaneView(url="https://cp.example", host_id="h_3f9c2a", status="online",
                                        last_heartbeat_at=NOW - 12),
+        remote_config=RemoteConfigView(
+            state="probation", reason='applied "7c1e09" (slot b); on probation', running_etag='"7c1e09"', slot="b",
+            poll_interval_seconds=60, probation_etag='"7c1e09"', probation_started_at=NOW - 40,
+            probation_deadline=NOW + 140, bad_etag='"5d0b77"', bad_until=NOW + 2000,
+            last_rollback=Rollback('"5d0b77"', "probation_expired", NOW - 3600,
+                                   'no successful poll within the probation window of "5d0b77"', "rolled_back",
+                                   '"41aa3c"'),
+            last_apply=ApplyRecord('"7c1e09"', "applied", NOW - 40, "slot b; on probation"),
+            last_boot=BootRecord("none", NOW - 7201),
+            last_poll=PollRecord(NOW - 40, "ok", 200, '"7c1e09": applied', True),
+            next_poll_at=NOW + 20, host_status="online"),
     )

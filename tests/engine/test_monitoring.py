@@ -36,7 +36,8 @@ def test_nagios_status_line_perfdata_and_long_output():
     assert perf["sidecars_failed"] == "1;0;;0;3" and perf["engine_up"] == "1;;1:;0;1"
     assert perf["loops_escalated"].startswith("1;0;")
     assert long[0].startswith("degraded port_conflict [sidecar:agent-monitor]: ")
-    assert "-> free port 4820" in long[0] and len(long) == 3
+    assert "-> free port 4820" in long[0] and len(long) == 4
+    assert long[-1].startswith("ok remote_config_probation [remote_config:host]: ")  # notes rank last
 
 
 def test_nagios_when_no_engine_runs_is_critical():

@@ -51,3 +51,32 @@ def test_every_non_ok_reason_carries_code_text_and_action():
 def test_monitoring_exit_codes():
     assert [lvl.exit_code for lvl in Level] == [0, 1, 1, 2]
     assert Level.DEGRADED.monitoring_word == "WARNING"
+
+
+def test_remote_config_reasons():
+    from console.engine.probation import ApplyRecord, PollRecord, Rollback
+    from console.engine.snapshot import PluginView, RemoteConfigView
+    from console.engine.tray import plugin_reasons, remote_config_reasons
+
+    assert remote_config_reasons(None) == []
+    quiet = RemoteConfigView(state="active", running_etag='"a"', last_poll=PollRecord(0, "not_modified", 304))
+    assert remote_config_reasons(quiet) == []
+    legacy = RemoteConfigView(last_poll=PollRecord(0, "no_remote_config", 404))
+    assert remote_config_reasons(legacy) == []
+    rolled = RemoteConfigView(state="rolled_back", running_etag='"a"',
+                              last_rollback=Rollback('"b"', "probation_expired", 0, "no poll", "rolled_back", '"a"'))
+    [reason] = remote_config_reasons(rolled)
+    assert (reason.level, reason.code) == (Level.DEGRADED, "remote_config_rolled_back")
+    assert '"b" rolled back (probation_expired)' in reason.text and 'keeps running "a"' in reason.action
+    rejected = RemoteConfigView(state="rejected", running_etag='"a"',
+                                last_apply=ApplyRecord('"c"', "document_too_large", 0, "2 MiB"),
+                                last_poll=PollRecord(0, "document_too_large", 200, "2 MiB"))
+    assert [r.code for r in remote_config_reasons(rejected)] == ["remote_config_rejected"]  # said once
+    failing = RemoteConfigView(state="active", last_poll=PollRecord(0, "timed_out", None, "no answer"))
+    assert [r.code for r in remote_config_reasons(failing)] == ["remote_config_poll_failed"]
+    probation = RemoteConfigView(state="probation", probation_etag='"d"', probation_deadline=100.0)
+    [note] = remote_config_reasons(probation)
+    assert note.level is Level.OK and roll_up([note]).state is Level.OK
+    [broken] = plugin_reasons([PluginView("tool", "1.0", "failed", "hash mismatch"),
+                               PluginView("ok", "1.0", "installed")])
+    assert (broken.code, broken.subject) == ("plugin_failed", "plugin:tool")

@@ -1,0 +1,65 @@
+"""When the next config poll happens, pure. Retry-After in either RFC 9110 form (delay-seconds, or an
+HTTP-date in IMF-fixdate, RFC 850 or asctime format); anything else is garbage and falls back to
+linear backoff. No server can make a host wait longer than RETRY_AFTER_CAP or spin faster than
+RETRY_AFTER_FLOOR.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from dataclasses import dataclass
+
+RETRY_AFTER_FLOOR = 1.0
+RETRY_AFTER_CAP = 3600.0
+LINEAR_STEP = 30.0
+LEGACY_CAP = 3600.0
+
+_DATE_FORMATS = (
+    "%a, %d %b %Y %H:%M:%S GMT",  # IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+    "%A, %d-%b-%y %H:%M:%S GMT",  # RFC 850:     Sunday, 06-Nov-94 08:49:37 GMT
+    "%a %b %d %H:%M:%S %Y",  # asctime:     Sun Nov  6 08:49:37 1994
+)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait, or None when the header is absent or not a valid Retry-After."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(int(text))
+    for form in _DATE_FORMATS:
+        try:
+            parsed = time.strptime(text, form)
+        except ValueError:
+            continue
+        return max(0.0, calendar.timegm(parsed) - now)
+    return None
+
+
+@dataclass(frozen=True)
+class Streak:
+    """Consecutive outcomes that lengthen the wait; any success resets both."""
+
+    failures: int = 0
+    not_found: int = 0
+
+
+def next_delay(status: int | None, interval: float, streak: Streak, retry_after: float | None) -> float:
+    """After a poll answered `status` (None: no answer), and the streak including this poll."""
+    if status in (200, 304):
+        return interval
+    if status == 404:  # a control plane without remote config: ask rarely, longer each time
+        return min(max(interval, LEGACY_CAP), interval * 2.0 ** max(0, streak.not_found - 1))
+    if status in (429, 503) and retry_after is not None:
+        return min(RETRY_AFTER_CAP, max(RETRY_AFTER_FLOOR, retry_after))
+    return min(interval, LINEAR_STEP * max(1, streak.failures))
+
+
+def advance(streak: Streak, status: int | None, failed: bool) -> Streak:
+    if status == 404:
+        return Streak(failures=0, not_found=streak.not_found + 1)
+    if failed:
+        return Streak(failures=streak.failures + 1, not_found=0)
+    return Streak()
