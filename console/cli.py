@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     serve.add_argument("--port", type=int, default=8470, help="port (default 8470)")
     serve.add_argument("--state", metavar="FILE", help="keep hosts and loops in FILE across restarts")
+    demo = sub.add_parser("demo", help="a demo host showing every state, with its own control plane")
+    demo.add_argument("--state-dir", metavar="DIR", help="a new or empty directory for it (default: a temporary one, "
+                                                         "removed afterwards)")
+    demo.add_argument("--once", action="store_true", help="print the report once every state shows, then end it")
     targets = {"reclaim": "sidecar:NAME: end what an earlier engine left, then relaunch",
                "retry": "sidecar:NAME, loop:ID or run:ID: clear a failure or escalation, or rerun a run",
                "cancel": "run:ID: end a queued or running run and its process group"}
@@ -87,6 +91,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from console.controlplane.server import serve
 
         return serve(args.host, args.port, Path(args.state).absolute() if args.state else None)
+    if args.command == "demo":
+        from console.demo import run_demo
+
+        return run_demo(args.state_dir, once=args.once)
     from console.engine.clock import SystemClock
     from console.engine.config import load_config
     from console.engine.paths import resolve_paths

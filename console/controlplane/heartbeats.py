@@ -36,13 +36,14 @@ CONCURRENCY = 32
 
 class LoopHeartbeats:
     def __init__(self, client: ControlPlaneClient, *, state_dir: Path, configs: list[LoopConfig], store: Store,
-                 clock: Clock, loops: Loops) -> None:
+                 clock: Clock, loops: Loops, round_seconds: float = ROUND_SECONDS) -> None:
         self.client = client
         self.secrets = state_dir / "secrets" / "loops"
         self.configs = [c for c in configs if c.enabled]
         self.store = store
         self.clock = clock
         self.loops = loops
+        self.round_seconds = round_seconds
         self.limit = asyncio.Semaphore(CONCURRENCY)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.last: dict[str, tuple[str, float]] = {}  # loop id -> (last verdict, when)
@@ -114,10 +115,10 @@ class LoopHeartbeats:
     async def _schedule(self, cfg: LoopConfig) -> None:
         """Each loop on its own schedule: a random start within the round, then every round +-10 %,
         so a thousand loops do not heartbeat in step (the semaphore bounds what overlaps)."""
-        await self.clock.sleep(random.uniform(0, ROUND_SECONDS))
+        await self.clock.sleep(random.uniform(0, self.round_seconds))
         while True:
             await self.beat(cfg, runner_alive=self.loops.scheduling(cfg.id))
-            await self.clock.sleep(ROUND_SECONDS * random.uniform(0.9, 1.1))
+            await self.clock.sleep(self.round_seconds * random.uniform(0.9, 1.1))
 
     async def round(self) -> None:
         """Every loop once, now (for a manual check and the benchmark)."""

@@ -68,7 +68,8 @@ class HostLink:
         self._task = asyncio.create_task(self._beat(), name="host-heartbeat")
         if self.loops is not None and self.loop_configs:
             self.heartbeats = LoopHeartbeats(self.client, state_dir=self.state_dir, configs=self.loop_configs,
-                                             store=self.store, clock=self.clock, loops=self.loops)
+                                             store=self.store, clock=self.clock, loops=self.loops,
+                                             round_seconds=self.section.loop_heartbeat_seconds)
             await self.heartbeats.start()  # creates managed loops, then boot recovery
         if self.remote is not None:  # polls at once (at boot, and so right after a join), then on its interval
             self.puller = ConfigPuller(self.client, self.section.host_id, self.remote, self.clock)
@@ -80,7 +81,8 @@ class HostLink:
             await self.heartbeats.reconfigure(loop_configs)
         elif self.client is not None and self.loops is not None and loop_configs:
             self.heartbeats = LoopHeartbeats(self.client, state_dir=self.state_dir, configs=loop_configs,
-                                             store=self.store, clock=self.clock, loops=self.loops)
+                                             store=self.store, clock=self.clock, loops=self.loops,
+                                             round_seconds=self.section.loop_heartbeat_seconds)
             await self.heartbeats.start()
 
     async def stop(self) -> None:

@@ -296,6 +296,16 @@ class ControlPlane:
             self.state.artifacts[name] = data
             return JSONResponse({"url": f"{request.base_url}artifacts/{name}",
                                  "sha256": hashlib.sha256(data).hexdigest()}, status_code=201)
+        if what == "create-loop":  # a loop made elsewhere, for a person to run as a `user` loop
+            owner = self.state.hosts.get(str(body.get("host_id", "")))
+            if owner is None:
+                return _error(404, "not_found", "no such host")
+            made = LoopRecord(id="l_" + secrets.token_hex(6), host_id=owner.id, name=str(body.get("name", "")),
+                              jkt=owner.jkt, runner_token="rk_" + secrets.token_urlsafe(32),
+                              jti=secrets.token_hex(8), expires_at=time.time() + RUNNER_TTL)
+            self.state.loops[made.id] = made
+            self.save()
+            return JSONResponse({"loop_id": made.id}, status_code=201)
         if what == "config-gets":
             return JSONResponse({"config_gets": self.state.config_gets})
         loop = self.state.loops.get(str(body.get("loop_id", "")))

@@ -129,6 +129,7 @@ class ControlPlaneSection:
     url: str = check(_url)
     host_id: str = check(lambda v: None if v else "the host id the control plane gave at join")
     heartbeat_interval_seconds: float = check(in_range(5, 3600, "seconds"), default=60.0)
+    loop_heartbeat_seconds: float = check(in_range(5, 3600, "seconds"), default=30.0)  # each loop, +-10 %
     # Until a remote config says otherwise (the join answer's value is written here).
     poll_interval_seconds: float = check(in_range(5, 3600, "seconds"), default=300.0)
 

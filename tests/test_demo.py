@@ -1,0 +1,46 @@
+"""`loopctl demo --once`: every designed state within a bounded time, WARNING, and nothing left running."""
+
+from __future__ import annotations
+
+import subprocess
+
+import psutil
+
+from tests.conftest import loopctl_argv
+
+
+def survivors(marker: str) -> list[str]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(marker in arg for arg in proc.info["cmdline"] or []):
+                found.append(" ".join(proc.info["cmdline"]))
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_the_demo_shows_every_state_then_ends_every_process(tmp_path):
+    root = tmp_path / "demo"
+    result = subprocess.run([*loopctl_argv(), "demo", "--once", "--state-dir", str(root)], capture_output=True,
+                            text=True, timeout=150, check=False, stdin=subprocess.DEVNULL)
+    out = result.stdout
+    assert "not every designed state" not in result.stderr, result.stderr
+    assert result.returncode == 1 and out.startswith("LOOPCTL WARNING - degraded: agent-monitor: port ")
+    assert "port_conflict [sidecar:agent-monitor]" in out and "(foreign)" in out  # names the holder
+    assert "web              ready" in out
+    assert "loop_escalated [loop:triage]" in out and "continuation attempts exhausted" in out
+    assert "loop_finalized [loop:ci-bot]" in out and "heartbeat unauthorized" in out
+    assert "remote_config_probation" in out and "left)" in out  # the probation timer runs
+    assert 'last rollback  "demo-b" -> "demo-a"' in out and "probation_expired (rolled_back)" in out
+    assert "repo-tools 2.4.1 (installed)" in out
+    events = subprocess.run([*loopctl_argv(), "--once", "--format", "json", "--state-dir", str(root / "state"),
+                             "--config", str(root / "loopctl.toml")], capture_output=True, text=True, timeout=30,
+                            check=False).stdout
+    assert "revived by proof of possession" in events
+    assert '"stop_reason": "process_lost"' in events and '"stop_reason": "timeout"' in events
+    assert '"liveness": "advanced"' in events and '"liveness": "plan_only"' in events
+    refresh = (root / "state" / "secrets" / "refresh_token").read_text()
+    assert refresh not in out and refresh not in events
+    # The control plane, the foreign listener, sidecars and runs all name the demo's directory.
+    assert survivors(str(root)) == []
