@@ -18,7 +18,9 @@ from console.engine.snapshot import Snapshot
 from console.engine.tray import Level
 
 SIDECAR_STATES = ("stopped", "starting", "ready", "backoff", "stopping", "failed")
-LOOP_STATES = ("active", "escalated", "disabled")
+LOOP_STATES = ("active", "transient", "paused", "escalated", "finalized", "disabled")
+REMOTE_CONFIG_STATES = ("none", "probation", "active", "rejected", "rolled_back", "unproven")
+PLUGIN_STATES = ("installed", "failed")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "timed_out")
 
 
@@ -60,6 +62,23 @@ class SnapshotCollector:
         for status in RUN_STATUSES:
             runs.add_metric([status], counted[status])
         yield runs
+        yield from self._remote_config()
+
+    def _remote_config(self) -> Iterator[Metric]:
+        plugins = StateSetMetricFamily("loopctl_plugin_state", "Each declared plugin's state", labels=["plugin"])
+        for p in self.snap.plugins:
+            plugins.add_metric([p.name], {state: p.state == state for state in PLUGIN_STATES})
+        yield plugins
+        rc = self.snap.remote_config
+        if rc is None:
+            return
+        state = StateSetMetricFamily("loopctl_remote_config_state", "The remote config's state")
+        state.add_metric([], {name: rc.state == name for name in REMOTE_CONFIG_STATES})
+        yield state
+        left = GaugeMetricFamily("loopctl_remote_config_probation_seconds",
+                                 "Seconds left in the running document's probation (0: none)")
+        left.add_metric([], rc.probation_seconds_left or 0.0)
+        yield left
 
 
 def registry_for(snap: Snapshot) -> CollectorRegistry:

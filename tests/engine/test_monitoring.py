@@ -71,6 +71,13 @@ def test_openmetrics_parses_back_with_prometheus_client():
     assert [s.labels["loopctl_sidecar_state"] for s in failed] == ["failed"]
     runs = {s.labels["status"]: s.value for s in families["loopctl_recent_runs"].samples}
     assert runs["timed_out"] == 1 and runs["running"] == 1
+    rc = {s.labels["loopctl_remote_config_state"]: s.value for s in families["loopctl_remote_config_state"].samples}
+    assert rc["probation"] == 1 and sum(rc.values()) == 1
+    [left] = families["loopctl_remote_config_probation_seconds"].samples
+    assert left.value == 140.0
+    plugins = [(s.labels["plugin"], s.labels["loopctl_plugin_state"]) for s in families["loopctl_plugin_state"].samples
+               if s.value == 1]
+    assert plugins == [("repo-tools", "installed")]
 
 
 def test_the_textfile_format_is_prometheus_text_for_node_exporter():
