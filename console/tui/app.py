@@ -17,7 +17,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
 from console.engine.actions import ActionError
 from console.engine.clock import Clock, SystemClock
@@ -36,12 +36,14 @@ from console.tui.screens.help import HelpScreen
 from console.tui.selection import DESTRUCTIVE, applicable
 from console.tui.source import ObservedSource, OwnedSource, Source
 from console.tui.widgets.detail_pane import DetailPane
+from console.tui.widgets.key_bar import KeyBar
 from console.tui.widgets.keyed_table import KeyedTable
 from console.tui.widgets.tray_bar import TrayBar
 
 TABS = [("overview", "Overview"), ("sidecars", "Sidecars"), ("loops", "Loops"), ("runs", "Runs"),
         ("config", "Config"), ("events", "Events")]
 ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel"}
+KEY_NAMES = {"slash": "/", "question_mark": "?"}
 CONFIRM_TEXT = {
     "reclaim": "Ends what an earlier engine left running for this sidecar, if it is provably ours, then "
                "relaunches it. A foreign process is never signalled.",
@@ -84,6 +86,7 @@ class LoopctlApp(App[int]):
         self.snapshot: Snapshot | None = None
         self.filter_text = ""
         self._shown_counts: list[Text] = []
+        self._offered: tuple[bool, ...] | None = None
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -101,7 +104,7 @@ class LoopctlApp(App[int]):
                         yield KeyedTable(spec.columns, newest_first=spec.newest_first, id=f"table-{tab}")
         yield Input(placeholder="filter the rows (esc clears)", id="filter")
         yield DetailPane(id="detail")
-        yield Footer()
+        yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
         self._focus_table()
@@ -172,7 +175,7 @@ class LoopctlApp(App[int]):
     def show_snapshot(self, snap: Snapshot) -> None:
         self.snapshot = snap
         self._render(self.clock.time(), full=True)
-        self.refresh_bindings()
+        self._refresh_keys()
 
     def _tick(self) -> None:
         """Countdowns and durations move every second. Only what time can change is touched: the
@@ -275,7 +278,7 @@ class LoopctlApp(App[int]):
         if not self._up():
             return
         self._main.query_one(DetailPane).show(self.snapshot, self.selected_key(), self.clock.time())
-        self.refresh_bindings()
+        self._refresh_keys()
 
     def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
         self._main.query_one(DetailPane).toggle_class("enlarged")
@@ -285,7 +288,20 @@ class LoopctlApp(App[int]):
             return
         self._focus_table()
         self._main.query_one(DetailPane).show(self.snapshot, self.selected_key(), self.clock.time())
-        self.refresh_bindings()
+        self._refresh_keys()
+
+    def _refresh_keys(self) -> None:
+        """The footer is rebuilt (every key a widget) on refresh_bindings: only when what the action keys
+        offer actually changed, not on every snapshot or cursor move."""
+        offered = tuple(self.refusal(verb) is None for verb in sorted(set(ACTION_KEYS.values())))
+        if offered != self._offered:
+            self._offered = offered
+            self.refresh_bindings()
+            enabled = dict(zip(sorted(set(ACTION_KEYS.values())), offered, strict=True))
+            shown = [(b.key_display or KEY_NAMES.get(b.key, b.key), b.description,
+                      enabled.get(ACTION_KEYS.get(b.key, ""), True)) for b in self.BINDINGS
+                     if isinstance(b, Binding) and b.show]
+            self._main.query_one(KeyBar).show(shown)
 
     def _focus_table(self) -> None:
         """Arrows move the selection of the tab in view, whichever tab that is."""
@@ -353,13 +369,14 @@ class LoopctlApp(App[int]):
 def choose_source(paths: Paths, loaded: LoadedConfig, *, read_only: bool) -> Source:
     """Own the host if no engine does (the database opened first, so its errors are one line on the
     terminal, not a broken screen); otherwise observe the engine that does."""
-    from console.engine.lease import Lease  # noqa: PLC0415  (an observer never loads the engine stack)
-    from console.engine.owner import Owner  # noqa: PLC0415
+    from console.engine.lease import Lease  # noqa: PLC0415
 
     ensure_state_dir(paths)
     lease = Lease.try_acquire(paths.lock)
     if lease is None:
         return ObservedSource(paths.socket)
+    from console.engine.owner import Owner  # noqa: PLC0415  (an observer never loads the engine stack)
+
     owner = Owner(paths, loaded, SystemClock(), lease, read_only=read_only)
     try:
         owner.prepare()
