@@ -213,13 +213,11 @@ def check_manifest(directory: Path, plugin: PluginConfig) -> None:
 
 
 class Plugins:
-    def __init__(self, root: Path, *, store: Store, clock: Clock, fetch: Fetch | None = None,
-                 crash: Callable[[str], None] | None = None) -> None:
+    def __init__(self, root: Path, *, store: Store, clock: Clock, fetch: Fetch | None = None) -> None:
         self.root = root
         self.store = store
         self.clock = clock
         self.fetch = fetch
-        self.crash = crash or (lambda _point: None)
 
     def clear_staging(self) -> None:
         """A crash mid-install leaves only a staging directory: never an install."""
