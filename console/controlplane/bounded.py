@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -86,13 +87,18 @@ def precheck_length(response: httpx.Response, cap: int) -> None:
         raise TooLarge(f"Content-Length {int(length)} is over the {cap}-byte cap")
 
 
-async def read_capped(response: httpx.Response, cap: int) -> bytes:
-    """The whole decoded body of a streamed response, or TooLarge/BadEncoding before the cap is passed."""
+async def decoded_chunks(response: httpx.Response, cap: int) -> AsyncIterator[bytes]:
+    """The decoded body of a streamed response, chunk by chunk; TooLarge or BadEncoding before the cap
+    is passed (a Content-Length over it is refused before the first byte is read)."""
     precheck_length(response, cap)
     decoder = BoundedDecoder(response.headers.get("content-encoding", ""), cap)
-    parts = [decoder.feed(chunk) async for chunk in response.aiter_raw()]
-    parts.append(decoder.finish())
-    return b"".join(parts)
+    async for chunk in response.aiter_raw():
+        yield decoder.feed(chunk)
+    yield decoder.finish()
+
+
+async def read_capped(response: httpx.Response, cap: int) -> bytes:
+    return b"".join([chunk async for chunk in decoded_chunks(response, cap)])
 
 
 async def download(http: httpx.AsyncClient, url: str, destination: Path, cap: int, deadline: float) -> None:
@@ -103,9 +109,6 @@ async def download(http: httpx.AsyncClient, url: str, destination: Path, cap: in
             if response.status_code != 200:
                 raise httpx.HTTPStatusError(f"HTTP {response.status_code}", request=response.request,
                                             response=response)
-            precheck_length(response, cap)
-            decoder = BoundedDecoder(response.headers.get("content-encoding", ""), cap)
             with destination.open("wb") as handle:
-                async for chunk in response.aiter_raw():
-                    handle.write(decoder.feed(chunk))
-                handle.write(decoder.finish())
+                async for chunk in decoded_chunks(response, cap):
+                    handle.write(chunk)

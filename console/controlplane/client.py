@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -45,6 +46,9 @@ class ConfigFetch:
     detail: str = ""
 
 
+Reply = TypeVar("Reply", Answer, ConfigFetch)
+
+
 class ControlPlaneClient:
     def __init__(self, base_url: str, key: Ed25519PrivateKey, *, deadline: float = DEADLINE,
                  timeout: httpx.Timeout = TIMEOUT) -> None:
@@ -58,14 +62,19 @@ class ControlPlaneClient:
     async def close(self) -> None:
         await self.http.aclose()
 
-    async def _send(self, method: str, path: str, *, proof: bool, token: str | None = None,
-                    scheme: str = "DPoP", body: dict[str, Any] | None = None) -> Answer:
-        url = self.base_url + path
+    def _auth(self, method: str, url: str, *, proof: bool, token: str | None, scheme: str = "DPoP") -> dict[str, str]:
+        """A fresh DPoP proof (bound to the token when it is a DPoP one) and the Authorization header."""
         headers = {}
         if proof:
             headers["DPoP"] = make_proof(self.key, method, url, access_token=token if scheme == "DPoP" else None)
         if token is not None:
             headers["Authorization"] = f"{scheme} {token}"
+        return headers
+
+    async def _send(self, method: str, path: str, *, proof: bool, token: str | None = None,
+                    scheme: str = "DPoP", body: dict[str, Any] | None = None) -> Answer:
+        url = self.base_url + path
+        headers = self._auth(method, url, proof=proof, token=token, scheme=scheme)
         try:
             async with asyncio.timeout(self.deadline):
                 response = await self.http.request(method, url, headers=headers, json=body)
@@ -102,28 +111,25 @@ class ControlPlaneClient:
         self._access = (str(answer.body["access_token"]), time.time() + float(answer.body.get("expires_in", 0)))
         return self._access[0]
 
+    async def _refreshing(self, call: Callable[[str | None], Awaitable[Reply]]) -> Reply:
+        """A DPoP-authenticated host call; a rejected access token is refreshed once (each attempt
+        builds its own request, so a new proof)."""
+        reply = await call(await self._access_token())
+        if reply.status == 401:
+            reply = await call(await self._access_token(renew=True))
+        return reply
+
     async def _host_call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Answer:
-        """A DPoP-authenticated host call; a rejected access token is refreshed once, with a new proof."""
-        token = await self._access_token()
-        answer = await self._send(method, path, proof=True, token=token, body=body)
-        if answer.status == 401:
-            token = await self._access_token(renew=True)
-            answer = await self._send(method, path, proof=True, token=token, body=body)
-        return answer
+        return await self._refreshing(lambda token: self._send(method, path, proof=True, token=token, body=body))
 
     async def get_config(self, host_id: str, etag: str | None, cap: int) -> ConfigFetch:
         """`GET /v1/hosts/{id}/config` with If-None-Match; a 401 refreshes the access token once.
         The caller bounds the whole exchange (the poll deadline) and may cancel it."""
-        fetched = await self._get_config(host_id, etag, cap, await self._access_token())
-        if fetched.status == 401:
-            fetched = await self._get_config(host_id, etag, cap, await self._access_token(renew=True))
-        return fetched
+        return await self._refreshing(lambda token: self._get_config(host_id, etag, cap, token))
 
     async def _get_config(self, host_id: str, etag: str | None, cap: int, token: str | None) -> ConfigFetch:
         url = f"{self.base_url}/v1/hosts/{host_id}/config"
-        headers = {"DPoP": make_proof(self.key, "GET", url, access_token=token), "Accept-Encoding": ACCEPT_ENCODING}
-        if token is not None:
-            headers["Authorization"] = f"DPoP {token}"
+        headers = {**self._auth("GET", url, proof=True, token=token), "Accept-Encoding": ACCEPT_ENCODING}
         if etag:
             headers["If-None-Match"] = etag
         try:

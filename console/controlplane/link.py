@@ -67,10 +67,7 @@ class HostLink:
         self.client.refresh_token = refresh
         self._task = asyncio.create_task(self._beat(), name="host-heartbeat")
         if self.loops is not None and self.loop_configs:
-            self.heartbeats = LoopHeartbeats(self.client, state_dir=self.state_dir, configs=self.loop_configs,
-                                             store=self.store, clock=self.clock, loops=self.loops,
-                                             round_seconds=self.section.loop_heartbeat_seconds)
-            await self.heartbeats.start()  # creates managed loops, then boot recovery
+            await self._start_heartbeats(self.loop_configs)  # creates managed loops, then boot recovery
         if self.remote is not None:  # polls at once (at boot, and so right after a join), then on its interval
             self.puller = ConfigPuller(self.client, self.section.host_id, self.remote, self.clock)
             self.puller.start()
@@ -80,10 +77,14 @@ class HostLink:
         if self.heartbeats is not None:
             await self.heartbeats.reconfigure(loop_configs)
         elif self.client is not None and self.loops is not None and loop_configs:
-            self.heartbeats = LoopHeartbeats(self.client, state_dir=self.state_dir, configs=loop_configs,
-                                             store=self.store, clock=self.clock, loops=self.loops,
-                                             round_seconds=self.section.loop_heartbeat_seconds)
-            await self.heartbeats.start()
+            await self._start_heartbeats(loop_configs)
+
+    async def _start_heartbeats(self, configs: list[LoopConfig]) -> None:
+        assert self.client is not None and self.loops is not None
+        self.heartbeats = LoopHeartbeats(self.client, state_dir=self.state_dir, configs=configs, store=self.store,
+                                         clock=self.clock, loops=self.loops,
+                                         round_seconds=self.section.loop_heartbeat_seconds)
+        await self.heartbeats.start()
 
     async def stop(self) -> None:
         if self.puller is not None:

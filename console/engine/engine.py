@@ -135,6 +135,7 @@ class Engine:
         if self._cached is not None and self._cached[0] == version:
             return self._cached[1]
         loops, runs = self.loops.views()
+        cp = self.link.view() if self.link is not None else None
         if self.link is not None and self.link.heartbeats is not None:
             last = self.link.heartbeats.last
             loops = [replace(lp, last_heartbeat=last[lp.id][0], last_heartbeat_at=last[lp.id][1]) if lp.id in last
@@ -149,8 +150,8 @@ class Engine:
             sidecars=self.supervisor.views(),
             loops=loops,
             runs=runs,
-            control_plane=self.link.view() if self.link is not None else None,
-            remote_config=self.remote.view(self.link.view().status if self.link else "") if self.remote else None,
+            control_plane=cp,
+            remote_config=self.remote.view(cp.status if cp else "") if self.remote else None,
         )
         self._cached = (version, snap)
         return snap

@@ -98,6 +98,27 @@ def validate(config: HostConfig, plugins_root: Path) -> None:
         raise ApplyError("config_invalid", problem)
 
 
+def read_slot(slots: Slots, name: str | None) -> tuple[SlotInfo, RemoteDocument | None] | None:
+    """A slot and its document; a slot whose bytes do not match its etag file, or do not parse, is not intact."""
+    found = slots.read(name) if name is not None else None
+    if found is None:
+        return None
+    info, raw = found
+    if not info.intact:
+        return info, None
+    try:
+        return info, parse_document(raw)
+    except ApplyError:
+        return replace(info, intact=False), None
+
+
+def interval(local: HostConfig, document: RemoteDocument | None) -> float:
+    """How often to poll: the running document says, else the join's value, else the default."""
+    if document is not None:
+        return document.poll_interval_seconds
+    return local.control_plane.poll_interval_seconds if local.control_plane is not None else 300.0
+
+
 def _pins(document: RemoteDocument | None) -> set[tuple[str, str, str]]:
     return {(p.name, p.version, p.sha256) for p in document.plugin} if document else set()
 
@@ -124,18 +145,7 @@ class RemoteConfig:
     # -- reading the slots ------------------------------------------------------------------------
 
     def _slot(self, name: str | None) -> tuple[SlotInfo, RemoteDocument | None] | None:
-        if name is None:
-            return None
-        found = self.slots.read(name)
-        if found is None:
-            return None
-        info, raw = found
-        if not info.intact:
-            return info, None
-        try:
-            return info, parse_document(raw)
-        except ApplyError:
-            return replace(info, intact=False), None
+        return read_slot(self.slots, name)
 
     def _pair(self) -> tuple[tuple[SlotInfo, RemoteDocument | None] | None,
                              tuple[SlotInfo, RemoteDocument | None] | None]:
@@ -143,7 +153,7 @@ class RemoteConfig:
         return self._slot(active_name), self._slot(other_slot(active_name)) if active_name else None
 
     def _load_active(self) -> None:
-        active, _ = self._pair()
+        active = self._slot(self.slots.active_name())
         if active is None or active[1] is None:
             self.document, self.running_etag, self.active_slot = None, None, None
         else:
@@ -151,10 +161,7 @@ class RemoteConfig:
 
     @property
     def poll_interval(self) -> float:
-        if self.document is not None:
-            return self.document.poll_interval_seconds
-        cp = self.local.control_plane
-        return cp.poll_interval_seconds if cp is not None else 300.0
+        return interval(self.local, self.document)
 
     def effective(self) -> HostConfig:
         return effective(self.local, self.document, self.plugins.root)
@@ -324,9 +331,9 @@ class RemoteConfig:
 
     def _refuse(self, etag: str, code: str, detail: str, *, remember: bool) -> str:
         now = self.clock.time()
-        bad = remember_bad(etag, self.state.bad, now) if remember else self.state.bad
-        self.state = replace(self.state, bad=bad, last_apply=ApplyRecord(etag or "(none)", code, now, detail))
-        self.slots.save_state(self.state)
+        if remember:
+            self.state = replace(self.state, bad=remember_bad(etag, self.state.bad, now))
+        self._note(ApplyRecord(etag or "(none)", code, now, detail))
         log.warning("remote config %s refused: %s: %s", etag or "(no etag)", code, detail)
         self._record("rejected", f"{etag or '(no etag)'} refused ({code}): {detail}", {"etag": etag, "code": code})
         return code
@@ -429,12 +436,10 @@ def read_view(state_dir: Path, local: HostConfig, things: list[ThingView], host_
     """The last recorded picture, from disk, without writing anything (for `--once` with no engine)."""
     slots = Slots(state_dir / "config")
     name = slots.active_name()
-    found = slots.read(name) if name else None
-    etag = found[0].etag if found and found[0].intact else None
-    interval = local.control_plane.poll_interval_seconds if local.control_plane else 300.0
-    if found and found[0].intact:
-        with contextlib.suppress(ApplyError):
-            interval = parse_document(found[1]).poll_interval_seconds
+    active = read_slot(slots, name)
+    document = active[1] if active is not None else None
+    etag = active[0].etag if active is not None and document is not None else None
     thing = next((t for t in things if t.kind == KIND and t.name == NAME), None)
-    return remote_view(slots.load_state(), running_etag=etag, slot=name if etag else None, poll_interval=interval,
-                       thing=thing, host_status=host_status, next_poll_at=None)
+    return remote_view(slots.load_state(), running_etag=etag, slot=name if etag else None,
+                       poll_interval=interval(local, document), thing=thing, host_status=host_status,
+                       next_poll_at=None)

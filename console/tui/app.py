@@ -43,6 +43,7 @@ from console.tui.widgets.tray_bar import TrayBar
 TABS = [("overview", "Overview"), ("sidecars", "Sidecars"), ("loops", "Loops"), ("runs", "Runs"),
         ("config", "Config"), ("events", "Events")]
 ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel"}
+ACTION_VERBS = sorted(set(ACTION_KEYS.values()))
 KEY_NAMES = {"slash": "/", "question_mark": "?"}
 CONFIRM_TEXT = {
     "reclaim": "Ends what an earlier engine left running for this sidecar, if it is provably ours, then "
@@ -293,11 +294,11 @@ class LoopctlApp(App[int]):
     def _refresh_keys(self) -> None:
         """The footer is rebuilt (every key a widget) on refresh_bindings: only when what the action keys
         offer actually changed, not on every snapshot or cursor move."""
-        offered = tuple(self.refusal(verb) is None for verb in sorted(set(ACTION_KEYS.values())))
+        offered = tuple(self.refusal(verb) is None for verb in ACTION_VERBS)
         if offered != self._offered:
             self._offered = offered
             self.refresh_bindings()
-            enabled = dict(zip(sorted(set(ACTION_KEYS.values())), offered, strict=True))
+            enabled = dict(zip(ACTION_VERBS, offered, strict=True))
             shown = [(b.key_display or KEY_NAMES.get(b.key, b.key), b.description,
                       enabled.get(ACTION_KEYS.get(b.key, ""), True)) for b in self.BINDINGS
                      if isinstance(b, Binding) and b.show]
