@@ -333,7 +333,8 @@ async def _once(demo: Demo) -> int:
         deadline = time.monotonic() + DESIGNED_WITHIN
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):  # stop cleanly: the engine ends its sidecars and runs
+        # Stop cleanly, also when the terminal goes away: the engine ends its sidecars and runs.
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
         while (missing := designed(engine.snapshot())) and time.monotonic() < deadline and not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -360,9 +361,11 @@ def run_demo(state_dir: str | None, *, once: bool) -> int:
         from console.engine.config import load_config  # noqa: PLC0415
         from console.engine.paths import Paths  # noqa: PLC0415
         from console.tui.app import run_console  # noqa: PLC0415
+        from console.tui.source import choose_source  # noqa: PLC0415
 
         paths = Paths(demo.state, demo.config, True)
-        return run_console(paths, load_config(paths))
+        loaded = load_config(paths)
+        return run_console(choose_source(paths, loaded, read_only=False), paths, loaded)
     except KeyboardInterrupt:
         return 130
     finally:

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -103,6 +104,13 @@ class Host:
 
     def wait_owner(self, proc: subprocess.Popen[str], timeout: float = 15.0) -> None:
         wait_for(lambda: self.engine_pid() == proc.pid, timeout, f"pid {proc.pid} to own {self.state}")
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A directory with a short path, for unix sockets (at most 107 bytes) a few levels down."""
+    with tempfile.TemporaryDirectory(prefix="lt-") as d:
+        yield Path(d)
 
 
 @pytest.fixture

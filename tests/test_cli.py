@@ -7,14 +7,18 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from console.engine.lease import lease_is_held
+from console.engine.paths import MAX_SOCKET_PATH
 from tests.conftest import NOBODY, Host, as_user, requires_root, wait_for
 
 
@@ -187,6 +191,28 @@ def test_a_state_dir_under_a_file_is_a_clear_error(host: Host):
     result = host.run("--state-dir", str(blocker / "state"), "run")
     assert result.returncode == 2
     assert "a parent is not a directory" in result.stderr and "--state-dir" in result.stderr
+
+
+def test_the_longest_state_dir_a_socket_allows_works_and_one_byte_more_is_a_clear_error(host: Host):
+    """The engine binds a temporary name first: it must fit wherever `engine.sock` fits."""
+    base = Path(tempfile.mkdtemp(prefix="lc-"))
+    try:
+        fits = base / ("s" * (MAX_SOCKET_PATH - len(f"{base}/") - len("/engine.sock")))
+        assert len(os.fsencode(fits / "engine.sock")) == MAX_SOCKET_PATH
+        engine = host.spawn("--state-dir", str(fits), "run")
+        wait_for(lambda: (fits / "engine.sock").exists() or engine.poll() is not None, what="the engine's socket")
+        assert engine.poll() is None, host.log(engine)
+        result = host.run("--state-dir", str(fits), "--once")
+        assert result.returncode == 0 and f"engine: running, pid {engine.pid}" in result.stdout, result.stdout
+        engine.send_signal(signal.SIGTERM)
+        assert engine.wait(timeout=15) == 0
+        too_long = base / (fits.name + "s")
+        result = host.run("--state-dir", str(too_long), "run")
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip() == (f"loopctl: socket path {too_long}/engine.sock is longer than "
+                                         f"{MAX_SOCKET_PATH} bytes: use a shorter --state-dir")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @requires_root

@@ -20,6 +20,16 @@ def survivors(marker: str) -> list[str]:
     return found
 
 
+def end_survivors(marker: str) -> None:
+    """After a failed test only: kill what a broken demo left, so one failure does not leak into the next."""
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            if any(marker in arg for arg in proc.info["cmdline"] or []):
+                proc.kill()
+        except psutil.Error:
+            continue
+
+
 def test_the_demo_shows_every_state_then_ends_every_process(tmp_path):
     root = tmp_path / "demo"
     result = subprocess.run([*loopctl_argv(), "demo", "--once", "--state-dir", str(root)], capture_output=True,

@@ -34,7 +34,7 @@ def request(socket_path: Path, op: str, *, timeout: float = DEFAULT_TIMEOUT, **f
             raise NotPermitted(str(socket_path)) from None
         try:
             sock.sendall(encode_line({"id": 1, "op": op, **fields}))
-            line = _read_line(sock)
+            line, _rest = read_line(sock)
         except TimeoutError:
             raise OwnerUnavailable(
                 f"the engine on {socket_path} did not answer within {timeout:g} s: it may be hung; "
@@ -49,17 +49,18 @@ def request(socket_path: Path, op: str, *, timeout: float = DEFAULT_TIMEOUT, **f
         sock.close()
 
 
-def _read_line(sock: socket.socket) -> bytes | None:
+def read_line(sock: socket.socket) -> tuple[bytes | None, bytes]:
+    """One answer line (None if the engine hung up first) and whatever arrived after it."""
     chunks: list[bytes] = []
     size = 0
     while True:
         chunk = sock.recv(1 << 16)
         if not chunk:
-            return None
+            return None, b""
         newline = chunk.find(b"\n")
         if newline >= 0:
             chunks.append(chunk[: newline + 1])
-            return b"".join(chunks)
+            return b"".join(chunks), chunk[newline + 1:]
         chunks.append(chunk)
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:

@@ -15,16 +15,18 @@ from console.engine.snapshot import Snapshot
 from console.engine.tray import Level
 
 
-def _perf(label: str, value: int, *, warn: str = "", crit: str = "", minimum: int = 0,
+def _perf(label: str, value: int, *, unit: str = "", warn: str = "", crit: str = "", minimum: int = 0,
           maximum: int | None = None) -> str:
     top = "" if maximum is None else str(maximum)
-    return f"'{label}'={value};{warn};{crit};{minimum};{top}"
+    return f"'{label}'={value}{unit};{warn};{crit};{minimum};{top}"
 
 
 def perfdata(snap: Snapshot) -> list[str]:
     sidecars = Counter(s.state for s in snap.sidecars)
     loops = Counter(lp.state for lp in snap.loops)
     runs = Counter(r.status for r in snap.runs)
+    plugins = Counter(p.state for p in snap.plugins)
+    rc = snap.remote_config
     n_sc, n_lp = len(snap.sidecars), len(snap.loops)
     # Thresholds in the plugin range syntax: "0" alerts above 0; "1:" alerts below 1.
     return [
@@ -38,6 +40,9 @@ def perfdata(snap: Snapshot) -> list[str]:
         _perf("runs_running", runs["running"]),
         _perf("recent_runs_failed", runs["failed"] + runs["timed_out"], maximum=len(snap.runs)),
         _perf("reasons", sum(1 for r in snap.tray.reasons if r.level is not Level.OK)),
+        # Probation is normal after an apply (it ends with the next good poll): graphed, not alerted on.
+        _perf("remote_config_probation", int(rc.probation_seconds_left or 0) if rc else 0, unit="s"),
+        _perf("plugins_failed", plugins["failed"], warn="0", maximum=len(snap.plugins)),
     ]
 
 

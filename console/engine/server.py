@@ -49,7 +49,9 @@ class SocketServer:
     async def start(self) -> None:
         # Only the lease holder gets here, so an existing socket is a dead engine's: replace it.
         # Bind under a temporary name, restrict it, then rename: no moment where it is wider than 0600.
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        # The temporary name is never longer than `engine.sock` (".s" + a pid of at most 7 digits), so a
+        # state dir that passed the socket-length check in paths.py can always bind it.
+        tmp = self.path.with_name(f".s{os.getpid()}")
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -97,6 +99,11 @@ class SocketServer:
             _pid, uid, _gid = peer_credentials(writer.get_extra_info("socket"))
             if not peer_allowed(uid):
                 log.warning("refused socket peer uid %d: not this engine's uid nor root", uid)
+                # Take its request off the socket first (briefly): closing on a peer still sending makes it
+                # fail with a broken pipe instead of reading the refusal.
+                with contextlib.suppress(TimeoutError, ValueError, asyncio.LimitOverrunError):
+                    async with asyncio.timeout(1.0):
+                        await reader.readline()
                 await _send(writer, error(None, "forbidden", f"uid {uid} may not talk to this engine"))
                 return
             await self._serve(reader, writer)

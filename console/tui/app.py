@@ -7,6 +7,8 @@ offers to take over if that owner goes away). It only ever renders snapshots.
 from __future__ import annotations
 
 import asyncio
+import gc
+import signal
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -16,6 +18,7 @@ from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
+from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
@@ -24,7 +27,7 @@ from console.engine.clock import Clock, SystemClock
 from console.engine.config import LoadedConfig
 from console.engine.errors import LoopctlError, OwnerUnavailable
 from console.engine.observe import offline_snapshot, wait_until_released
-from console.engine.paths import Paths, ensure_state_dir
+from console.engine.paths import Paths
 from console.engine.remote_lines import remote_lines
 from console.engine.snapshot import Snapshot
 from console.tui.commands import LoopctlCommands
@@ -72,12 +75,16 @@ class LoopctlApp(App[int]):
         Binding("slash", "filter", "Filter"),
         Binding("question_mark", "help", "Help"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("d", "demo", "Demo", show=False),  # on the key bar only while the host is empty
         *[Binding(str(i), f"tab('{tab}')", label, show=False) for i, (tab, label) in enumerate(TABS, 1)],
     ]
 
     def __init__(self, source: Source, *, paths: Paths, loaded: LoadedConfig, read_only: bool = False,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, quit_on_hangup: bool = False) -> None:
+        """`quit_on_hangup`: SIGHUP (the terminal or SSH session went away) and SIGTERM quit as `q` does,
+        so an engine this console owns stops cleanly with its sidecars instead of dying under them."""
         super().__init__()
+        self.quit_on_hangup = quit_on_hangup
         self.source = source
         self.paths = paths
         self.loaded = loaded
@@ -87,7 +94,9 @@ class LoopctlApp(App[int]):
         self.snapshot: Snapshot | None = None
         self.filter_text = ""
         self._shown_counts: list[Text] = []
+        self._stale: set[str] = set()  # tables behind the latest snapshot: synced when their tab shows
         self._offered: tuple[bool, ...] | None = None
+        self.next_step: str | None = None  # "demo": open the demo host once this console has closed
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -102,13 +111,22 @@ class LoopctlApp(App[int]):
                         yield Static(id="config-body")
                     else:
                         spec = TABLES[tab]
-                        yield KeyedTable(spec.columns, newest_first=spec.newest_first, id=f"table-{tab}")
+                        table = KeyedTable(spec.columns, newest_first=spec.newest_first, id=f"table-{tab}")
+                        yield table if tab == "overview" else Lazy(table)  # mounted after the first frame
         yield Input(placeholder="filter the rows (esc clears)", id="filter")
         yield DetailPane(id="detail")
         yield KeyBar(id="keys")
 
     def on_mount(self) -> None:
+        if self.quit_on_hangup:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGHUP, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.exit, 128 + sig)
+        first = self.source.ready()
+        if first is not None:  # rendered before the first paint: the first frame has the data
+            self.show_snapshot(first)
         self._focus_table()
+        self.call_after_refresh(_collect_again)
         self.set_interval(1.0, self._tick)
         self.run_worker(self._follow(), name="feed", exclusive=True, group="feed")
 
@@ -174,6 +192,8 @@ class LoopctlApp(App[int]):
         return bool(self.screen_stack) and self.screen_stack[0].is_attached and self.is_running
 
     def show_snapshot(self, snap: Snapshot) -> None:
+        if snap is self.snapshot:  # the feed delivers again what `ready()` gave the first frame
+            return
         self.snapshot = snap
         self._render(self.clock.time(), full=True)
         self._refresh_keys()
@@ -200,14 +220,37 @@ class LoopctlApp(App[int]):
             self._shown_counts = counts
             self._main.query_one("#counts", Static).update(Group(*counts))
         visible = self.active_tab()
-        for tab, _label in TABS:
-            if tab == "config" or (not full and tab != visible):
-                continue
-            rows = [row for row in TABLES[tab].rows(snap, now) if matches(row[1], self.filter_text)]
-            self._main.query_one(f"#table-{tab}", KeyedTable).sync(rows)
+        if full:  # a table out of sight costs nothing until its tab is opened
+            self._stale = set(TABLES) - {visible}
+        self._sync(visible, now)
         key = self.selected_key()
         if full or ticks(snap, key):
             self._main.query_one(DetailPane).show(snap, key, now)
+
+    def _sync(self, tab: str, now: float) -> None:
+        table = self._table(tab)
+        if self.snapshot is None or table is None:
+            return
+        self._stale.discard(tab)
+        table.sync([row for row in TABLES[tab].rows(self.snapshot, now) if matches(row[1], self.filter_text)])
+
+    def _table(self, tab: str) -> KeyedTable | None:
+        """The tab's table; None for Config, and for a table not mounted yet (see compose)."""
+        if tab not in TABLES:
+            return None
+        try:
+            return self._main.query_one(f"#table-{tab}", KeyedTable)
+        except NoMatches:
+            return None
+
+    def on_keyed_table_mounted(self, event: KeyedTable.Mounted) -> None:
+        """A table mounted after the first frame whose tab is already open (a quick key) gets its rows."""
+        tab = self.active_tab()
+        if event.table.id == f"table-{tab}" and self._up():
+            self._sync(tab, self.clock.time())
+            self._focus_table()
+            self._main.query_one(DetailPane).show(self.snapshot, self.selected_key(), self.clock.time())
+            self._refresh_keys()
 
     def _counts(self, snap: Snapshot, now: float) -> list[Text]:
         engine = (f"engine pid {snap.engine.pid}, up {duration(now - snap.engine.started_at)}"
@@ -215,9 +258,11 @@ class LoopctlApp(App[int]):
         if snap.engine.read_only or self.read_only:
             engine += " · read-only"
         lines = [Text(engine, style="dim"), *(Text(line) for line in counts(snap))]
-        if not snap.host.configured_count:
+        if self._empty_host():
             lines.append(Text(f"Nothing configured yet: describe this host in {snap.host.config_path} "
                               f"(README: 'Host config').", style="bold"))
+            lines.append(Text("Or press d for a demo host that shows every state loopctl knows (its own "
+                              "files, processes and control plane; this host is left as it is)."))
         return lines
 
     def _config(self, snap: Snapshot, now: float) -> Group:
@@ -252,10 +297,8 @@ class LoopctlApp(App[int]):
         return self._main.query_one(TabbedContent).active or "overview"
 
     def selected_key(self) -> str | None:
-        tab = self.active_tab()
-        if tab == "config":
-            return None
-        return self._main.query_one(f"#table-{tab}", KeyedTable).selected_key
+        table = self._table(self.active_tab())
+        return table.selected_key if table is not None else None
 
     def refusal(self, verb: str) -> str | None:
         return applicable(self.snapshot, self.selected_key(), read_only=self.read_only)[verb]
@@ -263,7 +306,12 @@ class LoopctlApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "act" and parameters:
             return True if self.refusal(str(parameters[0])) is None else None  # None: shown, dimmed
+        if action == "demo":
+            return self._empty_host()
         return True
+
+    def _empty_host(self) -> bool:
+        return self.snapshot is not None and not self.snapshot.host.configured_count
 
     def on_key(self, event: events.Key) -> None:
         """A disabled binding swallows its key; an operator who presses it anyway is told why."""
@@ -287,6 +335,8 @@ class LoopctlApp(App[int]):
     def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
         if not self._up():
             return
+        if self.active_tab() in self._stale:
+            self._sync(self.active_tab(), self.clock.time())
         self._focus_table()
         self._main.query_one(DetailPane).show(self.snapshot, self.selected_key(), self.clock.time())
         self._refresh_keys()
@@ -294,21 +344,21 @@ class LoopctlApp(App[int]):
     def _refresh_keys(self) -> None:
         """The footer is rebuilt (every key a widget) on refresh_bindings: only when what the action keys
         offer actually changed, not on every snapshot or cursor move."""
-        offered = tuple(self.refusal(verb) is None for verb in ACTION_VERBS)
+        offered = (*(self.refusal(verb) is None for verb in ACTION_VERBS), self._empty_host())
         if offered != self._offered:
             self._offered = offered
             self.refresh_bindings()
-            enabled = dict(zip(ACTION_VERBS, offered, strict=True))
+            enabled = dict(zip(ACTION_VERBS, offered[:-1], strict=True))
             shown = [(b.key_display or KEY_NAMES.get(b.key, b.key), b.description,
                       enabled.get(ACTION_KEYS.get(b.key, ""), True)) for b in self.BINDINGS
-                     if isinstance(b, Binding) and b.show]
+                     if isinstance(b, Binding) and (b.show or (b.action == "demo" and self._empty_host()))]
             self._main.query_one(KeyBar).show(shown)
 
     def _focus_table(self) -> None:
         """Arrows move the selection of the tab in view, whichever tab that is."""
-        tab = self.active_tab()
-        if tab != "config":
-            self._main.query_one(f"#table-{tab}", KeyedTable).focus()
+        table = self._table(self.active_tab())
+        if table is not None:
+            table.focus()
 
     def action_act(self, verb: str) -> None:
         key = self.selected_key()
@@ -343,6 +393,10 @@ class LoopctlApp(App[int]):
     def action_tab(self, tab: str) -> None:
         self._main.query_one(TabbedContent).active = tab
 
+    def action_demo(self) -> None:
+        self.next_step = "demo"
+        self.exit(0)
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
@@ -367,29 +421,20 @@ class LoopctlApp(App[int]):
         self._focus_table()
 
 
-def choose_source(paths: Paths, loaded: LoadedConfig, *, read_only: bool) -> Source:
-    """Own the host if no engine does (the database opened first, so its errors are one line on the
-    terminal, not a broken screen); otherwise observe the engine that does."""
-    from console.engine.lease import Lease  # noqa: PLC0415
-
-    ensure_state_dir(paths)
-    lease = Lease.try_acquire(paths.lock)
-    if lease is None:
-        return ObservedSource(paths.socket)
-    from console.engine.owner import Owner  # noqa: PLC0415  (an observer never loads the engine stack)
-
-    owner = Owner(paths, loaded, SystemClock(), lease, read_only=read_only)
-    try:
-        owner.prepare()
-    except BaseException:
-        asyncio.run(owner.stop())
-        raise
-    return OwnedSource(owner)
+def _collect_again() -> None:
+    """`loopctl` holds the garbage collector through start-up (cli.py); on screen now, let it run,
+    without ever walking what start-up built again."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
-def run_console(paths: Paths, loaded: LoadedConfig, *, read_only: bool = False) -> int:
-    app = LoopctlApp(choose_source(paths, loaded, read_only=read_only), paths=paths, loaded=loaded,
-                     read_only=read_only)
+def run_console(source: Source, paths: Paths, loaded: LoadedConfig, *, read_only: bool = False) -> int:
+    app = LoopctlApp(source, paths=paths, loaded=loaded, read_only=read_only, quit_on_hangup=True)
     app.run()
+    if app.next_step == "demo":  # this console's engine has stopped: the demo runs its own
+        from console.demo import run_demo  # noqa: PLC0415
+
+        return run_demo(None, once=False)
     return app.return_code or 0
 

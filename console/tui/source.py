@@ -3,6 +3,9 @@
 - `OwnedSource`: the engine this console owns, in-process (no other engine held the lease).
 - `ObservedSource`: the owner's socket; actions are sent there.
 - `FixedSource`: one fixed snapshot (the scenario used for screenshots and snapshot tests).
+
+`choose_source` picks one before the UI library is imported, so an observer's first snapshot is on
+its way while that import runs.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from console.engine.actions import ActionError
 from console.engine.errors import OwnerUnavailable
+from console.engine.paths import Paths, ensure_state_dir
 from console.engine.snapshot import Snapshot
-from console.engine.watch import arequest, watch
+from console.engine.watch import EarlyWatch, arequest, watch
 
 if TYPE_CHECKING:  # an observing console never loads the engine stack
+    from console.engine.config import LoadedConfig
     from console.engine.owner import Owner
 
 SnapshotSink = Callable[[Snapshot], None]
@@ -25,6 +30,10 @@ SnapshotSink = Callable[[Snapshot], None]
 
 class Source(Protocol):
     role: str
+
+    def ready(self) -> Snapshot | None:
+        """A snapshot already in hand for the first frame, if any; never waits."""
+        ...
 
     async def follow(self, sink: SnapshotSink) -> None:
         """Deliver snapshots as they change; return when the source is gone (the owner stopped)."""
@@ -42,6 +51,9 @@ class OwnedSource:
 
     def __init__(self, owner: Owner) -> None:
         self.owner = owner
+
+    def ready(self) -> Snapshot | None:
+        return None  # the engine starts with the app's event loop
 
     async def follow(self, sink: SnapshotSink) -> None:
         engine = await self.owner.start()
@@ -62,11 +74,16 @@ class OwnedSource:
 class ObservedSource:
     role = "observer"
 
-    def __init__(self, socket_path: Path) -> None:
+    def __init__(self, socket_path: Path, early: EarlyWatch | None = None) -> None:
         self.socket_path = socket_path
+        self.early = early
+
+    def ready(self) -> Snapshot | None:
+        return self.early.ready() if self.early is not None else None
 
     async def follow(self, sink: SnapshotSink) -> None:
-        async for snap in watch(self.socket_path):
+        early, self.early = self.early, None  # a second follow (after a lost feed) connects afresh
+        async for snap in watch(self.socket_path, early):
             sink(snap)
 
     async def act(self, verb: str, target: str) -> dict[str, Any]:
@@ -81,7 +98,8 @@ class ObservedSource:
         return result
 
     async def close(self) -> None:
-        return None
+        if self.early is not None:
+            self.early.close()
 
 
 Handler = Callable[[str, str], Awaitable[dict[str, Any]]]
@@ -97,6 +115,9 @@ class FixedSource:
         self.handler = handler
         self.calls: list[tuple[str, str]] = []
 
+    def ready(self) -> Snapshot | None:
+        return self.snapshot
+
     async def follow(self, sink: SnapshotSink) -> None:
         sink(self.snapshot)
         await asyncio.Event().wait()  # a fixed scenario never changes and never goes away
@@ -109,3 +130,24 @@ class FixedSource:
 
     async def close(self) -> None:
         return None
+
+
+def choose_source(paths: Paths, loaded: LoadedConfig, *, read_only: bool) -> Source:
+    """Own the host if no engine does (the database opened first, so its errors are one line on the
+    terminal, not a broken screen); otherwise observe the engine that does, its watch opened now."""
+    from console.engine.lease import Lease  # noqa: PLC0415
+
+    ensure_state_dir(paths)
+    lease = Lease.try_acquire(paths.lock)
+    if lease is None:
+        return ObservedSource(paths.socket, EarlyWatch(paths.socket))
+    from console.engine.clock import SystemClock  # noqa: PLC0415
+    from console.engine.owner import Owner  # noqa: PLC0415  (an observer never loads the engine stack)
+
+    owner = Owner(paths, loaded, SystemClock(), lease, read_only=read_only)
+    try:
+        owner.prepare()
+    except BaseException:
+        asyncio.run(owner.stop())
+        raise
+    return OwnedSource(owner)

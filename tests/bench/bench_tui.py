@@ -102,10 +102,12 @@ def main() -> int:
         # dying server ("server exited unexpectedly"). A keeper session holds the server up throughout.
         tmux("new-session", "-d", "-s", "keeper", "sleep 86400", check=True)
         console_cmd = f"env LOOPCTL_HOME={state} {' '.join(LOOPCTL)} --config {cfg}"
-        firsts = [first_frame(console_cmd, "observer of pid") for _ in range(5)]
         floor_script = work / "floor.py"
         floor_script.write_text(FLOOR_APP)
-        floors = [first_frame(f"{sys.executable} {floor_script}", "hello floor") for _ in range(5)]
+        firsts, floors = [], []
+        for _ in range(7):  # interleaved: this machine's speed drifts, and both must see the same drift
+            firsts.append(first_frame(console_cmd, "observer of pid"))
+            floors.append(first_frame(f"{sys.executable} {floor_script}", "hello floor"))
         first_frame(console_cmd, "observer of pid")  # the console whose idle CPU is measured
         console = next(p for p in psutil.process_iter(["cmdline"])
                        if p.info["cmdline"] and p.info["cmdline"][-2:] == ["--config", str(cfg)]
@@ -133,6 +135,8 @@ def main() -> int:
               f"max {max(firsts) * 1000:6.0f} ms")
         print(f"floor: a bare Textual app:       median {statistics.median(floors) * 1000:6.0f} ms, "
               f"max {max(floors) * 1000:6.0f} ms")
+        over = statistics.median(c - f for c, f in zip(firsts, floors, strict=True))
+        print(f"console over the floor, paired:  median {over * 1000:6.0f} ms")
         print(f"console idle CPU over 20 s:      {idle:5.2f} % of one core")
         print(f"kill -9 to change on screen:     median {statistics.median(latencies) * 1000:6.0f} ms, "
               f"max {max(latencies) * 1000:6.0f} ms")

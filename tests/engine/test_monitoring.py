@@ -38,6 +38,10 @@ def test_nagios_status_line_perfdata_and_long_output():
     assert long[0].startswith("degraded port_conflict [sidecar:agent-monitor]: ")
     assert "-> free port 4820" in long[0] and len(long) == 4
     assert long[-1].startswith("ok remote_config_probation [remote_config:host]: ")  # notes rank last
+    snap = scenario_snapshot()
+    left = int(snap.remote_config.probation_seconds_left)
+    assert left > 0 and perf["remote_config_probation"] == f"{left}s;;;0;"  # graphed, not alerted on
+    assert perf["plugins_failed"] == f"0;0;;0;{len(snap.plugins)}"
 
 
 def test_nagios_when_no_engine_runs_is_critical():
@@ -45,7 +49,7 @@ def test_nagios_when_no_engine_runs_is_critical():
                    things=[], events=[])
     status, text, perf, _long = parse_nagios(render_nagios(snap))
     assert status == "CRITICAL" and text.startswith("down: no engine owns /s")
-    assert perf["engine_up"].startswith("0;")
+    assert perf["engine_up"].startswith("0;") and perf["remote_config_probation"] == "0s;;;0;"
 
 
 def test_a_pipe_in_a_reason_cannot_break_the_format():
@@ -94,3 +98,14 @@ def test_every_format_renders_an_empty_offline_host(fmt):
     snap = compose(now=1.0, host=HostView("h", "/s", "/c", False, 0), engine=EngineView(False, "offline"),
                    things=[], events=[])
     assert render(snap, fmt)
+
+
+def test_a_failed_plugin_counts_in_the_perfdata():
+    import dataclasses
+
+    from console.engine.snapshot import PluginView
+
+    plugins = [PluginView("repo-tools", "2.4.1", "failed", "hash_mismatch"), PluginView("other", "1.0", "installed")]
+    snap = dataclasses.replace(scenario_snapshot(), plugins=plugins)
+    _status, _text, perf, _long = parse_nagios(render_nagios(snap))
+    assert perf["plugins_failed"] == "1;0;;0;2"  # above the warning threshold of 0

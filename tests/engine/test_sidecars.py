@@ -142,9 +142,39 @@ async def test_stability_resets_the_restart_count(rig):
     await asyncio.sleep(0.05)
     assert state(sup, "flaky").attempts == 2
     rig.clock.advance(0.2)
-    await asyncio.sleep(0.05)
+    for _ in range(200):  # the woken watcher runs on the loop's next turns: real time, the clock stays put
+        if state(sup, "flaky").attempts == 0:
+            break
+        await asyncio.sleep(0.01)
     assert state(sup, "flaky").attempts == 0
     assert rig.changes, "the reset was not announced to watchers"
+
+
+async def test_the_stability_window_counts_from_ready_even_if_the_loop_is_late(rig):
+    """Time that passes between the state turning ready and the watcher's next turn still counts."""
+    port = free_port()
+    sup = rig.supervisor(SidecarConfig(name="flaky", command=listen_on_third_run(rig.tmp, port), port=port,
+                                       max_restarts=5))
+    await sup.start()
+    runner = sup.runners["flaky"]
+    seen = []
+    original = runner._set
+
+    def set_and_advance(gen, state_name, *rest):
+        changed = original(gen, state_name, *rest)
+        if state_name == "ready" and not seen:
+            seen.append(True)
+            # Queued ahead of the stability timer's first step: time passes before that timer runs.
+            asyncio.get_running_loop().call_soon(rig.clock.advance, 5.1)
+        return changed
+
+    runner._set = set_and_advance
+    await rig.drive(lambda: state(sup, "flaky").state == "ready", what="ready after two failures")
+    for _ in range(200):
+        if state(sup, "flaky").attempts == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert state(sup, "flaky").attempts == 0  # 5.1 s had passed since ready: stable
 
 
 async def test_a_foreign_listener_ends_in_port_conflict_naming_it_and_is_never_touched(rig):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import gc
 import signal
 
 from console.engine.config import HostConfig, LoadedConfig
@@ -11,8 +14,10 @@ from console.engine.owner import Owner
 from console.engine.paths import resolve_paths
 from console.engine.snapshot import EngineView, HostView, compose
 from console.tui.app import LoopctlApp
+from console.tui.scenario import NOW, scenario_snapshot
 from console.tui.screens.confirm import ConfirmScreen
 from console.tui.source import ObservedSource, OwnedSource
+from console.tui.widgets.key_bar import KeyBar
 from console.tui.widgets.keyed_table import KeyedTable
 from console.tui.widgets.tray_bar import TrayBar, tray_line
 from tests.conftest import Host, wait_for
@@ -119,3 +124,108 @@ async def test_an_observer_sends_actions_to_the_owner_over_the_socket(host: Host
         return len([e for e in events if e["name"] == "broken" and e["new"] == "starting"])
 
     wait_for(lambda: launches() >= 2, what="the relaunch the observer asked for")
+
+
+class InHand:
+    """A source with a snapshot already in hand (as an observer's early watch has) and a feed that
+    never delivers: whatever the console shows came from `ready()`."""
+
+    role = "observer"
+
+    def __init__(self, snapshot):
+        self.snapshot = snapshot
+
+    def ready(self):
+        return self.snapshot
+
+    async def follow(self, sink) -> None:
+        await asyncio.Event().wait()
+
+    async def act(self, verb, target):
+        raise AssertionError("no action in this test")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_the_first_frame_draws_the_snapshot_already_in_hand(tmp_path):
+    paths = resolve_paths(str(tmp_path / "state"), None, {}, tmp_path)
+    snap = scenario_snapshot(state_dir=str(paths.state_dir))
+    app = LoopctlApp(InHand(snap), paths=paths, loaded=LoadedConfig(HostConfig(), paths.config_path, True),
+                     clock=FakeClock(start=NOW))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.snapshot is snap
+        assert f"observer of pid {snap.engine.pid}" in app.query_one(TrayBar).render().plain
+        assert app.query_one("#table-overview", KeyedTable).row_count == len(snap.tray.reasons)
+
+
+async def test_tables_out_of_sight_are_filled_when_their_tab_opens(fixed_app):
+    app, _ = fixed_app
+    async with app.run_test(size=(80, 24)) as pilot:
+        snap = await wait_snapshot(pilot, app)
+        runs = app.query_one("#table-runs", KeyedTable)  # mounted after the first frame
+        assert runs.row_count == 0  # nothing spent on a table nobody sees
+        fewer = dataclasses.replace(snap, runs=snap.runs[:2])
+        app.show_snapshot(fewer)  # a change while the Runs tab is closed
+        await pilot.pause()
+        assert runs.row_count == 0
+        await pilot.press("4")
+        assert runs.row_count == 2 and app.selected_key() == f"run:{fewer.runs[0].id}"
+        app.show_snapshot(snap)  # the tab in view follows every snapshot
+        await pilot.pause()
+        assert runs.row_count == len(snap.runs)
+
+
+async def test_a_console_started_with_the_collector_held_lets_it_run_after_its_first_frame(fixed_app):
+    app, _ = fixed_app
+    gc.disable()  # what `loopctl` does before loading the UI (cli.py)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_snapshot(pilot, app)
+            await pilot.pause()
+            assert gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
+async def test_an_empty_host_offers_the_demo_and_d_closes_the_console_for_it(tmp_path):
+    app, paths, _owner = owned(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_snapshot(pilot, app)
+        assert "Or press d for a demo host" in screen_text(app)
+        assert " d Demo " in app.query_one(KeyBar).render().plain
+        await pilot.press("d")
+        await pilot.pause()
+    assert app.next_step == "demo"
+    assert not lease_is_held(paths.lock)  # this host's engine stopped first: the demo runs its own
+
+
+async def test_a_host_with_work_does_not_offer_the_demo(fixed_app):
+    app, _ = fixed_app
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_snapshot(pilot, app)
+        assert "press d" not in screen_text(app) and " d Demo " not in app.query_one(KeyBar).render().plain
+        await pilot.press("d")
+        await pilot.pause()
+        assert app.is_running and app.next_step is None
+
+
+async def test_a_table_mounted_after_its_tab_opened_is_filled_when_it_arrives(fixed_app):
+    """A key pressed before a lazily mounted table exists: the tab opens empty, the rows follow the mount."""
+    from console.tui.rows import TABLES
+
+    app, _ = fixed_app
+    async with app.run_test(size=(80, 24)) as pilot:
+        snap = await wait_snapshot(pilot, app)
+        await app.query_one("#table-runs", KeyedTable).remove()  # as before the lazy mount
+        app.action_tab("runs")
+        await pilot.pause()
+        assert app.selected_key() is None and "runs" in app._stale
+        spec = TABLES["runs"]
+        await app.query_one("#runs").mount(KeyedTable(spec.columns, newest_first=spec.newest_first, id="table-runs"))
+        await pilot.pause()
+        table = app.query_one("#table-runs", KeyedTable)
+        assert table.row_count == len(snap.runs) and app.focused is table
+        assert app.selected_key() == f"run:{snap.runs[0].id}"

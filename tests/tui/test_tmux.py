@@ -8,11 +8,19 @@ import shutil
 import subprocess
 import time
 
+import psutil
 import pytest
 
 from console.engine.procs import group_alive
 from tests.conftest import Host, loopctl_argv, wait_for
 from tests.test_cli_runs import loop_config
+from tests.test_demo import end_survivors, survivors
+
+
+def console_command(host: Host, **extra: str) -> str:
+    """`loopctl` on the host, as a tmux pane runs it: the host's own environment, nothing of ours."""
+    keep = {k: v for k, v in host.env.items() if k in ("LOOPCTL_HOME", "XDG_CONFIG_HOME", "HOME", "PATH")}
+    return f"env {' '.join(f'{k}={v}' for k, v in {**extra, **keep}.items())} {' '.join(loopctl_argv())}"
 
 
 @pytest.fixture
@@ -29,8 +37,7 @@ def tmux(tmp_path):
 
 def test_an_operator_cancels_a_running_run_from_the_console(host: Host, tmux):
     loop_config(host)  # one loop whose agent keeps a member of its process group running
-    env = " ".join(f"{k}={v}" for k, v in host.env.items() if k in ("LOOPCTL_HOME", "XDG_CONFIG_HOME", "HOME", "PATH"))
-    tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40", f"env {env} {' '.join(loopctl_argv())}")
+    tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40", console_command(host))
 
     def screen() -> str:
         return tmux("capture-pane", "-p", "-t", "console")
@@ -62,11 +69,62 @@ def _run(host: Host, run_id: str) -> dict | None:
 
 
 def test_json_report_is_available_while_the_console_owns_the_host(host: Host, tmux):
-    env = " ".join(f"{k}={v}" for k, v in host.env.items() if k in ("LOOPCTL_HOME", "XDG_CONFIG_HOME", "HOME", "PATH"))
     start = time.monotonic()
-    tmux("new-session", "-d", "-s", "console", "-x", "80", "-y", "24", f"env {env} {' '.join(loopctl_argv())}")
+    tmux("new-session", "-d", "-s", "console", "-x", "80", "-y", "24", console_command(host))
     wait_for(lambda: "OK" in tmux("capture-pane", "-p", "-t", "console"), timeout=20, what="the first frame")
     assert time.monotonic() - start < 20
     code, report = host.once_json()
     assert code == 0 and report["snapshot"]["engine"]["source"] == "owner"
     assert json.dumps(report).count("nothing_configured") == 1
+
+
+def test_a_newcomer_opens_the_demo_from_an_empty_console_and_quitting_ends_it(host: Host, tmux, short_tmp):
+    """The README's first command on a fresh host, then `d`: the demo host, then `q` ends all of it."""
+    temp = short_tmp  # the demo's state dir goes under TMPDIR, and its socket path must stay short
+    tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40",
+         console_command(host, TMPDIR=str(temp)))
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-t", "console")
+
+    wait_for(lambda: "press d for a demo host" in screen(), timeout=20, what="the empty console's offer")
+    tmux("send-keys", "-t", "console", "d")
+    wait_for(lambda: "demo-host" in screen() and "agent-monitor" in screen(), timeout=90, what="the demo host")
+    assert not (host.state / "engine.sock").exists()  # the empty host's engine stopped before the demo began
+    (demo,) = temp.glob("loopctl-demo-*")
+    assert survivors(str(demo)), "the demo's processes name its directory"
+    tmux("send-keys", "-t", "console", "q")
+    try:
+        wait_for(lambda: not survivors(str(demo)) and not demo.exists(), timeout=60, what="every demo process to end")
+    finally:
+        end_survivors(str(demo))
+
+
+def test_a_dropped_terminal_stops_the_engine_the_console_owns_cleanly(host: Host, tmux):
+    """SSH drops, the terminal closes (SIGHUP): the console quits as with `q`, its sidecar ends with it."""
+    host.write_config('[[sidecar]]\nname = "sleeper"\ncommand = ["sleep", "86400"]\n')
+    tmux("new-session", "-d", "-s", "console", "-x", "100", "-y", "30", console_command(host))
+    wait_for(lambda: (s := host.once_json()[1]["snapshot"]["sidecars"]) and s[0]["state"] == "ready",
+             timeout=20, what="the sidecar ready")
+    sidecar = psutil.Process(host.once_json()[1]["snapshot"]["sidecars"][0]["pid"])
+    try:
+        tmux("kill-server")  # every pane's process gets SIGHUP
+        wait_for(lambda: not sidecar.is_running() or sidecar.status() == psutil.STATUS_ZOMBIE, timeout=20,
+                 what="the sidecar to end with the console")
+        wait_for(lambda: "stopped cleanly" in host.run("--once").stdout, timeout=20, what="a clean stop on record")
+    finally:
+        if sidecar.is_running():  # only if the test failed: leave nothing behind
+            sidecar.kill()
+
+
+def test_a_dropped_terminal_during_the_demo_ends_every_demo_process(host: Host, tmux, short_tmp):
+    root = short_tmp / "demo"
+    tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40",
+         f"{' '.join(loopctl_argv())} demo --state-dir {root}")
+    wait_for(lambda: "demo-host" in tmux("capture-pane", "-p", "-t", "console"), timeout=90, what="the demo host")
+    assert survivors(str(root))
+    try:
+        tmux("kill-server")
+        wait_for(lambda: not survivors(str(root)), timeout=60, what="every demo process to end")
+    finally:
+        end_survivors(str(root))  # only if the test failed: leave nothing behind

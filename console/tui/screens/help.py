@@ -20,6 +20,7 @@ KEYS = [
     ("c", "cancel the selected queued or running run: its whole process group ends (asks first)"),
     ("/", "filter the rows of this tab; esc clears it"),
     ("ctrl+p", "command palette: the same actions, and the tabs, by name"),
+    ("d", "on a host with nothing configured: close, and open the demo host (`loopctl demo`)"),
     ("?", "this help"),
     ("q", "quit (an engine this console owns stops with it; one it observes keeps running)"),
 ]

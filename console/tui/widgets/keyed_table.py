@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
 
@@ -26,9 +27,17 @@ class KeyedTable(DataTable[Cell]):
         self._newest_first = newest_first
         self._cells: dict[str, tuple[Cell, ...]] = {}
 
+    class Mounted(Message):
+        """Posted once the columns exist: a table mounted late (lazily) can be filled now."""
+
+        def __init__(self, table: KeyedTable) -> None:
+            super().__init__()
+            self.table = table
+
     def on_mount(self) -> None:
         for key, label in self._columns:
             self.add_column(label, key=key)
+        self.post_message(self.Mounted(self))
 
     @property
     def selected_key(self) -> str | None:
