@@ -97,3 +97,58 @@ def test_a_latched_failure_is_a_warning_and_retry_relaunches_it(host: Host):
     assert host.run("--once").returncode == 0
     refused = host.run("reclaim", "sidecar:web")
     assert refused.returncode == 2 and "running under this engine" in refused.stderr
+
+
+def _sleepers(host: Host, *names: str, host_name: str = "") -> None:
+    head = f'[host]\nname = "{host_name}"\n\n' if host_name else ""
+    host.write_config(head + "".join(f'[[sidecar]]\nname = "{n}"\ncommand = ["sleep", "86400"]\n\n' for n in names))
+
+
+def _sidecar_pids(host: Host) -> dict[str, int | None]:
+    return {s["name"]: s["pid"] for s in host.once_json()[1]["snapshot"]["sidecars"] if s["state"] == "ready"}
+
+
+def test_sighup_reloads_the_config_file_and_only_what_changed_restarts(host: Host):
+    _sleepers(host, "keep", "drop")
+    engine = host.spawn("run")
+    host.wait_owner(engine)
+    wait_for(lambda: len(_sidecar_pids(host)) == 2, what="two sidecars ready")
+    before = _sidecar_pids(host)
+    _sleepers(host, "keep", "new")
+    engine.send_signal(signal.SIGHUP)
+    wait_for(lambda: set(_sidecar_pids(host)) == {"keep", "new"}, what="the reloaded set of sidecars")
+    after = _sidecar_pids(host)
+    assert after["keep"] == before["keep"]  # unchanged: never restarted
+    assert not psutil.pid_exists(before["drop"]) or psutil.Process(before["drop"]).status() == psutil.STATUS_ZOMBIE
+    assert engine.poll() is None and host.engine_pid() == engine.pid
+    assert "SIGHUP: config reloaded" in host.log(engine)
+
+
+def test_sighup_with_a_broken_config_keeps_everything_running(host: Host):
+    _sleepers(host, "keep")
+    engine = host.spawn("run")
+    host.wait_owner(engine)
+    wait_for(lambda: "keep" in _sidecar_pids(host), what="the sidecar ready")
+    before = _sidecar_pids(host)
+    host.write_config('[[sidecar]]\nname = "keep"\ncommand = "not a list"\n')
+    engine.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config not reloaded" in host.log(engine), what="the refusal in the log")
+    line = next(x for x in host.log(engine).splitlines() if "config not reloaded" in x)
+    assert "command" in line and "Traceback" not in host.log(engine)
+    assert engine.poll() is None and psutil.Process(before["keep"]).status() != psutil.STATUS_ZOMBIE
+    _sleepers(host, "keep")  # fixed: the next SIGHUP finds nothing to change
+    engine.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config reloaded" in host.log(engine), what="the second reload")
+    assert "nothing to change" in host.log(engine) and _sidecar_pids(host) == before  # nothing stopped, nothing lost
+
+
+def test_sighup_after_a_host_section_change_asks_for_a_restart(host: Host):
+    _sleepers(host, "keep", host_name="edge-1")
+    engine = host.spawn("run")
+    host.wait_owner(engine)
+    wait_for(lambda: "keep" in _sidecar_pids(host), what="the sidecar ready")
+    pid = _sidecar_pids(host)["keep"]
+    _sleepers(host, "keep", host_name="edge-2")
+    engine.send_signal(signal.SIGHUP)
+    assert engine.wait(timeout=30) == 75  # the service manager restarts it with the new identity
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE

@@ -1,6 +1,6 @@
 """`loopctl run`: the engine without a screen, for systemd. SIGTERM/SIGINT stop it cleanly
-(socket removed, stop recorded, lease released). With `--standby`, a second engine observes the
-owner and takes the host over the moment the owner exits.
+(socket removed, stop recorded, lease released); SIGHUP reads the config file again. With
+`--standby`, a second engine observes the owner and takes the host over the moment the owner exits.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from console.engine.clock import Clock, SystemClock
-from console.engine.config import LoadedConfig
+from console.engine.config import LoadedConfig, load_config
 from console.engine.engine import Engine
 from console.engine.errors import EXIT_RELOAD, LeaseError, LoopctlError, OwnerUnavailable
 from console.engine.lease import Lease, read_holder
@@ -49,6 +49,8 @@ async def _main(paths: Paths, loaded: LoadedConfig, clock: Clock, *, standby: bo
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
+    hangups = asyncio.Event()  # SIGHUP: read the config file again (`systemctl reload`), never die of it
+    loop.add_signal_handler(signal.SIGHUP, hangups.set)
 
     lease = Lease.try_acquire(paths.lock)
     if lease is None:
@@ -72,17 +74,31 @@ async def _main(paths: Paths, loaded: LoadedConfig, clock: Clock, *, standby: bo
                  "" if loaded.present else ": not present, embedded default")
         engine.reload_exit = True
         exporter = asyncio.create_task(_export(engine, metrics_textfile)) if metrics_textfile else None
+        reloader = asyncio.create_task(_reload_on_hangup(engine, paths, hangups))
         stopping = asyncio.create_task(stop.wait())
         reloading = asyncio.create_task(engine.reload_requested.wait())
         await first_done(stopping, reloading)
         stopping.cancel()
         reloading.cancel()
+        reloader.cancel()
         if exporter is not None:
             exporter.cancel()
         log.info("stopping" + (" for a staged restart (exit 75)" if engine.reload_requested.is_set() else ""))
         code = EXIT_RELOAD if engine.reload_requested.is_set() else 0
     log.info("stopped")
     return code
+
+
+async def _reload_on_hangup(engine: Engine, paths: Paths, hangups: asyncio.Event) -> None:
+    while True:
+        await hangups.wait()
+        hangups.clear()
+        try:
+            outcome = await engine.reload_local(load_config(paths))
+        except LoopctlError as exc:
+            log.error("SIGHUP: config not reloaded, the running one stays: %s", exc.message)
+            continue
+        log.info("SIGHUP: config reloaded from %s: %s", paths.config_path, outcome)
 
 
 def _dump_tasks() -> None:

@@ -18,9 +18,10 @@ from console.engine.changes import ChangeFeed
 from console.engine.clock import Clock
 from console.engine.config import HostConfig, LoadedConfig
 from console.engine.crashpoints import CrashPoints
+from console.engine.errors import ConfigError
 from console.engine.loops import Loops
 from console.engine.paths import Paths
-from console.engine.plugins import PluginError, Plugins, is_installed, resolve
+from console.engine.plugins import PluginError, Plugins, is_installed, missing_programs, resolve
 from console.engine.sidecars import Supervisor
 from console.engine.snapshot import (
     ENGINE_KIND,
@@ -177,6 +178,33 @@ class Engine:
             await self.link.reconfigure(config.loop)
         self.config = config
         self.changes.bump()
+
+    async def reload_local(self, loaded: LoadedConfig) -> str:
+        """SIGHUP to `loopctl run`: the local config file, read again. Sidecars and loops apply as the
+        staged restart (what did not change keeps running); a change only a new boot can apply
+        ([host], [control_plane], [[plugin]]) asks the service manager for a restart (exit 75), as
+        new plugin code does. While a remote document is active it still decides sidecars and loops.
+        Raises ConfigError, with nothing changed, for a config that cannot run here."""
+        old, new = self.loaded.config, loaded.config
+        if (new.host, new.control_plane, new.plugin) != (old.host, old.control_plane, old.plugin):
+            self.reload_requested.set()
+            return "[host], [control_plane] or [[plugin]] changed: exiting 75 for a restart"
+        if self.remote is not None:
+            from console.engine.remote_config import effective  # noqa: PLC0415
+
+            target = effective(new, self.remote.document, self.plugins.root)
+        else:
+            target = resolve(new, self.plugins.root)
+        problem = missing_programs(target, self.plugins.root)
+        if problem:
+            raise ConfigError(f"{loaded.path}: {problem}")
+        if self.remote is not None:
+            self.remote.local = new
+        self.loaded = loaded
+        if (target.sidecar, target.loop) == (self.config.sidecar, self.config.loop):
+            return "nothing to change"
+        await self.reconfigure(target, code_changed=False)
+        return f"applied: {len(target.sidecar)} sidecars, {len(target.loop)} loops"
 
     async def _fetch(self, url: str, destination: Any, cap: int) -> None:
         if self._fetcher is None:

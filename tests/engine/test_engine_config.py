@@ -88,3 +88,22 @@ async def test_plugins_reconcile_when_the_host_comes_online_whichever_path_recor
         if engine._fetcher is not None:
             await engine._fetcher.aclose()
         engine.store.close()
+
+
+async def test_a_reload_naming_a_plugin_program_that_is_not_there_changes_nothing(tmp_path):
+    import pytest
+
+    from console.engine.errors import ConfigError
+
+    plugin = PluginConfig(name="tool", version="1.0", source="http://127.0.0.1:9/tool.tgz", artifact_hash="a" * 64)
+    engine, _clock = make_engine(tmp_path, HostConfig(plugin=[plugin]))
+    try:
+        before = engine.loaded
+        uses = SidecarConfig(name="t", command=["bin/tool"], plugin="tool")
+        with pytest.raises(ConfigError, match=r"sidecar\[0\]\.plugin: tool 1.0 is not installed"):
+            await engine.reload_local(LoadedConfig(HostConfig(plugin=[plugin], sidecar=[uses]), before.path, True))
+        assert engine.loaded is before and engine.config.sidecar == []
+        assert not engine.reload_requested.is_set()
+        assert await engine.reload_local(before) == "nothing to change"
+    finally:
+        engine.store.close()
