@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from console import __version__
-from console.engine.errors import EXIT_BAD_INPUT, EXIT_UNKNOWN, LoopctlError
+from console.engine.errors import EXIT_BAD_INPUT, EXIT_CRITICAL, EXIT_UNKNOWN, LoopctlError
 
 VERBS = ("reclaim", "retry", "cancel")
 
@@ -76,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except LoopctlError as exc:
         print(f"loopctl: {exc.message}", file=sys.stderr)
+        if getattr(args, "once", False) and getattr(args, "format", "") == "nagios":
+            # The plugin format has no empty answer: Nagios would show "(No output on stdout)".
+            word = {EXIT_CRITICAL: "CRITICAL", EXIT_UNKNOWN: "UNKNOWN"}.get(exc.exit_code, "UNKNOWN")
+            print(f"LOOPCTL {word} - {exc.message.replace('|', '/')}")
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -281,6 +281,16 @@ def test_once_in_nagios_format_exits_with_the_status(host: Host):
     assert " | 'engine_up'=1;;1:;0;1 " in running.stdout
 
 
+def test_nagios_gets_a_status_line_even_when_loopctl_cannot_evaluate(host: Host):
+    """A config typo must not reach Nagios as "(No output on stdout)": one status line, the exit code kept."""
+    host.write_config('[[sidecar]]\nname = 3\ncommand = ["true"]\n')
+    result = host.run("--once", "--format", "nagios")
+    assert result.returncode == 2
+    assert result.stdout == f"LOOPCTL CRITICAL - {host.config_file}: sidecar[0].name: expected a string, got 3; " \
+                            f"see the README's 'Host config' section\n"
+    assert result.stderr.startswith("loopctl: ") and result.stderr.count("\n") == 1
+
+
 def test_run_keeps_a_node_exporter_textfile_up_to_date(host: Host):
     import stat
 

@@ -98,6 +98,9 @@ async def _reload_on_hangup(engine: Engine, paths: Paths, hangups: asyncio.Event
         except LoopctlError as exc:
             log.error("SIGHUP: config not reloaded, the running one stays: %s", exc.message)
             continue
+        except Exception:  # a bug must not end reloading (or the engine): say it, keep serving
+            log.exception("SIGHUP: reloading the config failed")
+            continue
         log.info("SIGHUP: config reloaded from %s: %s", paths.config_path, outcome)
 
 

@@ -56,8 +56,9 @@ class EarlyWatch:
     instead of waiting for it after start-up. The stream carries on over the same connection, so the
     owner builds that first snapshot once."""
 
-    def __init__(self, socket_path: Path) -> None:
+    def __init__(self, socket_path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.socket_path = socket_path
+        self.timeout = timeout
         self._sock: socket.socket | None = None
         self._rest = b""  # bytes read past the first line: the start of the next snapshot
         self._first: Snapshot | None = None
@@ -68,10 +69,14 @@ class EarlyWatch:
     def _open(self) -> None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.settimeout(DEFAULT_TIMEOUT)
+            sock.settimeout(self.timeout)
             sock.connect(os.fspath(self.socket_path))
             sock.sendall(encode_line(WATCH))
-            line, self._rest = read_line(sock)
+            try:
+                line, self._rest = read_line(sock)
+            except TimeoutError:
+                raise OwnerUnavailable(f"the engine on {self.socket_path} did not answer within {self.timeout:g} s: "
+                                       f"it may be hung; check `loopctl run` logs") from None
             if line is None:
                 raise OwnerUnavailable(f"the engine on {self.socket_path} closed the connection without answering")
             self._first = _snapshot_of(decode_line(line))

@@ -114,3 +114,16 @@ def test_an_early_watch_on_a_real_engine_follows_its_changes(host: Host):
 
     states = asyncio.run(through_a_retry())
     assert states[0] == "failed" and "starting" in states[1:] and states[-1] == "failed"
+
+
+def test_an_engine_that_never_answers_is_named_as_hung(short_tmp: Path):
+    path = short_tmp / "s.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)  # accepts (the kernel does), never answers
+    try:
+        early = EarlyWatch(path, timeout=0.3)
+        with pytest.raises(OwnerUnavailable, match=r"did not answer within 0.3 s: it may be hung"):
+            asyncio.run(collect(path, early))
+    finally:
+        server.close()
