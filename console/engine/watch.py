@@ -8,6 +8,7 @@ import asyncio
 import os
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ class EarlyWatch:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.settimeout(self.timeout)
-            sock.connect(os.fspath(self.socket_path))
+            self._connect(sock)
             sock.sendall(encode_line(WATCH))
             try:
                 line, self._rest = read_line(sock)
@@ -85,6 +86,19 @@ class EarlyWatch:
         except BaseException as exc:  # handed to the event loop's side, raised there
             sock.close()
             self._error = exc
+
+    def _connect(self, sock: socket.socket) -> None:
+        """An engine that has just taken the lease binds its socket moments later: this runs that early,
+        so it retries for a while before it calls the engine gone."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                sock.connect(os.fspath(self.socket_path))
+                return
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() >= deadline:
+                    raise OwnerUnavailable(f"no engine answers on {self.socket_path}: it has stopped") from None
+                time.sleep(0.05)
 
     def ready(self) -> Snapshot | None:
         """The first snapshot if it has already arrived; never waits."""

@@ -7,6 +7,7 @@ import contextlib
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,11 +66,22 @@ def test_bytes_read_past_the_first_snapshot_reach_the_stream(short_tmp: Path):
 
 
 def test_no_engine_is_raised_where_the_console_reads_the_feed(short_tmp: Path):
-    early = EarlyWatch(short_tmp / "none.sock")
+    early = EarlyWatch(short_tmp / "none.sock", timeout=0.3)
     wait_for(lambda: not early._thread.is_alive(), what="the early watch to give up")
     assert early.ready() is None
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(OwnerUnavailable, match=r"no engine answers on .*none\.sock: it has stopped"):
         asyncio.run(collect(short_tmp / "none.sock", early))
+
+
+def test_an_engine_still_binding_its_socket_is_waited_for(short_tmp: Path):
+    """The lease is taken a moment before the socket exists: an observer starting then must not give up."""
+    path = short_tmp / "s.sock"
+    early = EarlyWatch(path, timeout=5)
+    time.sleep(0.3)  # the engine is "starting": no socket yet
+    assert early.ready() is None
+    with one_shot_server(path, encode_line({"id": 1, "ok": True, "snapshot": snap(7).to_dict()})):
+        wait_for(lambda: early.ready() is not None, what="the first snapshot once the socket is up")
+    assert early.ready().engine.pid == 7  # type: ignore[union-attr]
 
 
 def test_a_refusal_is_one_clear_error(short_tmp: Path):
