@@ -7,9 +7,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console import __version__
 from console.engine.errors import EXIT_BAD_INPUT, EXIT_CRITICAL, EXIT_UNKNOWN, LoopctlError
+
+if TYPE_CHECKING:
+    from console.engine.paths import Paths
 
 VERBS = ("reclaim", "retry", "cancel")
 
@@ -100,7 +104,6 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_demo(args.state_dir, once=args.once)
     from console.engine.clock import SystemClock
-    from console.engine.config import load_config
     from console.engine.paths import resolve_paths
 
     paths = resolve_paths(args.state_dir, args.config, os.environ, Path.home())
@@ -108,6 +111,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from console.controlplane.join import join
 
         return join(paths, args.url, args.token, args.token_file, no_daemon=args.no_daemon)
+    if args.command is None and not args.once:
+        return _console(paths, read_only=args.read_only)
+    from console.engine.config import load_config
+
     loaded = load_config(paths)
     if args.command == "run":
         from console.engine import daemon
@@ -123,6 +130,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         snap = current_snapshot(paths, loaded, SystemClock())
         sys.stdout.write(render(snap, args.format))
         return exit_code(snap)
+    raise AssertionError(f"unhandled command {args.command!r}")  # argparse allows no other
+
+
+def _console(paths: Paths, *, read_only: bool) -> int:
     import gc
 
     # Start-up allocates a great many objects and frees almost none: collecting now is wasted work
@@ -131,10 +142,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     gc.disable()
     from console.tui.source import choose_source
 
-    source = choose_source(paths, loaded, read_only=args.read_only)  # before the UI library loads
+    source = choose_source(paths, read_only=read_only)  # before the UI library loads
     from console.tui.app import run_console
 
-    return run_console(source, paths, loaded, read_only=args.read_only)
+    return run_console(source, paths, read_only=read_only)
 
 
 def _action(socket_path: Path, state_dir: Path, verb: str, target: str, *, read_only: bool) -> int:

@@ -358,14 +358,12 @@ def run_demo(state_dir: str | None, *, once: bool) -> int:
         print(f"loopctl demo: state in {demo.state}, control plane {demo.plane}", file=sys.stderr)
         if once:
             return asyncio.run(_once(demo))
-        from console.engine.config import load_config  # noqa: PLC0415
         from console.engine.paths import Paths  # noqa: PLC0415
         from console.tui.app import run_console  # noqa: PLC0415
         from console.tui.source import choose_source  # noqa: PLC0415
 
         paths = Paths(demo.state, demo.config, True)
-        loaded = load_config(paths)
-        return run_console(choose_source(paths, loaded, read_only=False), paths, loaded)
+        return run_console(choose_source(paths, read_only=False), paths)
     except KeyboardInterrupt:
         return 130
     finally:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from console.engine.client import NotPermitted, request
 from console.engine.clock import Clock
-from console.engine.config import LoadedConfig
 from console.engine.errors import OwnerUnavailable, StateDirError
 from console.engine.lease import foreign_holder_error, lease_is_held, may_observe, read_holder
 from console.engine.paths import Paths
@@ -24,6 +24,9 @@ from console.engine.snapshot import (
     host_view,
     things_view,
 )
+
+if TYPE_CHECKING:
+    from console.engine.config import LoadedConfig
 
 # An engine that holds the lease but has no socket yet is starting: give it this long to answer.
 STARTING_GRACE = 3.0

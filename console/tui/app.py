@@ -10,7 +10,7 @@ import asyncio
 import gc
 import signal
 from collections.abc import Callable
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group
 from rich.text import Text
@@ -19,29 +19,29 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
 from textual.lazy import Lazy
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
 from console.engine.actions import ActionError
 from console.engine.clock import Clock, SystemClock
-from console.engine.config import LoadedConfig
 from console.engine.errors import LoopctlError, OwnerUnavailable
-from console.engine.observe import offline_snapshot, wait_until_released
 from console.engine.paths import Paths
 from console.engine.remote_lines import remote_lines
 from console.engine.snapshot import Snapshot
-from console.tui.commands import LoopctlCommands
 from console.tui.detail import ticks
 from console.tui.format import duration
 from console.tui.rows import TABLES, counts, matches
-from console.tui.screens.confirm import ConfirmScreen
-from console.tui.screens.help import HelpScreen
 from console.tui.selection import DESTRUCTIVE, applicable
 from console.tui.source import ObservedSource, OwnedSource, Source
 from console.tui.widgets.detail_pane import DetailPane
 from console.tui.widgets.key_bar import KeyBar
 from console.tui.widgets.keyed_table import KeyedTable
 from console.tui.widgets.tray_bar import TrayBar
+
+if TYPE_CHECKING:  # what only some paths need is imported there: the first frame pays for none of it
+    from textual.command import Provider
+
+    from console.engine.config import LoadedConfig
 
 TABS = [("overview", "Overview"), ("sidecars", "Sidecars"), ("loops", "Loops"), ("runs", "Runs"),
         ("config", "Config"), ("events", "Events")]
@@ -56,9 +56,21 @@ CONFIRM_TEXT = {
 }
 
 
+def _commands() -> type[Provider]:
+    from console.tui.commands import LoopctlCommands  # noqa: PLC0415
+
+    return LoopctlCommands
+
+
+def _confirm(question: str, detail: str) -> ModalScreen[bool]:
+    from console.tui.screens.confirm import ConfirmScreen  # noqa: PLC0415
+
+    return ConfirmScreen(question, detail)
+
+
 class LoopctlApp(App[int]):
     TITLE = "loopctl"
-    COMMANDS = App.COMMANDS | {LoopctlCommands}
+    COMMANDS = App.COMMANDS | {_commands}
     CSS = """
     #counts { padding: 0 1; height: auto; }
     #config-body { padding: 1 2; }
@@ -79,7 +91,7 @@ class LoopctlApp(App[int]):
         *[Binding(str(i), f"tab('{tab}')", label, show=False) for i, (tab, label) in enumerate(TABS, 1)],
     ]
 
-    def __init__(self, source: Source, *, paths: Paths, loaded: LoadedConfig, read_only: bool = False,
+    def __init__(self, source: Source, *, paths: Paths, loaded: LoadedConfig | None = None, read_only: bool = False,
                  clock: Clock | None = None, quit_on_hangup: bool = False) -> None:
         """`quit_on_hangup`: SIGHUP (the terminal or SSH session went away) and SIGTERM quit as `q` does,
         so an engine this console owns stops cleanly with its sidecars instead of dying under them."""
@@ -142,12 +154,29 @@ class LoopctlApp(App[int]):
             await self._owner_gone()
 
     async def _owner_gone(self) -> None:
+        from console.engine.observe import offline_snapshot, wait_until_released  # noqa: PLC0415
+
         await asyncio.to_thread(wait_until_released, self.paths.lock)
         self.role = "observer (owner gone)"
-        self.show_snapshot(offline_snapshot(self.paths, self.loaded, SystemClock()))
-        self.push_screen(ConfirmScreen("The engine that owned this host has stopped.",
-                                       "Take over, and run the engine in this console? (It stops when you quit.)"),
+        loaded = self._local_config()
+        if loaded is None:  # said why; taking over would run that config
+            return
+        self.show_snapshot(offline_snapshot(self.paths, loaded, SystemClock()))
+        self.push_screen(_confirm("The engine that owned this host has stopped.",
+                                  "Take over, and run the engine in this console? (It stops when you quit.)"),
                          callback=self._take_over)
+
+    def _local_config(self) -> LoadedConfig | None:
+        """The host's config file, read when first needed: an observer needs it only to take over."""
+        if self.loaded is None:
+            from console.engine.config import load_config  # noqa: PLC0415
+
+            try:
+                self.loaded = load_config(self.paths)
+            except LoopctlError as exc:
+                self.notify(f"The engine that owned this host has stopped, and this console cannot take over: "
+                            f"{exc.message}", severity="error", timeout=60)
+        return self.loaded
 
     def _take_over(self, yes: bool | None) -> None:
         if not yes:
@@ -162,7 +191,11 @@ class LoopctlApp(App[int]):
             self.notify("Another engine took the host first: observing it.", timeout=10)
             self.source = ObservedSource(self.paths.socket)
         else:
-            owner = Owner(self.paths, self.loaded, SystemClock(), lease, read_only=self.read_only)
+            loaded = self._local_config()
+            if loaded is None:
+                lease.release()
+                return
+            owner = Owner(self.paths, loaded, SystemClock(), lease, read_only=self.read_only)
             try:
                 owner.prepare()
             except LoopctlError as exc:
@@ -368,7 +401,7 @@ class LoopctlApp(App[int]):
             return
         assert key is not None
         if verb in DESTRUCTIVE:
-            self.push_screen(ConfirmScreen(f"{verb.capitalize()} {key}?", CONFIRM_TEXT[verb]),
+            self.push_screen(_confirm(f"{verb.capitalize()} {key}?", CONFIRM_TEXT[verb]),
                              callback=lambda yes: self._perform_later(verb, key) if yes else None)
         else:
             self._perform_later(verb, key)
@@ -398,6 +431,8 @@ class LoopctlApp(App[int]):
         self.exit(0)
 
     def action_help(self) -> None:
+        from console.tui.screens.help import HelpScreen  # noqa: PLC0415
+
         self.push_screen(HelpScreen())
 
     def action_filter(self) -> None:
@@ -429,8 +464,8 @@ def _collect_again() -> None:
         gc.enable()
 
 
-def run_console(source: Source, paths: Paths, loaded: LoadedConfig, *, read_only: bool = False) -> int:
-    app = LoopctlApp(source, paths=paths, loaded=loaded, read_only=read_only, quit_on_hangup=True)
+def run_console(source: Source, paths: Paths, *, read_only: bool = False) -> int:
+    app = LoopctlApp(source, paths=paths, read_only=read_only, quit_on_hangup=True)
     app.run()
     if app.next_step == "demo":  # this console's engine has stopped: the demo runs its own
         from console.demo import run_demo  # noqa: PLC0415

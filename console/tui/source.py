@@ -22,7 +22,6 @@ from console.engine.snapshot import Snapshot
 from console.engine.watch import EarlyWatch, arequest, watch
 
 if TYPE_CHECKING:  # an observing console never loads the engine stack
-    from console.engine.config import LoadedConfig
     from console.engine.owner import Owner
 
 SnapshotSink = Callable[[Snapshot], None]
@@ -132,9 +131,10 @@ class FixedSource:
         return None
 
 
-def choose_source(paths: Paths, loaded: LoadedConfig, *, read_only: bool) -> Source:
-    """Own the host if no engine does (the database opened first, so its errors are one line on the
-    terminal, not a broken screen); otherwise observe the engine that does, its watch opened now."""
+def choose_source(paths: Paths, *, read_only: bool) -> Source:
+    """Own the host if no engine does (its config file and database opened first, so their errors are
+    one line on the terminal, not a broken screen); otherwise observe the engine that does, its watch
+    opened now. An observer never reads the config file: the owner runs the config it started with."""
     from console.engine.lease import Lease  # noqa: PLC0415
 
     ensure_state_dir(paths)
@@ -142,8 +142,14 @@ def choose_source(paths: Paths, loaded: LoadedConfig, *, read_only: bool) -> Sou
     if lease is None:
         return ObservedSource(paths.socket, EarlyWatch(paths.socket))
     from console.engine.clock import SystemClock  # noqa: PLC0415
+    from console.engine.config import load_config  # noqa: PLC0415
     from console.engine.owner import Owner  # noqa: PLC0415  (an observer never loads the engine stack)
 
+    try:
+        loaded = load_config(paths)
+    except BaseException:
+        lease.release()
+        raise
     owner = Owner(paths, loaded, SystemClock(), lease, read_only=read_only)
     try:
         owner.prepare()

@@ -229,3 +229,22 @@ async def test_a_table_mounted_after_its_tab_opened_is_filled_when_it_arrives(fi
         table = app.query_one("#table-runs", KeyedTable)
         assert table.row_count == len(snap.runs) and app.focused is table
         assert app.selected_key() == f"run:{snap.runs[0].id}"
+
+
+async def test_an_observer_reads_no_config_until_it_could_take_over_and_says_why_it_cannot(host: Host):
+    engine = host.spawn("run")
+    host.wait_owner(engine)
+    host.write_config("[host\n")  # broken after the engine started: the engine runs the config it read
+    paths = resolve_paths(str(host.state), None, {}, host.root)
+    paths = dataclasses.replace(paths, config_path=host.config_file)
+    app = LoopctlApp(ObservedSource(paths.socket), paths=paths)  # no config given: it is read only if needed
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_snapshot(pilot, app, lambda s: s.engine.pid == engine.pid)
+        engine.send_signal(signal.SIGTERM)
+        for _ in range(300):
+            if any("cannot take over" in n.message for n in app._notifications):
+                break
+            await pilot.pause(0.02)
+        note = next(n.message for n in app._notifications if "cannot take over" in n.message)
+        assert "invalid TOML" in note and not isinstance(app.screen, ConfirmScreen)
+    assert engine.wait(timeout=10) == 0 and not lease_is_held(paths.lock)

@@ -128,3 +128,13 @@ def test_a_dropped_terminal_during_the_demo_ends_every_demo_process(host: Host, 
         wait_for(lambda: not survivors(str(root)), timeout=60, what="every demo process to end")
     finally:
         end_survivors(str(root))  # only if the test failed: leave nothing behind
+
+
+def test_an_observer_console_opens_even_when_the_local_config_no_longer_loads(host: Host, tmux):
+    """The owner runs the config it started with; a half-edited file must not lock the operator out."""
+    engine = host.spawn("run")
+    host.wait_owner(engine)
+    host.write_config("[host\n")
+    tmux("new-session", "-d", "-s", "console", "-x", "100", "-y", "30", console_command(host))
+    wait_for(lambda: f"observer of pid {engine.pid}" in tmux("capture-pane", "-p", "-t", "console"), timeout=20,
+             what="the observer's first frame")
