@@ -40,6 +40,7 @@ from console.tui.widgets.tray_bar import TrayBar
 
 if TYPE_CHECKING:  # what only some paths need is imported there: the first frame pays for none of it
     from textual.command import Provider
+    from textual.driver import Driver
 
     from console.engine.config import LoadedConfig
 
@@ -60,6 +61,12 @@ def _commands() -> type[Provider]:
     from console.tui.commands import LoopctlCommands  # noqa: PLC0415
 
     return LoopctlCommands
+
+
+def _hangup_safe_driver() -> type[Driver]:
+    from console.tui.terminal import HangupSafeDriver  # noqa: PLC0415
+
+    return HangupSafeDriver
 
 
 def _confirm(question: str, detail: str) -> ModalScreen[bool]:
@@ -95,7 +102,7 @@ class LoopctlApp(App[int]):
                  clock: Clock | None = None, quit_on_hangup: bool = False) -> None:
         """`quit_on_hangup`: SIGHUP (the terminal or SSH session went away) and SIGTERM quit as `q` does,
         so an engine this console owns stops cleanly with its sidecars instead of dying under them."""
-        super().__init__()
+        super().__init__(driver_class=_hangup_safe_driver() if quit_on_hangup else None)
         self.quit_on_hangup = quit_on_hangup
         self.source = source
         self.paths = paths

@@ -107,14 +107,17 @@ def test_a_dropped_terminal_stops_the_engine_the_console_owns_cleanly(host: Host
     wait_for(lambda: (s := host.once_json()[1]["snapshot"]["sidecars"]) and s[0]["state"] == "ready",
              timeout=20, what="the sidecar ready")
     sidecar = psutil.Process(host.once_json()[1]["snapshot"]["sidecars"][0]["pid"])
+    console = psutil.Process(int(tmux("display-message", "-p", "-t", "console", "#{pane_pid}").strip()))
     try:
         tmux("kill-server")  # every pane's process gets SIGHUP
         wait_for(lambda: not sidecar.is_running() or sidecar.status() == psutil.STATUS_ZOMBIE, timeout=20,
                  what="the sidecar to end with the console")
         wait_for(lambda: "stopped cleanly" in host.run("--once").stdout, timeout=20, what="a clean stop on record")
+        console.wait(timeout=15)  # and the console itself is gone, not hung writing to a dead terminal
     finally:
-        if sidecar.is_running():  # only if the test failed: leave nothing behind
-            sidecar.kill()
+        for proc in (sidecar, console):  # only if the test failed: leave nothing behind
+            if proc.is_running():
+                proc.kill()
 
 
 def test_a_dropped_terminal_during_the_demo_ends_every_demo_process(host: Host, tmux, short_tmp):
@@ -123,9 +126,11 @@ def test_a_dropped_terminal_during_the_demo_ends_every_demo_process(host: Host, 
          f"{' '.join(loopctl_argv())} demo --state-dir {root}")
     wait_for(lambda: "demo-host" in tmux("capture-pane", "-p", "-t", "console"), timeout=90, what="the demo host")
     assert survivors(str(root))
+    demo = psutil.Process(int(tmux("display-message", "-p", "-t", "console", "#{pane_pid}").strip()))
     try:
         tmux("kill-server")
         wait_for(lambda: not survivors(str(root)), timeout=60, what="every demo process to end")
+        demo.wait(timeout=15)
     finally:
         end_survivors(str(root))  # only if the test failed: leave nothing behind
 
@@ -138,3 +143,22 @@ def test_an_observer_console_opens_even_when_the_local_config_no_longer_loads(ho
     tmux("new-session", "-d", "-s", "console", "-x", "100", "-y", "30", console_command(host))
     wait_for(lambda: f"observer of pid {engine.pid}" in tmux("capture-pane", "-p", "-t", "console"), timeout=20,
              what="the observer's first frame")
+
+
+def test_a_console_whose_terminal_vanishes_right_after_drawing_always_exits(host: Host, tmux):
+    """Textual's output thread dies on a write to a hung-up terminal and quitting then blocked forever
+    (3 hangs in 10 tries before console/tui/terminal.py). The hangup lands just after a frame is drawn."""
+    engine = host.spawn("run")
+    host.wait_owner(engine)
+    tmux("new-session", "-d", "-s", "keeper", "sleep 600")  # the server outlives each console's session
+    for attempt in range(6):
+        tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40", console_command(host))
+        console = psutil.Process(int(tmux("display-message", "-p", "-t", "console", "#{pane_pid}").strip()))
+        wait_for(lambda: "observer of pid" in tmux("capture-pane", "-p", "-t", "console"), timeout=20,
+                 what="the first frame")
+        tmux("kill-session", "-t", "console")
+        try:
+            console.wait(timeout=15)
+        except psutil.TimeoutExpired:
+            console.kill()
+            raise AssertionError(f"the console hung after its terminal went away (attempt {attempt + 1})") from None
