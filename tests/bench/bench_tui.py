@@ -109,9 +109,9 @@ def main() -> int:
             firsts.append(first_frame(console_cmd, "observer of pid"))
             floors.append(first_frame(f"{sys.executable} {floor_script}", "hello floor"))
         first_frame(console_cmd, "observer of pid")  # the console whose idle CPU is measured
-        console = next(p for p in psutil.process_iter(["cmdline"])
-                       if p.info["cmdline"] and p.info["cmdline"][-2:] == ["--config", str(cfg)]
-                       and "run" not in p.info["cmdline"])
+        # The pane's own process (`env` execs the console): not a console of an earlier round still exiting.
+        console = psutil.Process(int(tmux("display-message", "-p", "-t", "console", "#{pane_pid}").strip()))
+        assert console.cmdline()[-2:] == ["--config", str(cfg)], console.cmdline()
         time.sleep(3)  # settle
         before = console.cpu_times()
         time.sleep(20)
