@@ -166,7 +166,11 @@ class LoopctlApp(App[int]):
         await asyncio.to_thread(wait_until_released, self.paths.lock)
         self.role = "observer (owner gone)"
         loaded = self._local_config()
-        if loaded is None:  # said why; taking over would run that config
+        if loaded is None:  # said why; the host is still shown as it was left, and no take-over is offered
+            from console.engine.config import HostConfig, LoadedConfig  # noqa: PLC0415
+
+            blank = LoadedConfig(HostConfig(), self.paths.config_path, present=False)
+            self.show_snapshot(offline_snapshot(self.paths, blank, SystemClock()))
             return
         self.show_snapshot(offline_snapshot(self.paths, loaded, SystemClock()))
         self.push_screen(_confirm("The engine that owned this host has stopped.",

@@ -247,4 +247,6 @@ async def test_an_observer_reads_no_config_until_it_could_take_over_and_says_why
             await pilot.pause(0.02)
         note = next(n.message for n in app._notifications if "cannot take over" in n.message)
         assert "invalid TOML" in note and not isinstance(app.screen, ConfirmScreen)
+        await wait_snapshot(pilot, app, lambda s: not s.engine.running)
+        assert "✖ DOWN" in app.query_one(TrayBar).render().plain  # the host as it was left, not the live view
     assert engine.wait(timeout=10) == 0 and not lease_is_held(paths.lock)
