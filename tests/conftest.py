@@ -118,10 +118,14 @@ def host(tmp_path: Path) -> Iterator[Host]:
     h = Host(root=tmp_path, state=tmp_path / "state", config_dir=tmp_path / "config")
     (tmp_path / "home").mkdir()
     yield h
-    for proc in h.procs:
+    for proc in h.procs:  # a clean stop first: an engine ends its sidecars and runs, a SIGKILL orphans them
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGKILL)
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
 

@@ -1,9 +1,13 @@
 """The terminal driver: Textual's Linux driver, made to survive its terminal going away.
 
-Textual writes the screen from a thread that dies on the first failed write (EIO once an SSH session
-drops or a tmux server is killed). Every later write then waits on a full queue, forever, and the app
-can never finish quitting: the console hung at exit, its engine half stopped (found with SIGHUP from
-`tmux kill-server`). Here a failed write marks the terminal gone and later output is dropped.
+Two ways the console hung forever when an SSH session dropped or a tmux server was killed (found with
+`tmux kill-server`, tests/tui/test_tmux.py):
+- Textual writes the screen from a thread that dies on the first failed write (EIO once the terminal
+  is gone); every later write then waits on its full queue. Here a failed write marks the terminal
+  gone and later output is dropped.
+- A hangup also sends SIGCONT, and Textual answers every SIGCONT by resuming: it starts a new input
+  thread, even while quitting. That thread spins on the dead terminal and, not being a daemon, keeps
+  the process from ever exiting. Here only a SIGCONT that follows a suspend (ctrl+z) resumes.
 """
 
 from __future__ import annotations
@@ -43,3 +47,13 @@ class HangupSafeDriver(LinuxDriver):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._file = ForgivingOutput(self._file)  # type: ignore[arg-type]
+        self._suspended = False
+
+    def _sigtstp_application(self, *args: Any) -> None:
+        self._suspended = True
+        super()._sigtstp_application(*args)  # stops the process here until SIGCONT
+
+    def _sigcont_application(self, *args: Any) -> None:
+        if self._suspended:
+            self._suspended = False
+            super()._sigcont_application(*args)

@@ -3,6 +3,7 @@ an operator cancels a running run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -162,3 +163,24 @@ def test_a_console_whose_terminal_vanishes_right_after_drawing_always_exits(host
         except psutil.TimeoutExpired:
             console.kill()
             raise AssertionError(f"the console hung after its terminal went away (attempt {attempt + 1})") from None
+
+
+def test_a_hangup_while_the_console_is_quitting_still_lets_it_exit(host: Host, tmux):
+    """`q`, then the terminal goes (the SSH window closed right after): the hangup's SIGCONT made Textual
+    restart its input thread mid-quit, which spun on the dead terminal and kept the process alive
+    (5 hangs in 6 tries before console/tui/terminal.py)."""
+    host.write_config('[[sidecar]]\nname = "sleeper"\ncommand = ["sleep", "86400"]\n')
+    for delay in (0.2, 0.2, 0.3, 0.4):
+        tmux("new-session", "-d", "-s", "console", "-x", "100", "-y", "30", console_command(host))
+        console = psutil.Process(int(tmux("display-message", "-p", "-t", "console", "#{pane_pid}").strip()))
+        wait_for(lambda: "1 ready" in tmux("capture-pane", "-p", "-t", "console"), timeout=20, what="the sidecar")
+        tmux("send-keys", "-t", "console", "q")
+        time.sleep(delay)  # real time on purpose: the hangup must land while the console is quitting
+        with contextlib.suppress(subprocess.CalledProcessError):  # the server ends by itself if `q` was quick
+            tmux("kill-server")
+        try:
+            console.wait(timeout=15)
+        except psutil.TimeoutExpired:
+            console.kill()
+            raise AssertionError(f"the console hung after a hangup {delay} s into quitting") from None
+        wait_for(lambda: "stopped cleanly" in host.run("--once").stdout, timeout=20, what="a clean stop")
