@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console import __version__
-from console.engine.errors import EXIT_BAD_INPUT, EXIT_CRITICAL, EXIT_UNKNOWN, LoopctlError
+from console.engine.errors import EXIT_BAD_INPUT, EXIT_UNKNOWN, LoopctlError
 
 if TYPE_CHECKING:
     from console.engine.paths import Paths
@@ -81,9 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LoopctlError as exc:
         print(f"loopctl: {exc.message}", file=sys.stderr)
         if getattr(args, "once", False) and getattr(args, "format", "") == "nagios":
-            # The plugin format has no empty answer: Nagios would show "(No output on stdout)".
-            word = {EXIT_CRITICAL: "CRITICAL", EXIT_UNKNOWN: "UNKNOWN"}.get(exc.exit_code, "UNKNOWN")
-            print(f"LOOPCTL {word} - {exc.message.replace('|', '/')}")
+            from console.engine.nagios import unevaluated
+
+            sys.stdout.write(unevaluated(exc.exit_code, exc.message))
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -9,6 +9,7 @@ EXIT_CRITICAL = 2
 EXIT_UNKNOWN = 3
 EXIT_BAD_INPUT = 2
 EXIT_RELOAD = 75  # `loopctl run`: new code on disk, restart me (systemd: RestartForceExitStatus=75)
+MONITORING_WORDS = {EXIT_OK: "OK", EXIT_WARNING: "WARNING", EXIT_CRITICAL: "CRITICAL", EXIT_UNKNOWN: "UNKNOWN"}
 
 
 class LoopctlError(Exception):

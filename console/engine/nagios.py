@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from console.engine.errors import MONITORING_WORDS
 from console.engine.snapshot import Snapshot
 from console.engine.tray import Level
 
@@ -54,6 +55,12 @@ def render_nagios(snap: Snapshot) -> str:
     long = [f"{r.level.value} {r.code}{f' [{r.subject}]' if r.subject else ''}: {_clean(r.text)} -> {_clean(r.action)}"
             for r in tray.reasons]
     return "\n".join([status, *long]) + "\n"
+
+
+def unevaluated(exit_code: int, message: str) -> str:
+    """The status line when loopctl could not evaluate at all: the format has no empty answer (Nagios
+    would show "(No output on stdout)")."""
+    return f"LOOPCTL {MONITORING_WORDS.get(exit_code, 'UNKNOWN')} - {_clean(message)}\n"
 
 
 def _ok_summary(snap: Snapshot) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from console.engine.errors import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING
+from console.engine.errors import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, MONITORING_WORDS
 
 if TYPE_CHECKING:
     from console.engine.snapshot import ControlPlaneView, LoopView, PluginView, RemoteConfigView, RunView, SidecarView
@@ -35,7 +35,7 @@ class Level(StrEnum):
 
     @property
     def monitoring_word(self) -> str:
-        return {0: "OK", 1: "WARNING", 2: "CRITICAL"}[self.exit_code]
+        return MONITORING_WORDS[self.exit_code]
 
 
 _RANK = {Level.OK: 0, Level.PAUSED: 1, Level.DEGRADED: 2, Level.DOWN: 3}

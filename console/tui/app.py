@@ -263,10 +263,9 @@ class LoopctlApp(App[int]):
         if full or counts != self._shown_counts:
             self._shown_counts = counts
             self._main.query_one("#counts", Static).update(Group(*counts))
-        visible = self.active_tab()
-        if full:  # a table out of sight costs nothing until its tab is opened
-            self._stale = set(TABLES) - {visible}
-        self._sync(visible, now)
+        if full:  # a table out of sight (or not mounted yet) costs nothing until its tab is shown
+            self._stale = set(TABLES)
+        self._sync(self.active_tab(), now)
         key = self.selected_key()
         if full or ticks(snap, key):
             self._main.query_one(DetailPane).show(snap, key, now)
@@ -289,12 +288,17 @@ class LoopctlApp(App[int]):
 
     def on_keyed_table_mounted(self, event: KeyedTable.Mounted) -> None:
         """A table mounted after the first frame whose tab is already open (a quick key) gets its rows."""
-        tab = self.active_tab()
-        if event.table.id == f"table-{tab}" and self._up():
-            self._sync(tab, self.clock.time())
-            self._focus_table()
-            self._main.query_one(DetailPane).show(self.snapshot, self.selected_key(), self.clock.time())
-            self._refresh_keys()
+        if event.table.id == f"table-{self.active_tab()}" and self._up():
+            self._tab_shown()
+
+    def _tab_shown(self) -> None:
+        """The tab in view (just opened, or its table just mounted): its rows, focus, detail and keys."""
+        now = self.clock.time()
+        if self.active_tab() in self._stale:
+            self._sync(self.active_tab(), now)
+        self._focus_table()
+        self._main.query_one(DetailPane).show(self.snapshot, self.selected_key(), now)
+        self._refresh_keys()
 
     def _counts(self, snap: Snapshot, now: float) -> list[Text]:
         engine = (f"engine pid {snap.engine.pid}, up {duration(now - snap.engine.started_at)}"
@@ -377,25 +381,20 @@ class LoopctlApp(App[int]):
         self._main.query_one(DetailPane).toggle_class("enlarged")
 
     def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
-        if not self._up():
-            return
-        if self.active_tab() in self._stale:
-            self._sync(self.active_tab(), self.clock.time())
-        self._focus_table()
-        self._main.query_one(DetailPane).show(self.snapshot, self.selected_key(), self.clock.time())
-        self._refresh_keys()
+        if self._up():
+            self._tab_shown()
 
     def _refresh_keys(self) -> None:
         """The footer is rebuilt (every key a widget) on refresh_bindings: only when what the action keys
         offer actually changed, not on every snapshot or cursor move."""
-        offered = (*(self.refusal(verb) is None for verb in ACTION_VERBS), self._empty_host())
+        *actions, demo = offered = (*(self.refusal(verb) is None for verb in ACTION_VERBS), self._empty_host())
         if offered != self._offered:
             self._offered = offered
             self.refresh_bindings()
-            enabled = dict(zip(ACTION_VERBS, offered[:-1], strict=True))
+            enabled = dict(zip(ACTION_VERBS, actions, strict=True))
             shown = [(b.key_display or KEY_NAMES.get(b.key, b.key), b.description,
                       enabled.get(ACTION_KEYS.get(b.key, ""), True)) for b in self.BINDINGS
-                     if isinstance(b, Binding) and (b.show or (b.action == "demo" and self._empty_host()))]
+                     if isinstance(b, Binding) and (b.show or (b.action == "demo" and demo))]
             self._main.query_one(KeyBar).show(shown)
 
     def _focus_table(self) -> None:

@@ -24,6 +24,20 @@ def console_command(host: Host, **extra: str) -> str:
     return f"env {' '.join(f'{k}={v}' for k, v in {**extra, **keep}.items())} {' '.join(loopctl_argv())}"
 
 
+def pane_process(tmux) -> psutil.Process:
+    """The console pane's own process (`env` execs loopctl: it is loopctl itself)."""
+    return psutil.Process(int(tmux("display-message", "-p", "-t", "console", "#{pane_pid}").strip()))
+
+
+def must_exit(proc: psutil.Process, why: str) -> None:
+    """Fail with `why` if `proc` is still alive after 15 s, and leave nothing behind."""
+    try:
+        proc.wait(timeout=15)
+    except psutil.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(why) from None
+
+
 @pytest.fixture
 def tmux(tmp_path):
     assert shutil.which("tmux"), "tmux is required for this test (.ci/run installs it)"
@@ -108,13 +122,13 @@ def test_a_dropped_terminal_stops_the_engine_the_console_owns_cleanly(host: Host
     wait_for(lambda: (s := host.once_json()[1]["snapshot"]["sidecars"]) and s[0]["state"] == "ready",
              timeout=20, what="the sidecar ready")
     sidecar = psutil.Process(host.once_json()[1]["snapshot"]["sidecars"][0]["pid"])
-    console = psutil.Process(int(tmux("display-message", "-p", "-t", "console", "#{pane_pid}").strip()))
+    console = pane_process(tmux)
     try:
         tmux("kill-server")  # every pane's process gets SIGHUP
         wait_for(lambda: not sidecar.is_running() or sidecar.status() == psutil.STATUS_ZOMBIE, timeout=20,
                  what="the sidecar to end with the console")
         wait_for(lambda: "stopped cleanly" in host.run("--once").stdout, timeout=20, what="a clean stop on record")
-        console.wait(timeout=15)  # and the console itself is gone, not hung writing to a dead terminal
+        must_exit(console, "the console hung writing to its dead terminal")  # the process itself is gone too
     finally:
         for proc in (sidecar, console):  # only if the test failed: leave nothing behind
             if proc.is_running():
@@ -127,11 +141,11 @@ def test_a_dropped_terminal_during_the_demo_ends_every_demo_process(host: Host, 
          f"{' '.join(loopctl_argv())} demo --state-dir {root}")
     wait_for(lambda: "demo-host" in tmux("capture-pane", "-p", "-t", "console"), timeout=90, what="the demo host")
     assert survivors(str(root))
-    demo = psutil.Process(int(tmux("display-message", "-p", "-t", "console", "#{pane_pid}").strip()))
+    demo = pane_process(tmux)
     try:
         tmux("kill-server")
         wait_for(lambda: not survivors(str(root)), timeout=60, what="every demo process to end")
-        demo.wait(timeout=15)
+        must_exit(demo, "the demo's console hung after its terminal went away")
     finally:
         end_survivors(str(root))  # only if the test failed: leave nothing behind
 
@@ -154,15 +168,11 @@ def test_a_console_whose_terminal_vanishes_right_after_drawing_always_exits(host
     tmux("new-session", "-d", "-s", "keeper", "sleep 600")  # the server outlives each console's session
     for attempt in range(6):
         tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40", console_command(host))
-        console = psutil.Process(int(tmux("display-message", "-p", "-t", "console", "#{pane_pid}").strip()))
+        console = pane_process(tmux)
         wait_for(lambda: "observer of pid" in tmux("capture-pane", "-p", "-t", "console"), timeout=20,
                  what="the first frame")
         tmux("kill-session", "-t", "console")
-        try:
-            console.wait(timeout=15)
-        except psutil.TimeoutExpired:
-            console.kill()
-            raise AssertionError(f"the console hung after its terminal went away (attempt {attempt + 1})") from None
+        must_exit(console, f"the console hung after its terminal went away (attempt {attempt + 1})")
 
 
 def test_a_hangup_while_the_console_is_quitting_still_lets_it_exit(host: Host, tmux):
@@ -172,15 +182,11 @@ def test_a_hangup_while_the_console_is_quitting_still_lets_it_exit(host: Host, t
     host.write_config('[[sidecar]]\nname = "sleeper"\ncommand = ["sleep", "86400"]\n')
     for delay in (0.2, 0.2, 0.3, 0.4):
         tmux("new-session", "-d", "-s", "console", "-x", "100", "-y", "30", console_command(host))
-        console = psutil.Process(int(tmux("display-message", "-p", "-t", "console", "#{pane_pid}").strip()))
+        console = pane_process(tmux)
         wait_for(lambda: "1 ready" in tmux("capture-pane", "-p", "-t", "console"), timeout=20, what="the sidecar")
         tmux("send-keys", "-t", "console", "q")
         time.sleep(delay)  # real time on purpose: the hangup must land while the console is quitting
         with contextlib.suppress(subprocess.CalledProcessError):  # the server ends by itself if `q` was quick
             tmux("kill-server")
-        try:
-            console.wait(timeout=15)
-        except psutil.TimeoutExpired:
-            console.kill()
-            raise AssertionError(f"the console hung after a hangup {delay} s into quitting") from None
+        must_exit(console, f"the console hung after a hangup {delay} s into quitting")
         wait_for(lambda: "stopped cleanly" in host.run("--once").stdout, timeout=20, what="a clean stop")
