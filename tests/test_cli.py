@@ -313,3 +313,42 @@ def test_run_keeps_a_node_exporter_textfile_up_to_date(host: Host):
 def test_a_textfile_in_a_missing_directory_is_a_clear_error(host: Host):
     result = host.run("run", "--metrics-textfile", str(host.root / "nope" / "loopctl.prom"))
     assert result.returncode == 2 and "does not exist: point it at node_exporter's textfile directory" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["--once"], ["--once", "--format", "nagios"], ["--state-dir", "/x", "--config", "/y.toml", "--read-only"],
+    ["--state", "/x"], ["--format=json", "--once"],
+])
+def test_the_short_parse_for_the_console_and_once_reads_what_the_full_parser_reads(argv):
+    from console.cli import build_parser, parse_args
+
+    assert vars(parse_args(argv)) == vars(build_parser().parse_args(argv))
+
+
+def test_the_short_parse_knows_every_command():
+    from console.cli import COMMANDS, build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(COMMANDS) == set(sub.choices)
+
+
+@pytest.mark.parametrize(("argv", "error"), [
+    (["bogus"], "invalid choice: 'bogus'"),
+    (["--once", "extra"], "invalid choice: 'extra'"),
+    (["--format", "xml"], "invalid choice: 'xml'"),
+])
+def test_a_bad_command_line_reads_the_same_error_as_before(argv, error, capsys):
+    from console.cli import parse_args
+
+    with pytest.raises(SystemExit) as info:
+        parse_args(argv)
+    assert info.value.code == 2 and error in capsys.readouterr().err
+
+
+def test_help_lists_every_command(capsys):
+    from console.cli import COMMANDS, parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    out = capsys.readouterr().out
+    assert all(command in out for command in COMMANDS)

@@ -65,44 +65,6 @@ class Bad:
     until: float  # re-applying it is refused until then
 
 
-# -- what is recorded (state.json, the snapshot) ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Rollback:
-    etag: str
-    reason: str
-    at: float
-    detail: str
-    outcome: str  # rolled_back | rollback_no_target
-    to_etag: str | None = None
-
-
-@dataclass(frozen=True)
-class ApplyRecord:
-    etag: str
-    result: str  # applied | noop_same_etag | skipped_bad_etag | an apply error code
-    at: float
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class BootRecord:
-    outcome: str
-    at: float
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class PollRecord:
-    at: float
-    result: str  # ok | not_modified | no_remote_config | rate_limited | an error code
-    status: int | None = None
-    detail: str = ""
-    authenticated: bool = False  # a 200/304 the control plane answered to this host's credentials
-
-
-
 def stage(etag: str, running_etag: str | None, bad: Bad | None, now: float) -> Stage:
     if etag == running_etag:
         return Stage.NOOP_SAME_ETAG

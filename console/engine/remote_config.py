@@ -26,13 +26,9 @@ from console.engine.crashpoints import CrashPoints
 from console.engine.decoding import DecodeError, decode
 from console.engine.plugins import PluginError, Plugins, missing_programs, resolve
 from console.engine.probation import (
-    ApplyRecord,
     Boot,
-    BootRecord,
     Decision,
     Marker,
-    PollRecord,
-    Rollback,
     SlotInfo,
     Stage,
     expire,
@@ -42,6 +38,7 @@ from console.engine.probation import (
     stage,
     window,
 )
+from console.engine.remote_records import ApplyRecord, BootRecord, PollRecord, Rollback
 from console.engine.slots import ControlState, Slots
 from console.engine.snapshot import RemoteConfigView, ThingView
 from console.engine.store import Store

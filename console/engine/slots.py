@@ -20,7 +20,8 @@ from pathlib import Path
 
 from console.engine.atomic import atomic_write, atomic_write_json, fsync_dir
 from console.engine.decoding import DecodeError, decode, encode
-from console.engine.probation import ApplyRecord, Bad, BootRecord, Marker, PollRecord, Rollback, SlotInfo
+from console.engine.probation import Bad, Marker, SlotInfo
+from console.engine.remote_records import ApplyRecord, BootRecord, PollRecord, Rollback
 
 SLOTS = ("a", "b")
 

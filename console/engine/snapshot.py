@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from console.engine.decoding import DecodeError, decode, encode
-from console.engine.probation import ApplyRecord, BootRecord, PollRecord, Rollback
+from console.engine.remote_records import ApplyRecord, BootRecord, PollRecord, Rollback
 from console.engine.tray import (
     Tray,
     config_reasons,

@@ -17,10 +17,11 @@ from rich.text import Text
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
+from textual.containers import Vertical
 from textual.css.query import NoMatches
 from textual.lazy import Lazy
 from textual.screen import ModalScreen, Screen
-from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
+from textual.widgets import ContentSwitcher, DataTable, Input, Static
 
 from console.engine.actions import ActionError
 from console.engine.clock import Clock, SystemClock
@@ -36,6 +37,7 @@ from console.tui.source import ObservedSource, OwnedSource, Source
 from console.tui.widgets.detail_pane import DetailPane
 from console.tui.widgets.key_bar import KeyBar
 from console.tui.widgets.keyed_table import KeyedTable
+from console.tui.widgets.tab_bar import TabBar
 from console.tui.widgets.tray_bar import TrayBar
 
 if TYPE_CHECKING:  # what only some paths need is imported there: the first frame pays for none of it
@@ -84,7 +86,7 @@ class LoopctlApp(App[int]):
     #filter { display: none; height: 3; }
     #filter.shown { display: block; }
     DetailPane.enlarged { height: 1fr; }
-    TabbedContent { height: 1fr; }
+    #tabs { height: 1fr; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
@@ -121,9 +123,11 @@ class LoopctlApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield TrayBar(id="tray")
-        with TabbedContent(initial="overview", id="tabs"):
-            for i, (tab, label) in enumerate(TABS, 1):
-                with TabPane(f"{i} {label}", id=tab):
+        yield TabBar([(tab, f"{i} {label}") for i, (tab, label) in enumerate(TABS, 1)], active="overview",
+                     id="tab-bar")
+        with ContentSwitcher(initial="overview", id="tabs"):
+            for tab, _label in TABS:
+                with Vertical(id=tab):
                     if tab == "overview":
                         yield Static(id="counts")
                     if tab == "config":
@@ -342,7 +346,7 @@ class LoopctlApp(App[int]):
     # -- selection and actions --------------------------------------------------------------------------
 
     def active_tab(self) -> str:
-        return self._main.query_one(TabbedContent).active or "overview"
+        return self._main.query_one("#tabs", ContentSwitcher).current or "overview"
 
     def selected_key(self) -> str | None:
         table = self._table(self.active_tab())
@@ -380,9 +384,8 @@ class LoopctlApp(App[int]):
     def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
         self._main.query_one(DetailPane).toggle_class("enlarged")
 
-    def on_tabbed_content_tab_activated(self, _event: TabbedContent.TabActivated) -> None:
-        if self._up():
-            self._tab_shown()
+    def on_tab_bar_chosen(self, event: TabBar.Chosen) -> None:
+        self.action_tab(event.tab)
 
     def _refresh_keys(self) -> None:
         """The footer is rebuilt (every key a widget) on refresh_bindings: only when what the action keys
@@ -434,7 +437,10 @@ class LoopctlApp(App[int]):
         return lambda: self.action_tab(tab)
 
     def action_tab(self, tab: str) -> None:
-        self._main.query_one(TabbedContent).active = tab
+        self._main.query_one("#tabs", ContentSwitcher).current = tab
+        self._main.query_one(TabBar).active = tab
+        if self._up():
+            self._tab_shown()
 
     def action_demo(self) -> None:
         self.next_step = "demo"

@@ -3,7 +3,7 @@ committed screenshots and the snapshot tests (and a quick way to see the console
 
 from __future__ import annotations
 
-from console.engine.probation import ApplyRecord, BootRecord, PollRecord, Rollback
+from console.engine.remote_records import ApplyRecord, BootRecord, PollRecord, Rollback
 from console.engine.snapshot import (
     ControlPlaneView,
     EngineView,

@@ -58,3 +58,51 @@ def test_errors_name_the_key_path(data, message):
 
 def test_lenient_mode_ignores_unknown_keys_for_wire_compatibility():
     assert decode(Item, {"name": "x", "from_the_future": 1}, strict=False) == Item(name="x")
+
+
+@dataclass(frozen=True)
+class Shelf:
+    items: list[Item] = field(default_factory=list)
+    by_name: dict[str, Port] = field(default_factory=dict)
+    pair: tuple[int, ...] = ()
+    either: int | str = 0
+    maybe: Port | None = None
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"items": [{"name": "a"}, {"name": "b", "ports": [{}, {"number": 70000}]}]},
+         "items[1].ports[1].number: expected a port from 1 to 65535, got 70000"),
+        ({"items": [{"name": "a", "env": {"K": None}}]}, "items[0].env.K: expected a string, got None"),
+        ({"by_name": {"web": {"number": "80"}}}, "by_name.web.number: expected an integer, got '80'"),
+        ({"by_name": []}, "by_name: expected a table, got []"),
+        ({"pair": [1, "2"]}, "pair[1]: expected an integer, got '2'"),
+        ({"either": 1.5}, "either: expected an integer or a string, got 1.5"),
+        ({"maybe": {"number": -1}}, "maybe.number: expected a port from 1 to 65535, got -1"),
+        ({"maybe": 3}, "maybe: expected a table, got 3"),
+        ({"items": [{"name": "a", "bogus": 1}]}, "items[0].bogus: unknown key"),
+        ({"items": [{}]}, "items[0].name: missing, expected a string"),
+        ([], "(top level): expected a table, got []"),
+    ],
+)
+def test_errors_deep_in_nested_values_name_the_whole_path(data, message):
+    with pytest.raises(DecodeError) as info:
+        decode(Shelf, data)
+    assert str(info.value).startswith(message)
+
+
+def test_a_caller_given_path_prefixes_every_error():
+    with pytest.raises(DecodeError) as info:
+        decode(Shelf, {"items": [{"name": 1}]}, path="remote.document")
+    assert str(info.value) == "remote.document.items[0].name: expected a string, got 1"
+
+
+def test_every_kind_of_value_decodes_and_round_trips():
+    data = {"items": [{"name": "a", "ports": [{"number": 1}]}], "by_name": {"w": {"number": 2}},
+            "pair": [3, 4], "either": "x", "maybe": {"number": 5}}
+    shelf = decode(Shelf, data)
+    assert shelf == Shelf(items=[Item("a", [Port(1)])], by_name={"w": Port(2)}, pair=(3, 4), either="x",
+                          maybe=Port(5))
+    assert decode(Shelf, encode(shelf)) == shelf
+    assert decode(Shelf, {"either": 7, "maybe": None}) == Shelf(either=7)

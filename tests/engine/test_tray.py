@@ -54,7 +54,7 @@ def test_monitoring_exit_codes():
 
 
 def test_remote_config_reasons():
-    from console.engine.probation import ApplyRecord, PollRecord, Rollback
+    from console.engine.remote_records import ApplyRecord, PollRecord, Rollback
     from console.engine.snapshot import PluginView, RemoteConfigView
     from console.engine.tray import plugin_reasons, remote_config_reasons
 

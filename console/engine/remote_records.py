@@ -1,0 +1,43 @@
+"""What is recorded about remote config (state.json, the snapshot): polls, applies, boots and rollbacks.
+
+Apart from the decisions in probation.py so that the snapshot, which an observing console decodes
+before its first frame, does not build what only the engine decides with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rollback:
+    etag: str
+    reason: str
+    at: float
+    detail: str
+    outcome: str  # rolled_back | rollback_no_target
+    to_etag: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplyRecord:
+    etag: str
+    result: str  # applied | noop_same_etag | skipped_bad_etag | an apply error code
+    at: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class BootRecord:
+    outcome: str
+    at: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class PollRecord:
+    at: float
+    result: str  # ok | not_modified | no_remote_config | rate_limited | an error code
+    status: int | None = None
+    detail: str = ""
+    authenticated: bool = False  # a 200/304 the control plane answered to this host's credentials
