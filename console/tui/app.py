@@ -29,6 +29,7 @@ from console.engine.errors import LoopctlError, OwnerUnavailable
 from console.engine.paths import Paths
 from console.engine.remote_lines import remote_lines
 from console.engine.snapshot import Snapshot
+from console.tui.alerts import new_failures
 from console.tui.detail import ticks
 from console.tui.format import duration
 from console.tui.rows import TABLES, counts, matches
@@ -242,9 +243,11 @@ class LoopctlApp(App[int]):
     def show_snapshot(self, snap: Snapshot) -> None:
         if snap is self.snapshot:  # the feed delivers again what `ready()` gave the first frame
             return
-        self.snapshot = snap
+        before, self.snapshot = self.snapshot, snap
         self._render(self.clock.time(), full=True)
         self._refresh_keys()
+        for alert in new_failures(before, snap):
+            self.notify(alert.text, severity=alert.severity, timeout=10)
 
     def _tick(self) -> None:
         """Countdowns and durations move every second. Only what time can change is touched: the

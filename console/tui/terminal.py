@@ -46,7 +46,7 @@ class ForgivingOutput:
 class HangupSafeDriver(LinuxDriver):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._file = ForgivingOutput(self._file)  # type: ignore[arg-type]
+        self._file = ForgivingOutput(self._file)  # type: ignore[arg-type, assignment]  # a stand-in for the file
         self._suspended = False
 
     def _sigtstp_application(self, *args: Any) -> None:

@@ -250,3 +250,32 @@ async def test_an_observer_reads_no_config_until_it_could_take_over_and_says_why
         await wait_snapshot(pilot, app, lambda s: not s.engine.running)
         assert "✖ DOWN" in app.query_one(TrayBar).render().plain  # the host as it was left, not the live view
     assert engine.wait(timeout=10) == 0 and not lease_is_held(paths.lock)
+
+
+async def test_a_run_that_fails_while_an_operator_watches_raises_a_toast(host: Host):
+    """A real engine, a real run: it fails only after the console shows its first snapshot (it waits for
+    the go file), so the toast is for a failure that is new to this operator."""
+    import textwrap
+
+    go = host.root / "go"
+    host.write_config(textwrap.dedent(f"""
+        [[loop]]
+        id = "flaky"
+        command = ["sh", "-c", "while [ ! -e {go} ]; do sleep 0.05; done; echo boom >&2; exit 3"]
+        interval_seconds = 3600
+    """))
+    engine = host.spawn("run")
+    host.wait_owner(engine)
+    paths = resolve_paths(str(host.state), None, {}, host.root)
+    app = LoopctlApp(ObservedSource(paths.socket), paths=paths)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_snapshot(pilot, app, lambda s: any(r.status == "running" for r in s.runs), turns=500)
+        assert list(app._notifications) == []
+        go.touch()
+        snap = await wait_snapshot(pilot, app, lambda s: any(r.status == "failed" for r in s.runs), turns=500)
+        run = next(r for r in snap.runs if r.status == "failed")
+        toasts = [(n.message, n.severity) for n in app._notifications]
+        assert any(message.startswith(f"run {run.id} of loop flaky failed") and severity == "error"
+                   for message, severity in toasts), toasts
+    engine.send_signal(signal.SIGTERM)
+    assert engine.wait(timeout=10) == 0

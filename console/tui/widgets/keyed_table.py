@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
@@ -81,4 +82,4 @@ class KeyedTable(DataTable[Cell]):
                 self.add_row(*cells, key=key)
 
     def ordered_row_keys(self) -> list[RowKey]:
-        return [self.coordinate_to_cell_key((i, 0)).row_key for i in range(self.row_count)]
+        return [self.coordinate_to_cell_key(Coordinate(i, 0)).row_key for i in range(self.row_count)]

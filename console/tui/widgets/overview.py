@@ -56,7 +56,7 @@ def overview_renderable(snap: Snapshot) -> RenderableType:
             parts.append(Text(""))
         where = snap.host.config_path if snap.host.config_present else "(no config file: embedded default)"
         parts.append(Text(f"Nothing configured yet {where}. What to do next:", style="bold"))
-        steps = [
+        steps: list[RenderableType] = [
             Text("1. describe this host in its config (README: 'Host config'):"),
             Padding(Text(snap.host.config_path, style="bold"), (0, 0, 0, 3)),
             Text("2. keep an engine running for this host: `loopctl run` (or this console)"),
