@@ -124,7 +124,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         from console.demo import run_demo
 
         return run_demo(args.state_dir, once=args.once)
-    from console.engine.clock import SystemClock
     from console.engine.paths import resolve_paths
 
     paths = resolve_paths(args.state_dir, args.config, os.environ, Path.home())
@@ -132,26 +131,35 @@ def _dispatch(args: argparse.Namespace) -> int:
         from console.controlplane.join import join
 
         return join(paths, args.url, args.token, args.token_file, no_daemon=args.no_daemon)
-    if args.command is None and not args.once:
-        return _console(paths, read_only=args.read_only)
-    from console.engine.config import load_config
-
-    loaded = load_config(paths)
+    if args.command is None:
+        return _once(paths, args.format) if args.once else _console(paths, read_only=args.read_only)
+    if args.command in VERBS:  # said to the engine, which runs its own config: the file is not read
+        return _action(paths.socket, paths.state_dir, args.command, args.target, read_only=args.read_only)
     if args.command == "run":
         from console.engine import daemon
+        from console.engine.config import load_config
 
         textfile = Path(args.metrics_textfile).absolute() if args.metrics_textfile else None
-        return daemon.run(paths, loaded, standby=args.standby, read_only=args.read_only, metrics_textfile=textfile)
-    if args.command in VERBS:
-        return _action(paths.socket, paths.state_dir, args.command, args.target, read_only=args.read_only)
-    if args.once:
-        from console.engine.observe import current_snapshot
-        from console.engine.report import exit_code, render
-
-        snap = current_snapshot(paths, loaded, SystemClock())
-        sys.stdout.write(render(snap, args.format))
-        return exit_code(snap)
+        return daemon.run(paths, load_config(paths), standby=args.standby, read_only=args.read_only,
+                          metrics_textfile=textfile)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse allows no other
+
+
+def _once(paths: Paths, report_format: str) -> int:
+    from console.engine.clock import SystemClock
+    from console.engine.config import LoadedConfig, load_config
+    from console.engine.errors import ConfigError
+    from console.engine.observe import current_snapshot
+    from console.engine.report import exit_code, render
+
+    loaded: LoadedConfig | ConfigError
+    try:
+        loaded = load_config(paths)
+    except ConfigError as exc:  # a running engine is still reported, with this as a reason
+        loaded = exc
+    snap = current_snapshot(paths, loaded, SystemClock())
+    sys.stdout.write(render(snap, report_format))
+    return exit_code(snap)
 
 
 def _console(paths: Paths, *, read_only: bool) -> int:

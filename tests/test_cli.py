@@ -83,6 +83,33 @@ def test_once_against_a_running_engine_in_text_and_json(host: Host):
     assert report["snapshot"]["engine"]["source"] == "owner"
 
 
+def test_once_reports_a_running_engine_when_the_config_file_stops_loading(host: Host):
+    """A half-edited file must not hide a healthy engine from monitoring: the engine's view, plus a
+    warning that the next start would refuse the file. Actions still reach the engine."""
+    host.write_config('[[sidecar]]\nname = "web"\ncommand = ["sleep", "86400"]\n')
+    owner = host.spawn("run")
+    host.wait_owner(owner)
+    wait_for(lambda: host.once_json()[1]["snapshot"]["sidecars"][0]["state"] == "ready", what="web ready")
+    host.write_config('[[sidecar]]\nname = "web"\ncommand = ["sleep", "86400"]\nport = "x"\n')
+    code, report = host.once_json()
+    assert code == 1 and report["status"] == "WARNING"
+    reason = next(r for r in report["snapshot"]["tray"]["reasons"] if r["code"] == "config_unloadable")
+    assert reason["level"] == "degraded"
+    assert f"{host.config_file}: sidecar[0].port: expected an integer, got 'x'" in reason["text"]
+    assert f"engine pid {owner.pid} keeps running the config it started with" in reason["text"]
+    assert report["snapshot"]["sidecars"][0]["state"] == "ready"  # the engine's own view, not a guess
+    nagios = host.run("--once", "--format", "nagios")
+    assert nagios.returncode == 1 and nagios.stdout.startswith("LOOPCTL WARNING - degraded: the config file does "
+                                                               "not load")
+    action = host.run("retry", "sidecar:nope")  # said to the engine: the file is not read
+    assert action.returncode == 2 and "config" not in action.stderr and "nope" in action.stderr
+    assert owner.poll() is None
+    owner.send_signal(signal.SIGTERM)
+    assert owner.wait(timeout=10) == 0
+    stopped = host.run("--once")  # no engine: the offline view is built from the file, which does not load
+    assert stopped.returncode == 2 and "sidecar[0].port: expected an integer" in stopped.stderr
+
+
 @pytest.mark.parametrize("how", ["stopped", "killed"])
 def test_once_against_a_stopped_engine_is_critical_in_text_and_json(host: Host, how):
     owner = host.spawn("run")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from console.engine.client import NotPermitted, request
 from console.engine.clock import Clock
-from console.engine.errors import OwnerUnavailable, StateDirError
+from console.engine.errors import ConfigError, OwnerUnavailable, StateDirError
 from console.engine.lease import foreign_holder_error, lease_is_held, may_observe, read_holder
 from console.engine.paths import Paths
 from console.engine.snapshot import (
@@ -24,6 +24,7 @@ from console.engine.snapshot import (
     host_view,
     things_view,
 )
+from console.engine.tray import unloadable_config_reason
 
 if TYPE_CHECKING:
     from console.engine.config import LoadedConfig
@@ -32,7 +33,11 @@ if TYPE_CHECKING:
 STARTING_GRACE = 3.0
 
 
-def current_snapshot(paths: Paths, loaded: LoadedConfig, clock: Clock, *, timeout: float = 5.0) -> Snapshot:
+def current_snapshot(paths: Paths, loaded: LoadedConfig | ConfigError, clock: Clock, *,
+                     timeout: float = 5.0) -> Snapshot:
+    """The running engine's snapshot, else the state dir's as it was left. `loaded` may be the error the
+    config file gave: a running engine is still reported (it runs the config it started with), with
+    that error as a reason; only the offline view, which is built from the file, needs it to load."""
     deadline = time.monotonic() + STARTING_GRACE
     while True:
         holder = read_holder(paths.lock)
@@ -51,8 +56,13 @@ def current_snapshot(paths: Paths, loaded: LoadedConfig, clock: Clock, *, timeou
             if not answer.get("ok"):
                 err = answer.get("error") or {}
                 raise OwnerUnavailable(f"the engine on {paths.socket} refused: {err.get('message', err)}")
-            return Snapshot.from_dict(answer["snapshot"])
+            snap = Snapshot.from_dict(answer["snapshot"])
+            if isinstance(loaded, ConfigError):
+                return snap.with_reasons(unloadable_config_reason(loaded.message, snap.engine.pid))
+            return snap
         if not lease_is_held(paths.lock):
+            if isinstance(loaded, ConfigError):
+                raise loaded
             return offline_snapshot(paths, loaded, clock)
         if holder is not None and not may_observe(holder.uid):
             raise foreign_holder_error(paths.lock, holder.uid, holder.pid)

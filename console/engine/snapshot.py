@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from console.engine.decoding import DecodeError, decode, encode
 from console.engine.remote_records import ApplyRecord, BootRecord, PollRecord, Rollback
 from console.engine.tray import (
+    Reason,
     Tray,
     config_reasons,
     control_plane_reasons,
@@ -223,6 +224,10 @@ class Snapshot:
     control_plane: ControlPlaneView | None = None
     remote_config: RemoteConfigView | None = None
     plugins: list[PluginView] = field(default_factory=list)
+
+    def with_reasons(self, *reasons: Reason) -> Snapshot:
+        """The same snapshot with more reasons, the tray ranked again."""
+        return replace(self, tray=roll_up([*self.tray.reasons, *reasons]))
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = encode(self)

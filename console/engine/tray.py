@@ -57,6 +57,7 @@ CODE_PRIORITY: dict[str, int] = {
     "remote_config_poll_failed": 28,
     "plugin_failed": 29,
     "sidecar_restarting": 30,
+    "config_unloadable": 35,  # a risk for the next start, not a fault of the running host
     "run_detached": 40,
     "nothing_configured": 90,
 }
@@ -120,6 +121,19 @@ def config_reasons(*, configured_count: int, config_path: str, config_present: b
         text=f"nothing configured: no sidecars, loops or plugins in {where}",
         action=f"declare what this host runs in {config_path} (README: 'Host config')",
     )]
+
+
+def unloadable_config_reason(problem: str, engine_pid: int | None) -> Reason:
+    """The config file on disk no longer loads while an engine runs: nothing is wrong yet, but the next
+    start (a reboot, a crash, a deploy) will refuse it."""
+    engine = f"engine pid {engine_pid}" if engine_pid else "the engine"
+    return Reason(
+        level=Level.DEGRADED,
+        code="config_unloadable",
+        text=f"the config file does not load ({problem}); {engine} keeps running the config it started with",
+        action="fix the file before the engine restarts; `systemctl reload loopctl` (SIGHUP) then applies it",
+        subject="config:file",
+    )
 
 
 def sidecar_reasons(sidecars: Iterable[SidecarView]) -> list[Reason]:
