@@ -46,3 +46,24 @@ async def test_a_click_on_a_tab_opens_it_and_the_bar_follows_the_number_keys(fix
         await pilot.press("2")
         assert bar.active == "sidecars"
         assert "2 Sidecars" in bar.render().plain
+
+
+async def test_with_no_color_the_screen_is_grey_and_states_still_read(tmp_path, monkeypatch):
+    """NO_COLOR: every colour on screen is a grey, and what colour said is still there as glyph, word,
+    bold or underline (the tray's glyph and word, the level glyphs, the active tab underlined)."""
+    import re
+
+    from tests.tui.conftest import scenario_app, screen_text
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    app, _ = scenario_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_snapshot(pilot, app)
+        svg = app.export_screenshot()
+        text = screen_text(app)
+    colours = {tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in re.findall(r"fill: (#[0-9a-f]{6})", svg)}
+    assert colours and all(max(rgb) - min(rgb) <= 8 for rgb in colours), colours
+    assert text.startswith(" ▲ DEGRADED  agent-monitor: port 4820")
+    assert "▲ degraded port_conflict" in " ".join(text.split()) and "● ok" in text
+    underlined = re.findall(r"\.(terminal-\d+-r\d+) \{[^}]*text-decoration: underline", svg)
+    assert any(re.search(rf'class="{cls}"[^>]*>(&#160;)*1&#160;Overview<', svg) for cls in underlined)
