@@ -136,10 +136,16 @@ def test_sighup_with_a_broken_config_keeps_everything_running(host: Host):
     line = next(x for x in host.log(engine).splitlines() if "config not reloaded" in x)
     assert "command" in line and "Traceback" not in host.log(engine)
     assert engine.poll() is None and psutil.Process(before["keep"]).status() != psutil.STATUS_ZOMBIE
+    # Said where operators look, not only in the log: one reason from the engine (--once adds none of its own).
+    code, report = host.once_json()
+    config_reasons = [r for r in report["snapshot"]["tray"]["reasons"] if r["subject"] == "config:file"]
+    assert code == 1 and [r["code"] for r in config_reasons] == ["config_reload_refused"]
+    assert "sidecar[0].command: expected a list of a string" in config_reasons[0]["text"]
     _sleepers(host, "keep")  # fixed: the next SIGHUP finds nothing to change
     engine.send_signal(signal.SIGHUP)
     wait_for(lambda: "config reloaded" in host.log(engine), what="the second reload")
     assert "nothing to change" in host.log(engine) and _sidecar_pids(host) == before  # nothing stopped, nothing lost
+    assert host.once_json()[0] == 0  # the refusal is gone with the reload that applied
 
 
 def test_sighup_after_a_host_section_change_asks_for_a_restart(host: Host):

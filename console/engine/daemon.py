@@ -97,9 +97,11 @@ async def _reload_on_hangup(engine: Engine, paths: Paths, hangups: asyncio.Event
             outcome = await engine.reload_local(load_config(paths))
         except LoopctlError as exc:
             log.error("SIGHUP: config not reloaded, the running one stays: %s", exc.message)
+            engine.refuse_reload(exc.message)
             continue
-        except Exception:  # a bug must not end reloading (or the engine): say it, keep serving
+        except Exception as exc:  # a bug must not end reloading (or the engine): say it, keep serving
             log.exception("SIGHUP: reloading the config failed")
+            engine.refuse_reload(f"{type(exc).__name__}: {exc}; see the engine's log")
             continue
         log.info("SIGHUP: config reloaded from %s: %s", paths.config_path, outcome)
 

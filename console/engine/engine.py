@@ -35,6 +35,7 @@ from console.engine.snapshot import (
     things_view,
 )
 from console.engine.store import Store
+from console.engine.tray import reload_refused_reason
 
 if TYPE_CHECKING:
     from console.controlplane.artifacts import ArtifactFetcher
@@ -60,6 +61,7 @@ class Engine:
         self._cached: tuple[int, Snapshot] | None = None
         store.bus.subscribe(lambda _t: self.changes.bump())
         self.reload_exit = False  # the daemon sets it: a change of code exits 75 instead of restarting in process
+        self.reload_refused: str | None = None  # why the last SIGHUP kept the running config, until one applies
         self.reload_requested = asyncio.Event()
         self.crash = CrashPoints(paths.state_dir)
         self._fetcher: ArtifactFetcher | None = None
@@ -154,8 +156,15 @@ class Engine:
             control_plane=cp,
             remote_config=self.remote.view(cp.status if cp else "") if self.remote else None,
         )
+        if self.reload_refused is not None:
+            snap = snap.with_reasons(reload_refused_reason(self.reload_refused))
         self._cached = (version, snap)
         return snap
+
+    def refuse_reload(self, problem: str) -> None:
+        """A SIGHUP whose config could not run: said in the snapshot until a later reload applies."""
+        self.reload_refused = problem
+        self.changes.bump()
 
     async def act(self, verb: object, target: object) -> dict[str, Any]:
         return await self.actions.dispatch(verb, target, read_only=self.read_only)
@@ -201,6 +210,9 @@ class Engine:
         if self.remote is not None:
             self.remote.local = new
         self.loaded = loaded
+        if self.reload_refused is not None:
+            self.reload_refused = None
+            self.changes.bump()
         if (target.sidecar, target.loop) == (self.config.sidecar, self.config.loop):
             return "nothing to change"
         await self.reconfigure(target, code_changed=False)

@@ -57,7 +57,8 @@ def current_snapshot(paths: Paths, loaded: LoadedConfig | ConfigError, clock: Cl
                 err = answer.get("error") or {}
                 raise OwnerUnavailable(f"the engine on {paths.socket} refused: {err.get('message', err)}")
             snap = Snapshot.from_dict(answer["snapshot"])
-            if isinstance(loaded, ConfigError):
+            said = any(r.subject == "config:file" for r in snap.tray.reasons)  # the engine refused it already
+            if isinstance(loaded, ConfigError) and not said:
                 return snap.with_reasons(unloadable_config_reason(loaded.message, snap.engine.pid))
             return snap
         if not lease_is_held(paths.lock):

@@ -57,6 +57,7 @@ CODE_PRIORITY: dict[str, int] = {
     "remote_config_poll_failed": 28,
     "plugin_failed": 29,
     "sidecar_restarting": 30,
+    "config_reload_refused": 34,
     "config_unloadable": 35,  # a risk for the next start, not a fault of the running host
     "run_detached": 40,
     "nothing_configured": 90,
@@ -132,6 +133,17 @@ def unloadable_config_reason(problem: str, engine_pid: int | None) -> Reason:
         code="config_unloadable",
         text=f"the config file does not load ({problem}); {engine} keeps running the config it started with",
         action="fix the file before the engine restarts; `systemctl reload loopctl` (SIGHUP) then applies it",
+        subject="config:file",
+    )
+
+
+def reload_refused_reason(problem: str) -> Reason:
+    """SIGHUP found a config file it could not run: the engine kept the config it had."""
+    return Reason(
+        level=Level.DEGRADED,
+        code="config_reload_refused",
+        text=f"config reload refused ({problem}); the engine keeps running the config it had",
+        action="fix the file, then `systemctl reload loopctl` (SIGHUP) again",
         subject="config:file",
     )
 

@@ -107,3 +107,19 @@ async def test_a_reload_naming_a_plugin_program_that_is_not_there_changes_nothin
         assert await engine.reload_local(before) == "nothing to change"
     finally:
         engine.store.close()
+
+
+async def test_a_refused_reload_is_a_reason_in_the_snapshot_until_a_reload_applies(tmp_path):
+    engine, _clock = make_engine(tmp_path, HostConfig())
+    try:
+        before = engine.snapshot()
+        engine.refuse_reload("loopctl.toml: invalid TOML")
+        refused = engine.snapshot()
+        assert refused is not before  # a new version: observers are pushed the change
+        reason = next(r for r in refused.tray.reasons if r.code == "config_reload_refused")
+        assert reason.level.value == "degraded" and "invalid TOML" in reason.text
+        assert refused.tray.state.value == "degraded"
+        assert await engine.reload_local(engine.loaded) == "nothing to change"
+        assert not any(r.code == "config_reload_refused" for r in engine.snapshot().tray.reasons)
+    finally:
+        engine.store.close()
