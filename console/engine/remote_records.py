@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from console.engine.views import View
 
-@dataclass(frozen=True)
-class Rollback:
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Rollback(View):
     etag: str
     reason: str
     at: float
@@ -19,23 +21,23 @@ class Rollback:
     to_etag: str | None = None
 
 
-@dataclass(frozen=True)
-class ApplyRecord:
+@dataclass(frozen=True, eq=False, repr=False)
+class ApplyRecord(View):
     etag: str
     result: str  # applied | noop_same_etag | skipped_bad_etag | an apply error code
     at: float
     detail: str = ""
 
 
-@dataclass(frozen=True)
-class BootRecord:
+@dataclass(frozen=True, eq=False, repr=False)
+class BootRecord(View):
     outcome: str
     at: float
     detail: str = ""
 
 
-@dataclass(frozen=True)
-class PollRecord:
+@dataclass(frozen=True, eq=False, repr=False)
+class PollRecord(View):
     at: float
     result: str  # ok | not_modified | no_remote_config | rate_limited | an error code
     status: int | None = None

@@ -24,6 +24,7 @@ from console.engine.tray import (
     roll_up,
     sidecar_reasons,
 )
+from console.engine.views import View
 
 if TYPE_CHECKING:  # type-only: `--once` against a running engine must not load sqlite3
     from console.engine.config import LoadedConfig
@@ -34,8 +35,8 @@ if TYPE_CHECKING:  # type-only: `--once` against a running engine must not load 
 SNAPSHOT_SCHEMA = 1
 
 
-@dataclass(frozen=True)
-class HostView:
+@dataclass(frozen=True, eq=False, repr=False)
+class HostView(View):
     name: str
     state_dir: str
     config_path: str
@@ -43,8 +44,8 @@ class HostView:
     configured_count: int
 
 
-@dataclass(frozen=True)
-class EngineView:
+@dataclass(frozen=True, eq=False, repr=False)
+class EngineView(View):
     running: bool
     source: str  # "owner": served by the running engine; "offline": read from the state dir
     pid: int | None = None
@@ -55,8 +56,8 @@ class EngineView:
     last_stop_clean: bool | None = None
 
 
-@dataclass(frozen=True)
-class ThingView:
+@dataclass(frozen=True, eq=False, repr=False)
+class ThingView(View):
     kind: str
     name: str
     state: str
@@ -69,15 +70,15 @@ class ThingView:
         return f"{self.kind}:{self.name}"
 
 
-@dataclass(frozen=True)
-class PortHolderView:
+@dataclass(frozen=True, eq=False, repr=False)
+class PortHolderView(View):
     pid: int | None
     program: str
     ours: bool  # launched by an earlier loopctl engine (reclaimable), else foreign
 
 
-@dataclass(frozen=True)
-class SidecarView:
+@dataclass(frozen=True, eq=False, repr=False)
+class SidecarView(View):
     """One sidecar as the operator sees it. Everything but the output tail is also stored with each
     transition, so a snapshot read from disk shows the last known picture."""
 
@@ -105,8 +106,8 @@ class SidecarView:
         return f"sidecar:{self.name}"
 
 
-@dataclass(frozen=True)
-class LoopView:
+@dataclass(frozen=True, eq=False, repr=False)
+class LoopView(View):
     id: str
     state: str = "active"  # active | escalated | disabled (paused, transient, finalized come with the control plane)
     reason: str = ""
@@ -126,8 +127,8 @@ class LoopView:
         return f"loop:{self.id}"
 
 
-@dataclass(frozen=True)
-class RunView:
+@dataclass(frozen=True, eq=False, repr=False)
+class RunView(View):
     id: str
     loop_id: str
     status: str
@@ -157,8 +158,8 @@ class RunView:
         return f"run:{self.id}"
 
 
-@dataclass(frozen=True)
-class ControlPlaneView:
+@dataclass(frozen=True, eq=False, repr=False)
+class ControlPlaneView(View):
     url: str
     host_id: str
     status: str  # as the control plane sees the host: provisioning, online, offline, degraded, failed
@@ -166,16 +167,16 @@ class ControlPlaneView:
     last_error: str = ""
 
 
-@dataclass(frozen=True)
-class PluginView:
+@dataclass(frozen=True, eq=False, repr=False)
+class PluginView(View):
     name: str
     version: str
     state: str  # installed | removed | failed
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class RemoteConfigView:
+@dataclass(frozen=True, eq=False, repr=False)
+class RemoteConfigView(View):
     """The host's remote config as the operator needs it: what runs, whether it is on probation,
     what was refused or rolled back and why, and how the last poll went."""
 
@@ -198,8 +199,8 @@ class RemoteConfigView:
     host_status: str = ""
 
 
-@dataclass(frozen=True)
-class EventView:
+@dataclass(frozen=True, eq=False, repr=False)
+class EventView(View):
     id: int
     at: float
     kind: str
@@ -209,8 +210,8 @@ class EventView:
     reason: str
 
 
-@dataclass(frozen=True)
-class Snapshot:
+@dataclass(frozen=True, eq=False, repr=False)
+class Snapshot(View):
     schema: int
     generated_at: float
     host: HostView

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from console.engine.errors import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, MONITORING_WORDS
+from console.engine.views import View
 
 if TYPE_CHECKING:
     from console.engine.snapshot import ControlPlaneView, LoopView, PluginView, RemoteConfigView, RunView, SidecarView
@@ -65,8 +66,8 @@ CODE_PRIORITY: dict[str, int] = {
 DEFAULT_PRIORITY = 50
 
 
-@dataclass(frozen=True)
-class Reason:
+@dataclass(frozen=True, eq=False, repr=False)
+class Reason(View):
     level: Level
     code: str
     text: str  # one line: what is wrong, naming the thing
@@ -74,8 +75,8 @@ class Reason:
     subject: str = ""  # "kind:name" of the thing it is about, "" for the host
 
 
-@dataclass(frozen=True)
-class Tray:
+@dataclass(frozen=True, eq=False, repr=False)
+class Tray(View):
     state: Level
     reasons: list[Reason] = field(default_factory=list)
 
