@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from console.engine.views import View
+
 
 class Outcome(StrEnum):
     LIVE = "live"
@@ -24,15 +26,15 @@ class Why(StrEnum):
     GONE = "gone"
 
 
-@dataclass(frozen=True)
-class Provenance:
+@dataclass(frozen=True, eq=False, repr=False)
+class Provenance(View):
     managed: bool  # created by this host and bound to its key (else: a user's token)
     runner_alive: bool  # the loop's local runner process is alive and verified ours
     key_available: bool  # the host key can sign a proof
 
 
-@dataclass(frozen=True)
-class Verdict:
+@dataclass(frozen=True, eq=False, repr=False)
+class Verdict(View):
     outcome: Outcome
     why: Why | None = None
 

@@ -16,13 +16,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from console.controlplane.bounded import ACCEPT_ENCODING, BadEncoding, TooLarge, read_capped
 from console.controlplane.classify import Provenance, Verdict, classify
 from console.controlplane.dpop import make_proof, public_jwk
+from console.engine.views import View
 
 TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=10.0, pool=3.0)
 DEADLINE = 30.0
 
 
-@dataclass(frozen=True)
-class Answer:
+@dataclass(frozen=True, eq=False, repr=False)
+class Answer(View):
     """One exchange as the classifier needs it: a status, or the kind of failure there was instead."""
 
     status: int | None
@@ -34,8 +35,8 @@ class Answer:
         return classify(self.status, self.failure, provenance)
 
 
-@dataclass(frozen=True)
-class ConfigFetch:
+@dataclass(frozen=True, eq=False, repr=False)
+class ConfigFetch(View):
     """One config GET: the status and, for a 200, the document bytes and their strong ETag."""
 
     status: int | None

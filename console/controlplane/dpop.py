@@ -20,6 +20,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from console.engine.views import View
+
 MAX_AGE = 60.0  # seconds a proof's iat may be off from the verifier's clock
 
 
@@ -77,8 +79,8 @@ class ReplayCache:
         self._seen[jti] = now
 
 
-@dataclass(frozen=True)
-class Verified:
+@dataclass(frozen=True, eq=False, repr=False)
+class Verified(View):
     jkt: str  # thumbprint of the key that signed
     jti: str
 

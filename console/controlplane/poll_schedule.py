@@ -10,6 +10,8 @@ import calendar
 import time
 from dataclasses import dataclass
 
+from console.engine.views import View
+
 RETRY_AFTER_FLOOR = 1.0
 RETRY_AFTER_CAP = 3600.0
 LINEAR_STEP = 30.0
@@ -38,8 +40,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return None
 
 
-@dataclass(frozen=True)
-class Streak:
+@dataclass(frozen=True, eq=False, repr=False)
+class Streak(View):
     """Consecutive outcomes that lengthen the wait; any success resets both."""
 
     failures: int = 0

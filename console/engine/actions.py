@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from console.engine.views import View
+
 log = logging.getLogger("loopctl.actions")
 
 VERBS = ("reclaim", "retry", "cancel")
@@ -27,8 +29,8 @@ class ActionError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Target:
+@dataclass(frozen=True, eq=False, repr=False)
+class Target(View):
     kind: str
     name: str
 

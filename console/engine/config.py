@@ -16,6 +16,7 @@ from typing import Literal
 from console.engine.decoding import DecodeError, check, decode, in_range
 from console.engine.errors import ConfigError
 from console.engine.paths import Paths
+from console.engine.views import View
 
 
 def _host_name(value: str) -> str | None:
@@ -24,8 +25,8 @@ def _host_name(value: str) -> str | None:
     return "a host name (1 to 253 characters, no surrounding spaces)"
 
 
-@dataclass(frozen=True)
-class HostSection:
+@dataclass(frozen=True, eq=False, repr=False)
+class HostSection(View):
     name: str = check(_host_name, default="")  # "" means the machine's host name
 
 
@@ -45,8 +46,8 @@ def _health(value: str) -> str | None:
     return "'tcp' or an http:// URL"
 
 
-@dataclass(frozen=True)
-class SidecarConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class SidecarConfig(View):
     """A long-running helper service the agents need (DESIGN section 3 has the defaults)."""
 
     name: str = check(_sidecar_name)
@@ -68,8 +69,8 @@ class SidecarConfig:
         return "tcp" if self.port else "process"
 
 
-@dataclass(frozen=True)
-class LoopConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class LoopConfig(View):
     """A long-lived agent job, run locally as a series of runs (the control plane comes later)."""
 
     id: str = check(_sidecar_name)
@@ -108,8 +109,8 @@ def _sha256(value: str) -> str | None:
     return "a sha256 digest: 64 lowercase hex digits, optionally prefixed 'sha256:'"
 
 
-@dataclass(frozen=True)
-class PluginConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class PluginConfig(View):
     """A hash-pinned artifact (tar or zip), installed under <state>/plugins/<name>/<version>/."""
 
     name: str = check(_sidecar_name)
@@ -122,8 +123,8 @@ class PluginConfig:
         return self.artifact_hash.removeprefix("sha256:")
 
 
-@dataclass(frozen=True)
-class ControlPlaneSection:
+@dataclass(frozen=True, eq=False, repr=False)
+class ControlPlaneSection(View):
     """Written by `loopctl join`: where the control plane is and who this host is there."""
 
     url: str = check(_url)
@@ -134,8 +135,8 @@ class ControlPlaneSection:
     poll_interval_seconds: float = check(in_range(5, 3600, "seconds"), default=300.0)
 
 
-@dataclass(frozen=True)
-class HostConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class HostConfig(View):
     host: HostSection = field(default_factory=HostSection)
     control_plane: ControlPlaneSection | None = None
     sidecar: list[SidecarConfig] = field(default_factory=list)
@@ -158,8 +159,8 @@ class HostConfig:
         return len(self.sidecar) + len(self.loop) + len(self.plugin)
 
 
-@dataclass(frozen=True)
-class LoadedConfig:
+@dataclass(frozen=True, eq=False, repr=False)
+class LoadedConfig(View):
     config: HostConfig
     path: Path
     present: bool  # False: the default path does not exist and the embedded default is in use
@@ -238,8 +239,8 @@ def cross_check(config: HostConfig | RemoteDocument) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class RemoteDocument:
+@dataclass(frozen=True, eq=False, repr=False)
+class RemoteDocument(View):
     """The config document a control plane serves (JSON): the host's sidecar, loop and plugin
     sections plus the poll interval. On a joined host its active slot replaces those sections of
     the local file; the local file keeps the host-level settings."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from console.engine.liveness import CONTINUABLE, Liveness
+from console.engine.views import View
 
 MAX_CONTINUATIONS = 2
 SUMMARY_MAX = 8000
@@ -14,8 +15,8 @@ SECTION_MAX = 1200
 EXHAUSTED = "continuation attempts exhausted"
 
 
-@dataclass(frozen=True)
-class NextStep:
+@dataclass(frozen=True, eq=False, repr=False)
+class NextStep(View):
     kind: str  # "continue" | "escalate" | "none"
     attempt: int = 0  # the continuation attempt number to queue (1 or 2)
 
@@ -29,8 +30,8 @@ def after_run(liveness: Liveness, continuation_attempt: int) -> NextStep:
     return NextStep("continue", continuation_attempt + 1)
 
 
-@dataclass(frozen=True)
-class RunLine:
+@dataclass(frozen=True, eq=False, repr=False)
+class RunLine(View):
     run_id: str
     status: str
     stop_reason: str

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import MISSING, dataclass
 from typing import Any, TypeVar, Union
 
+from console.engine.views import View
+
 T = TypeVar("T")
 
 # A field validator returns None when the value is fine, else what was expected.
@@ -228,8 +230,8 @@ def _mapping(value_tp: Any) -> Decoder:
     return mapping
 
 
-@dataclass(frozen=True)
-class _Field:
+@dataclass(frozen=True, eq=False, repr=False)
+class _Field(View):
     name: str
     decode: Decoder
     required: bool

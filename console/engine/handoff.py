@@ -12,11 +12,13 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from console.engine.views import View
+
 MAX_HANDOFF_BYTES = 256 * 1024
 
 
-@dataclass(frozen=True)
-class Evidence:
+@dataclass(frozen=True, eq=False, repr=False)
+class Evidence(View):
     files_changed: list[str] = field(default_factory=list)
     commits: list[str] = field(default_factory=list)
     artifacts: list[str] = field(default_factory=list)
@@ -26,8 +28,8 @@ class Evidence:
         return bool(self.files_changed or self.commits or self.artifacts)
 
 
-@dataclass(frozen=True)
-class Handoff:
+@dataclass(frozen=True, eq=False, repr=False)
+class Handoff(View):
     summary: str = ""
     next_action: str = ""
     actionability: str = ""  # done | runnable | blocked | approval_required | "" (unsaid)

@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from console.engine.errors import LeaseError
+from console.engine.views import View
 
 
-@dataclass(frozen=True)
-class Holder:
+@dataclass(frozen=True, eq=False, repr=False)
+class Holder(View):
     pid: int
     uid: int
     started_at: float

@@ -12,6 +12,7 @@ from typing import Any
 
 from console.engine.snapshot import RunView
 from console.engine.store import RUN_KIND, Store
+from console.engine.views import View
 
 SNAPSHOT_RUNS = 50  # the newest runs a snapshot carries; the ledger itself is never loaded whole
 
@@ -45,8 +46,8 @@ def _encode(value: int, width: int) -> str:
     return "".join(reversed(chars))
 
 
-@dataclass(frozen=True)
-class RunRecord:
+@dataclass(frozen=True, eq=False, repr=False)
+class RunRecord(View):
     id: str
     loop_id: str
     status: str

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from console.engine.handoff import Handoff
+from console.engine.views import View
 
 LIVENESS_REASON_MAX = 500
 
@@ -50,8 +51,8 @@ class Liveness(StrEnum):
 CONTINUABLE = (Liveness.PLAN_ONLY, Liveness.EMPTY_RESPONSE)
 
 
-@dataclass(frozen=True)
-class Ending:
+@dataclass(frozen=True, eq=False, repr=False)
+class Ending(View):
     """What the shell observed when the window closed."""
 
     exit_code: int | None = None  # None: no exit status (lost, detached, never started)
@@ -92,8 +93,8 @@ def stop_reason(end: Ending, handoff: Handoff) -> StopReason:
     return StopReason.ADAPTER_FAILED
 
 
-@dataclass(frozen=True)
-class Verdict:
+@dataclass(frozen=True, eq=False, repr=False)
+class Verdict(View):
     liveness: Liveness
     reason: str  # <= 500 characters, one line
 

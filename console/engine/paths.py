@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from console.engine.errors import StateDirError
+from console.engine.views import View
 
 # sockaddr_un.sun_path is 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
 
 
-@dataclass(frozen=True)
-class Paths:
+@dataclass(frozen=True, eq=False, repr=False)
+class Paths(View):
     state_dir: Path
     config_path: Path
     config_explicit: bool  # given by --config: then a missing file is an error, not the embedded default

@@ -8,10 +8,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from console.engine.atomic import atomic_write_json
+from console.engine.views import View
 
 
-@dataclass(frozen=True)
-class PidRecord:
+@dataclass(frozen=True, eq=False, repr=False)
+class PidRecord(View):
     pid: int
     pgid: int
     session_token: str

@@ -28,6 +28,7 @@ from console.engine.atomic import atomic_write_json, fsync_dir
 from console.engine.clock import Clock
 from console.engine.config import HostConfig, LoopConfig, PluginConfig, SidecarConfig
 from console.engine.store import Store
+from console.engine.views import View
 
 log = logging.getLogger("loopctl.plugins")
 
@@ -67,8 +68,8 @@ def sha256_file(path: Path) -> str:
 # -- what is installed ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Installed:
+@dataclass(frozen=True, eq=False, repr=False)
+class Installed(View):
     name: str
     version: str
     sha256: str  # "" when the directory has no valid record (not a complete install)
@@ -104,8 +105,8 @@ def is_installed(root: Path, plugin: PluginConfig) -> bool:
 # -- reconcile, decided purely -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Plan:
+@dataclass(frozen=True, eq=False, repr=False)
+class Plan(View):
     install: list[PluginConfig] = field(default_factory=list)
     remove: list[Installed] = field(default_factory=list)
 

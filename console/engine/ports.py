@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 import psutil
 
+from console.engine.views import View
 
-@dataclass(frozen=True)
-class PortHolder:
+
+@dataclass(frozen=True, eq=False, repr=False)
+class PortHolder(View):
     pid: int | None  # None when the kernel shows a listener but not its process (another user's)
     program: str
     cmdline: list[str]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from console.engine.views import View
+
 PROBATION_FLOOR = 120.0
 BAD_BACKOFF_BASE = 600.0
 BAD_BACKOFF_CAP = 86400.0
@@ -39,15 +41,15 @@ def bad_backoff(count: int) -> float:
     return min(BAD_BACKOFF_CAP, BAD_BACKOFF_BASE * 2.0 ** max(0, count - 1))
 
 
-@dataclass(frozen=True)
-class SlotInfo:
+@dataclass(frozen=True, eq=False, repr=False)
+class SlotInfo(View):
     name: str  # "a" | "b"
     etag: str
     intact: bool  # the document parses and its digest is the one its etag file recorded
 
 
-@dataclass(frozen=True)
-class Marker:
+@dataclass(frozen=True, eq=False, repr=False)
+class Marker(View):
     """Written before the pointer flips: probation for `etag` in `slot`, until `deadline`."""
 
     slot: str
@@ -58,8 +60,8 @@ class Marker:
     previous_etag: str | None = None
 
 
-@dataclass(frozen=True)
-class Bad:
+@dataclass(frozen=True, eq=False, repr=False)
+class Bad(View):
     etag: str
     count: int
     until: float  # re-applying it is refused until then
@@ -94,8 +96,8 @@ def rollback_target(active: SlotInfo | None, other: SlotInfo | None, marker: Mar
     return other.name
 
 
-@dataclass(frozen=True)
-class Decision:
+@dataclass(frozen=True, eq=False, repr=False)
+class Decision(View):
     outcome: Boot
     reason: str = ""  # the rollback reason (probation_expired, validation_failed) when there is one
     flip_to: str | None = None

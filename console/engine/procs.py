@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from console.engine.views import View
 from console.engine.waiting import sleep_unless
 
 if TYPE_CHECKING:
@@ -82,8 +83,8 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class Identity:
+@dataclass(frozen=True, eq=False, repr=False)
+class Identity(View):
     """What identifies one process across pid reuse."""
 
     pid: int

@@ -26,6 +26,7 @@ from console.engine.procs import (
     signal_group,
     wait_gone,
 )
+from console.engine.views import View
 
 TOKEN_VARIABLE = "LOOPCTL_SIDECAR_TOKEN"
 RECLAIM_WAIT_SECONDS = 2.0  # at most this long for the old process to go and its port to free
@@ -86,8 +87,8 @@ def ownership_verdict(record: PidRecord | CorruptPidFile | None, live: Identity 
     return Verdict.OURS, f"pid {record.pid} matches the PID file (boot, start time, command)"
 
 
-@dataclass(frozen=True)
-class ReclaimResult:
+@dataclass(frozen=True, eq=False, repr=False)
+class ReclaimResult(View):
     outcome: Outcome
     detail: str
     pid: int | None = None

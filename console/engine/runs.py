@@ -23,6 +23,7 @@ from console.engine.liveness import Ending
 from console.engine.outputs import read_tail
 from console.engine.procs import boot_time, end_group, identify
 from console.engine.store import RUN_KIND, Store
+from console.engine.views import View
 from console.engine.waiting import sleep_unless
 
 RUN_ID_VARIABLE = "LOOPCTL_RUN_ID"  # also the proof, in a process's environment, that it belongs to a run
@@ -30,8 +31,8 @@ STOP_GRACE = 2.0  # TERM, this long, then KILL
 ACTIVITY_SAMPLE = 5.0  # how often a running run's handoff is looked at for activity
 
 
-@dataclass(frozen=True)
-class Observed:
+@dataclass(frozen=True, eq=False, repr=False)
+class Observed(View):
     """What one execution window came to, as seen from outside."""
 
     ending: Ending

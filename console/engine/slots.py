@@ -22,12 +22,13 @@ from console.engine.atomic import atomic_write, atomic_write_json, fsync_dir
 from console.engine.decoding import DecodeError, decode, encode
 from console.engine.probation import Bad, Marker, SlotInfo
 from console.engine.remote_records import ApplyRecord, BootRecord, PollRecord, Rollback
+from console.engine.views import View
 
 SLOTS = ("a", "b")
 
 
-@dataclass(frozen=True)
-class ControlState:
+@dataclass(frozen=True, eq=False, repr=False)
+class ControlState(View):
     marker: Marker | None = None
     bad: Bad | None = None
     last_rollback: Rollback | None = None

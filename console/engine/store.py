@@ -26,6 +26,7 @@ from urllib.parse import quote
 from console.engine.clock import Clock
 from console.engine.errors import StoreError
 from console.engine.transitions import Transition, TransitionBus
+from console.engine.views import View
 
 # Each entry migrates from version i to i+1. Never edit a shipped entry: append a new one.
 MIGRATIONS: tuple[str, ...] = (
@@ -102,8 +103,8 @@ RUN_COLUMNS = frozenset({
 })
 
 
-@dataclass(frozen=True)
-class ThingRecord:
+@dataclass(frozen=True, eq=False, repr=False)
+class ThingRecord(View):
     kind: str
     name: str
     state: str

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from console.engine.ports import mentions_address_in_use
+from console.engine.views import View
 
 STABILITY_SECONDS = 5.0  # ready this long resets the restart count
 BACKOFF_FIRST = 1.0
@@ -23,8 +24,8 @@ class FailureReason(StrEnum):
     SPAWN_ERROR = "spawn_error"
 
 
-@dataclass(frozen=True)
-class Failure:
+@dataclass(frozen=True, eq=False, repr=False)
+class Failure(View):
     reason: FailureReason
     text: str  # one line, names the sidecar's problem (not the sidecar: the caller prefixes it)
 

@@ -9,11 +9,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from console.engine.views import View
+
 log = logging.getLogger("loopctl.transitions")
 
 
-@dataclass(frozen=True)
-class Transition:
+@dataclass(frozen=True, eq=False, repr=False)
+class Transition(View):
     event_id: int
     at: float
     kind: str
@@ -28,8 +30,8 @@ Subscriber = Callable[[Transition], None]
 Unsubscribe = Callable[[], None]
 
 
-@dataclass(frozen=True)
-class _Subscription:
+@dataclass(frozen=True, eq=False, repr=False)
+class _Subscription(View):
     callback: Subscriber
     kind: str | None
     to: str | None

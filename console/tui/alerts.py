@@ -13,14 +13,15 @@ from typing import Literal
 
 from console.engine.snapshot import RunView, Snapshot
 from console.engine.tray import Level, Reason
+from console.engine.views import View
 from console.tui.format import stop_text
 
 FAILED_RUNS = frozenset({"failed", "timed_out"})  # cancelled is an operator's doing, not a failure
 LIMIT = 3  # toasts for one snapshot; a storm (every sidecar at once) gets a count instead of a wall
 
 
-@dataclass(frozen=True)
-class Alert:
+@dataclass(frozen=True, eq=False, repr=False)
+class Alert(View):
     text: str
     severity: Literal["error", "warning"]  # as Textual's toasts name them: down or a failed run; degraded
 

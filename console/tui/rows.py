@@ -12,6 +12,7 @@ from rich.text import Text
 
 from console.engine.snapshot import Snapshot
 from console.engine.tray import Level
+from console.engine.views import View
 from console.tui.format import ago, continuation_text, countdown, duration, liveness_badge, run_duration, stop_text
 
 Cell = str | Text
@@ -30,8 +31,8 @@ def state(value: str) -> Text:
     return Text(value, style=STATE_STYLES.get(value, ""))
 
 
-@dataclass(frozen=True)
-class Table:
+@dataclass(frozen=True, eq=False, repr=False)
+class Table(View):
     columns: tuple[tuple[str, str], ...]  # (key, label)
     rows: Callable[[Snapshot, float], list[Row]]
     newest_first: Callable[[Any], Any] | None = None  # sort key of the first column for newest-first tables

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import inspect
+import pkgutil
 
 import pytest
 
@@ -47,12 +49,31 @@ def test_a_view_stays_frozen():
         Shared("a").name = "b"  # type: ignore[misc]
 
 
+def _own_dataclasses(module):
+    return [c for _, c in inspect.getmembers(module, dataclasses.is_dataclass)
+            if isinstance(c, type) and c.__module__ == module.__name__]
+
+
 @pytest.mark.parametrize("module", [snapshot, tray, remote_records], ids=lambda m: m.__name__)
-def test_every_snapshot_dataclass_is_a_view_that_generates_none_of_the_three(module):
-    classes = [c for _, c in inspect.getmembers(module, dataclasses.is_dataclass)
-               if isinstance(c, type) and c.__module__ == module.__name__]
-    assert classes
-    for cls in classes:
-        assert issubclass(cls, View), cls
-        assert not {"__eq__", "__repr__", "__hash__"} & set(vars(cls)), f"{cls.__name__} generates its own"
-        assert cls.__dataclass_params__.frozen, cls
+def test_every_snapshot_dataclass_is_a_frozen_view(module):
+    classes = _own_dataclasses(module)
+    assert classes and all(issubclass(cls, View) and cls.__dataclass_params__.frozen for cls in classes)
+
+
+def test_no_frozen_dataclass_anywhere_in_loopctl_generates_equality_hash_or_repr():
+    """Each one generated costs its module's import (the console's first frame, `--once`, the engine's
+    start): a frozen dataclass is a View instead."""
+    import console
+
+    found = []
+    for info in pkgutil.walk_packages(console.__path__, "console."):
+        if info.name.endswith("__main__"):  # importing it runs loopctl
+            continue
+        module = importlib.import_module(info.name)
+        for cls in _own_dataclasses(module):
+            if cls.__dataclass_params__.frozen:
+                found.append(cls)
+                assert issubclass(cls, View), f"{cls.__module__}.{cls.__name__} is not a View"
+                assert not {"__eq__", "__repr__", "__hash__"} & set(vars(cls)), \
+                    f"{cls.__module__}.{cls.__name__} generates its own (declare eq=False, repr=False)"
+    assert len(found) > 40
