@@ -13,7 +13,8 @@ Exit 1 if a target is missed.
 loopctl's own bytecode is compiled first, as Python does on a console's first start (and pip does at
 install for Textual). Where PYTHONDONTWRITEBYTECODE is set, an editable install never gets that
 bytecode and every start compiles loopctl again: the line "without bytecode" measures that case (a
-copy of the package without __pycache__).
+copy of the package without __pycache__, on PYTHONPATH). The console is started as the README installs
+it: `.venv/bin/loopctl`, from a directory of its own.
 """
 
 from __future__ import annotations
@@ -116,15 +117,17 @@ def main() -> int:
         # Killing tmux's last session stops its server, and a new session started right then races the
         # dying server ("server exited unexpectedly"). A keeper session holds the server up throughout.
         tmux("new-session", "-d", "-s", "keeper", "sleep 86400", check=True)
-        console_cmd = f"env LOOPCTL_HOME={state} {' '.join(LOOPCTL)} --config {cfg}"
+        # As an operator starts it: the installed `loopctl` (README), from a directory of its own.
+        script = Path(sys.executable).parent / "loopctl"
+        program = str(script) if script.exists() else " ".join(LOOPCTL)
+        console_cmd = f"env -C {work} LOOPCTL_HOME={state} {program} --config {cfg}"
         floor_script = work / "floor.py"
         floor_script.write_text(FLOOR_APP)
         package = Path(__file__).resolve().parents[2] / "console"
         compileall.compile_dir(package, quiet=1)
         cold = work / "cold"
         shutil.copytree(package, cold / "console", ignore=shutil.ignore_patterns("__pycache__"))
-        # `python -m` imports from its working directory first: run it from the copy.
-        cold_cmd = (f"cd {cold} && env PYTHONDONTWRITEBYTECODE=1 LOOPCTL_HOME={state} {' '.join(LOOPCTL)} "
+        cold_cmd = (f"env -C {work} PYTHONDONTWRITEBYTECODE=1 PYTHONPATH={cold} LOOPCTL_HOME={state} {program} "
                     f"--config {cfg}")
         firsts, floors, colds = [], [], []
         for _ in range(11):  # interleaved: this machine's speed drifts, and all must see the same drift
