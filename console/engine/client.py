@@ -32,21 +32,29 @@ def request(socket_path: Path, op: str, *, timeout: float = DEFAULT_TIMEOUT, **f
             return None
         except PermissionError:
             raise NotPermitted(str(socket_path)) from None
-        try:
-            sock.sendall(encode_line({"id": 1, "op": op, **fields}))
-            line, _rest = read_line(sock)
-        except TimeoutError:
-            raise OwnerUnavailable(
-                f"the engine on {socket_path} did not answer within {timeout:g} s: it may be hung; "
-                f"check `loopctl run` logs"
-            ) from None
-        except ConnectionError as exc:
-            raise OwnerUnavailable(f"the engine on {socket_path} hung up ({exc}): try again") from None
-        if line is None:
-            raise OwnerUnavailable(f"the engine on {socket_path} closed the connection without answering")
-        return decode_line(line)
+        answer, _rest = exchange(sock, socket_path, {"id": 1, "op": op, **fields}, timeout)
+        return answer
     finally:
         sock.close()
+
+
+def exchange(sock: socket.socket, socket_path: Path, message: dict[str, Any],
+             timeout: float) -> tuple[dict[str, Any], bytes]:
+    """Send one request on a connected socket and read its answer: the answer, and whatever arrived
+    after it (a watch's next snapshot). A hung or vanished engine is a one-line OwnerUnavailable."""
+    try:
+        sock.sendall(encode_line(message))
+        line, rest = read_line(sock)
+    except TimeoutError:
+        raise OwnerUnavailable(
+            f"the engine on {socket_path} did not answer within {timeout:g} s: it may be hung; "
+            f"check `loopctl run` logs"
+        ) from None
+    except ConnectionError as exc:
+        raise OwnerUnavailable(f"the engine on {socket_path} hung up ({exc}): try again") from None
+    if line is None:
+        raise OwnerUnavailable(f"the engine on {socket_path} closed the connection without answering")
+    return decode_line(line), rest
 
 
 def read_line(sock: socket.socket) -> tuple[bytes | None, bytes]:

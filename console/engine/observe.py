@@ -24,7 +24,7 @@ from console.engine.snapshot import (
     host_view,
     things_view,
 )
-from console.engine.tray import unloadable_config_reason
+from console.engine.tray import CONFIG_FILE, unloadable_config_reason
 
 if TYPE_CHECKING:
     from console.engine.config import LoadedConfig
@@ -57,7 +57,7 @@ def current_snapshot(paths: Paths, loaded: LoadedConfig | ConfigError, clock: Cl
                 err = answer.get("error") or {}
                 raise OwnerUnavailable(f"the engine on {paths.socket} refused: {err.get('message', err)}")
             snap = Snapshot.from_dict(answer["snapshot"])
-            said = any(r.subject == "config:file" for r in snap.tray.reasons)  # the engine refused it already
+            said = any(r.subject == CONFIG_FILE for r in snap.tray.reasons)  # the engine refused it already
             if isinstance(loaded, ConfigError) and not said:
                 return snap.with_reasons(unloadable_config_reason(loaded.message, snap.engine.pid))
             return snap

@@ -125,6 +125,9 @@ def config_reasons(*, configured_count: int, config_path: str, config_present: b
     )]
 
 
+CONFIG_FILE = "config:file"  # the subject of what is wrong with the host's config file
+
+
 def unloadable_config_reason(problem: str, engine_pid: int | None) -> Reason:
     """The config file on disk no longer loads while an engine runs: nothing is wrong yet, but the next
     start (a reboot, a crash, a deploy) will refuse it."""
@@ -134,7 +137,7 @@ def unloadable_config_reason(problem: str, engine_pid: int | None) -> Reason:
         code="config_unloadable",
         text=f"the config file does not load ({problem}); {engine} keeps running the config it started with",
         action="fix the file before the engine restarts; `systemctl reload loopctl` (SIGHUP) then applies it",
-        subject="config:file",
+        subject=CONFIG_FILE,
     )
 
 
@@ -145,7 +148,7 @@ def reload_refused_reason(problem: str) -> Reason:
         code="config_reload_refused",
         text=f"config reload refused ({problem}); the engine keeps running the config it had",
         action="fix the file, then `systemctl reload loopctl` (SIGHUP) again",
-        subject="config:file",
+        subject=CONFIG_FILE,
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from console.engine.client import DEFAULT_TIMEOUT, read_line
+from console.engine.client import DEFAULT_TIMEOUT, exchange
 from console.engine.errors import OwnerUnavailable
 from console.engine.protocol import MAX_RESPONSE_BYTES, decode_line, encode_line
 from console.engine.snapshot import Snapshot
@@ -72,15 +72,8 @@ class EarlyWatch:
         try:
             sock.settimeout(self.timeout)
             self._connect(sock)
-            sock.sendall(encode_line(WATCH))
-            try:
-                line, self._rest = read_line(sock)
-            except TimeoutError:
-                raise OwnerUnavailable(f"the engine on {self.socket_path} did not answer within {self.timeout:g} s: "
-                                       f"it may be hung; check `loopctl run` logs") from None
-            if line is None:
-                raise OwnerUnavailable(f"the engine on {self.socket_path} closed the connection without answering")
-            self._first = _snapshot_of(decode_line(line))
+            answer, self._rest = exchange(sock, self.socket_path, WATCH, self.timeout)
+            self._first = _snapshot_of(answer)
             sock.setblocking(False)
             self._sock = sock
         except BaseException as exc:  # handed to the event loop's side, raised there
