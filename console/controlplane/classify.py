@@ -4,7 +4,6 @@ revived it; and a revival sent for a loop whose runner was dead."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 from console.engine.views import View
@@ -26,14 +25,12 @@ class Why(StrEnum):
     GONE = "gone"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Provenance(View):
     managed: bool  # created by this host and bound to its key (else: a user's token)
     runner_alive: bool  # the loop's local runner process is alive and verified ours
     key_available: bool  # the host key can sign a proof
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Verdict(View):
     outcome: Outcome
     why: Why | None = None

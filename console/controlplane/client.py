@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -22,7 +21,6 @@ TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=10.0, pool=3.0)
 DEADLINE = 30.0
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Answer(View):
     """One exchange as the classifier needs it: a status, or the kind of failure there was instead."""
 
@@ -35,7 +33,6 @@ class Answer(View):
         return classify(self.status, self.failure, provenance)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class ConfigFetch(View):
     """One config GET: the status and, for a 200, the document bytes and their strong ETag."""
 

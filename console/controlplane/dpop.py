@@ -12,7 +12,6 @@ import hashlib
 import json
 import secrets
 import time
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -79,7 +78,6 @@ class ReplayCache:
         self._seen[jti] = now
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Verified(View):
     jkt: str  # thumbprint of the key that signed
     jti: str

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import calendar
 import time
-from dataclasses import dataclass
 
 from console.engine.views import View
 
@@ -40,7 +39,6 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Streak(View):
     """Consecutive outcomes that lengthen the wait; any success resets both."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from console.engine.views import View
@@ -29,7 +28,6 @@ class ActionError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Target(View):
     kind: str
     name: str

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import socket
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 from typing import Literal
 
@@ -25,7 +25,6 @@ def _host_name(value: str) -> str | None:
     return "a host name (1 to 253 characters, no surrounding spaces)"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class HostSection(View):
     name: str = check(_host_name, default="")  # "" means the machine's host name
 
@@ -46,7 +45,6 @@ def _health(value: str) -> str | None:
     return "'tcp' or an http:// URL"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class SidecarConfig(View):
     """A long-running helper service the agents need (DESIGN section 3 has the defaults)."""
 
@@ -69,7 +67,6 @@ class SidecarConfig(View):
         return "tcp" if self.port else "process"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class LoopConfig(View):
     """A long-lived agent job, run locally as a series of runs (the control plane comes later)."""
 
@@ -109,7 +106,6 @@ def _sha256(value: str) -> str | None:
     return "a sha256 digest: 64 lowercase hex digits, optionally prefixed 'sha256:'"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class PluginConfig(View):
     """A hash-pinned artifact (tar or zip), installed under <state>/plugins/<name>/<version>/."""
 
@@ -123,7 +119,6 @@ class PluginConfig(View):
         return self.artifact_hash.removeprefix("sha256:")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class ControlPlaneSection(View):
     """Written by `loopctl join`: where the control plane is and who this host is there."""
 
@@ -135,7 +130,6 @@ class ControlPlaneSection(View):
     poll_interval_seconds: float = check(in_range(5, 3600, "seconds"), default=300.0)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class HostConfig(View):
     host: HostSection = field(default_factory=HostSection)
     control_plane: ControlPlaneSection | None = None
@@ -159,7 +153,6 @@ class HostConfig(View):
         return len(self.sidecar) + len(self.loop) + len(self.plugin)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class LoadedConfig(View):
     config: HostConfig
     path: Path
@@ -239,7 +232,6 @@ def cross_check(config: HostConfig | RemoteDocument) -> str | None:
     return None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class RemoteDocument(View):
     """The config document a control plane serves (JSON): the host's sidecar, loop and plugin
     sections plus the poll interval. On a joined host its active slot replaces those sections of

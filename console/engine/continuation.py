@@ -4,8 +4,6 @@ Pure functions; the scheduler persists what they decide."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from console.engine.liveness import CONTINUABLE, Liveness
 from console.engine.views import View
 
@@ -15,7 +13,6 @@ SECTION_MAX = 1200
 EXHAUSTED = "continuation attempts exhausted"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class NextStep(View):
     kind: str  # "continue" | "escalate" | "none"
     attempt: int = 0  # the continuation attempt number to queue (1 or 2)
@@ -30,7 +27,6 @@ def after_run(liveness: Liveness, continuation_attempt: int) -> NextStep:
     return NextStep("continue", continuation_attempt + 1)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class RunLine(View):
     run_id: str
     status: str

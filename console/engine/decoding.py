@@ -230,7 +230,6 @@ def _mapping(value_tp: Any) -> Decoder:
     return mapping
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class _Field(View):
     name: str
     decode: Decoder

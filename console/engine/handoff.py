@@ -9,7 +9,7 @@ liveness classifier turns into a verdict like any other.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from console.engine.views import View
@@ -17,7 +17,6 @@ from console.engine.views import View
 MAX_HANDOFF_BYTES = 256 * 1024
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Evidence(View):
     files_changed: list[str] = field(default_factory=list)
     commits: list[str] = field(default_factory=list)
@@ -28,7 +27,6 @@ class Evidence(View):
         return bool(self.files_changed or self.commits or self.artifacts)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Handoff(View):
     summary: str = ""
     next_action: str = ""

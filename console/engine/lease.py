@@ -13,14 +13,13 @@ import fcntl
 import json
 import os
 import pwd
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from console.engine.errors import LeaseError
 from console.engine.views import View
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Holder(View):
     pid: int
     uid: int

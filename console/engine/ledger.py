@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 from console.engine.snapshot import RunView
@@ -46,7 +46,6 @@ def _encode(value: int, width: int) -> str:
     return "".join(reversed(chars))
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class RunRecord(View):
     id: str
     loop_id: str

@@ -6,7 +6,6 @@ scheduler can tell an agent that is advancing from one that only writes plans or
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 from console.engine.handoff import Handoff
@@ -51,7 +50,6 @@ class Liveness(StrEnum):
 CONTINUABLE = (Liveness.PLAN_ONLY, Liveness.EMPTY_RESPONSE)
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Ending(View):
     """What the shell observed when the window closed."""
 
@@ -93,7 +91,6 @@ def stop_reason(end: Ending, handoff: Handoff) -> StopReason:
     return StopReason.ADAPTER_FAILED
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Verdict(View):
     liveness: Liveness
     reason: str  # <= 500 characters, one line

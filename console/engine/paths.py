@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 from console.engine.errors import StateDirError
@@ -14,7 +13,6 @@ from console.engine.views import View
 MAX_SOCKET_PATH = 107
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Paths(View):
     state_dir: Path
     config_path: Path

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from console.engine.atomic import atomic_write_json
 from console.engine.views import View
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class PidRecord(View):
     pid: int
     pgid: int

@@ -20,7 +20,7 @@ import stat
 import tarfile
 import zipfile
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -68,7 +68,6 @@ def sha256_file(path: Path) -> str:
 # -- what is installed ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Installed(View):
     name: str
     version: str
@@ -105,7 +104,6 @@ def is_installed(root: Path, plugin: PluginConfig) -> bool:
 # -- reconcile, decided purely -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Plan(View):
     install: list[PluginConfig] = field(default_factory=list)
     remove: list[Installed] = field(default_factory=list)

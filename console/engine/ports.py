@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
-from dataclasses import dataclass
 
 import psutil
 
 from console.engine.views import View
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class PortHolder(View):
     pid: int | None  # None when the kernel shows a listener but not its process (another user's)
     program: str

@@ -8,7 +8,6 @@ rollback "target" that was the bad document itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 from console.engine.views import View
@@ -41,14 +40,12 @@ def bad_backoff(count: int) -> float:
     return min(BAD_BACKOFF_CAP, BAD_BACKOFF_BASE * 2.0 ** max(0, count - 1))
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class SlotInfo(View):
     name: str  # "a" | "b"
     etag: str
     intact: bool  # the document parses and its digest is the one its etag file recorded
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Marker(View):
     """Written before the pointer flips: probation for `etag` in `slot`, until `deadline`."""
 
@@ -60,7 +57,6 @@ class Marker(View):
     previous_etag: str | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Bad(View):
     etag: str
     count: int
@@ -96,7 +92,6 @@ def rollback_target(active: SlotInfo | None, other: SlotInfo | None, marker: Mar
     return other.name
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Decision(View):
     outcome: Boot
     reason: str = ""  # the rollback reason (probation_expired, validation_failed) when there is one

@@ -13,7 +13,6 @@ import os
 import signal
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -83,7 +82,6 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Identity(View):
     """What identifies one process across pid reuse."""
 

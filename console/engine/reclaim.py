@@ -11,7 +11,6 @@ import asyncio
 import os
 import signal
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -87,7 +86,6 @@ def ownership_verdict(record: PidRecord | CorruptPidFile | None, live: Identity 
     return Verdict.OURS, f"pid {record.pid} matches the PID file (boot, start time, command)"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class ReclaimResult(View):
     outcome: Outcome
     detail: str

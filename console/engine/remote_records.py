@@ -6,12 +6,9 @@ before its first frame, does not build what only the engine decides with.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from console.engine.views import View
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Rollback(View):
     etag: str
     reason: str
@@ -21,7 +18,6 @@ class Rollback(View):
     to_etag: str | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class ApplyRecord(View):
     etag: str
     result: str  # applied | noop_same_etag | skipped_bad_etag | an apply error code
@@ -29,14 +25,12 @@ class ApplyRecord(View):
     detail: str = ""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class BootRecord(View):
     outcome: str
     at: float
     detail: str = ""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class PollRecord(View):
     at: float
     result: str  # ok | not_modified | no_remote_config | rate_limited | an error code

@@ -31,7 +31,6 @@ STOP_GRACE = 2.0  # TERM, this long, then KILL
 ACTIVITY_SAMPLE = 5.0  # how often a running run's handoff is looked at for activity
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Observed(View):
     """What one execution window came to, as seen from outside."""
 

@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from console.engine.atomic import atomic_write, atomic_write_json, fsync_dir
@@ -27,7 +26,6 @@ from console.engine.views import View
 SLOTS = ("a", "b")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class ControlState(View):
     marker: Marker | None = None
     bad: Bad | None = None

@@ -7,7 +7,7 @@ different loopctl versions can still talk.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any
 
 from console.engine.decoding import DecodeError, decode, encode
@@ -35,7 +35,6 @@ if TYPE_CHECKING:  # type-only: `--once` against a running engine must not load 
 SNAPSHOT_SCHEMA = 1
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class HostView(View):
     name: str
     state_dir: str
@@ -44,7 +43,6 @@ class HostView(View):
     configured_count: int
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class EngineView(View):
     running: bool
     source: str  # "owner": served by the running engine; "offline": read from the state dir
@@ -56,7 +54,6 @@ class EngineView(View):
     last_stop_clean: bool | None = None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class ThingView(View):
     kind: str
     name: str
@@ -70,14 +67,12 @@ class ThingView(View):
         return f"{self.kind}:{self.name}"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class PortHolderView(View):
     pid: int | None
     program: str
     ours: bool  # launched by an earlier loopctl engine (reclaimable), else foreign
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class SidecarView(View):
     """One sidecar as the operator sees it. Everything but the output tail is also stored with each
     transition, so a snapshot read from disk shows the last known picture."""
@@ -106,7 +101,6 @@ class SidecarView(View):
         return f"sidecar:{self.name}"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class LoopView(View):
     id: str
     state: str = "active"  # active | escalated | disabled (paused, transient, finalized come with the control plane)
@@ -127,7 +121,6 @@ class LoopView(View):
         return f"loop:{self.id}"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class RunView(View):
     id: str
     loop_id: str
@@ -158,7 +151,6 @@ class RunView(View):
         return f"run:{self.id}"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class ControlPlaneView(View):
     url: str
     host_id: str
@@ -167,7 +159,6 @@ class ControlPlaneView(View):
     last_error: str = ""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class PluginView(View):
     name: str
     version: str
@@ -175,7 +166,6 @@ class PluginView(View):
     reason: str = ""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class RemoteConfigView(View):
     """The host's remote config as the operator needs it: what runs, whether it is on probation,
     what was refused or rolled back and why, and how the last poll went."""
@@ -199,7 +189,6 @@ class RemoteConfigView(View):
     host_status: str = ""
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class EventView(View):
     id: int
     at: float
@@ -210,7 +199,6 @@ class EventView(View):
     reason: str
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Snapshot(View):
     schema: int
     generated_at: float

@@ -18,7 +18,6 @@ import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -103,7 +102,6 @@ RUN_COLUMNS = frozenset({
 })
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class ThingRecord(View):
     kind: str
     name: str

@@ -6,7 +6,6 @@ The runner (sidecars.py) does the effects and asks these what to do.
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
 from enum import StrEnum
 
 from console.engine.ports import mentions_address_in_use
@@ -24,7 +23,6 @@ class FailureReason(StrEnum):
     SPAWN_ERROR = "spawn_error"
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Failure(View):
     reason: FailureReason
     text: str  # one line, names the sidecar's problem (not the sidecar: the caller prefixes it)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from console.engine.views import View
@@ -14,7 +14,6 @@ from console.engine.views import View
 log = logging.getLogger("loopctl.transitions")
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Transition(View):
     event_id: int
     at: float
@@ -30,7 +29,6 @@ Subscriber = Callable[[Transition], None]
 Unsubscribe = Callable[[], None]
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class _Subscription(View):
     callback: Subscriber
     kind: str | None

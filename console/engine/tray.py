@@ -7,7 +7,7 @@ level `ok` are notes (for instance "nothing configured"): shown, but they never 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -66,7 +66,6 @@ CODE_PRIORITY: dict[str, int] = {
 DEFAULT_PRIORITY = 50
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Reason(View):
     level: Level
     code: str
@@ -75,7 +74,6 @@ class Reason(View):
     subject: str = ""  # "kind:name" of the thing it is about, "" for the host
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Tray(View):
     state: Level
     reasons: list[Reason] = field(default_factory=list)

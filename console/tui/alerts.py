@@ -8,7 +8,6 @@ has its own message and take-over offer, not a burst of toasts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal
 
 from console.engine.snapshot import RunView, Snapshot
@@ -20,7 +19,6 @@ FAILED_RUNS = frozenset({"failed", "timed_out"})  # cancelled is an operator's d
 LIMIT = 3  # toasts for one snapshot; a storm (every sidecar at once) gets a count instead of a wall
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Alert(View):
     text: str
     severity: Literal["error", "warning"]  # as Textual's toasts name them: down or a failed run; degraded

@@ -44,6 +44,7 @@ from console.tui.widgets.tray_bar import TrayBar
 if TYPE_CHECKING:  # what only some paths need is imported there: the first frame pays for none of it
     from textual.command import Provider
     from textual.driver import Driver
+    from textual.notifications import SeverityLevel
 
     from console.engine.config import LoadedConfig
 
@@ -222,6 +223,12 @@ class LoopctlApp(App[int]):
             self.notify("This console now owns the host.", timeout=10)
         self.role = self.source.role
         self.run_worker(self._follow(), name="feed", exclusive=True, group="feed")
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """A toast as written: its text comes from the host (errors, paths, commands), and read as
+        markup `[/var/lib/x]` would raise and stop the console, and `[@click=...]` would be an action."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     async def on_unmount(self) -> None:
         await self.source.close()

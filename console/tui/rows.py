@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -31,7 +30,6 @@ def state(value: str) -> Text:
     return Text(value, style=STATE_STYLES.get(value, ""))
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class Table(View):
     columns: tuple[tuple[str, str], ...]  # (key, label)
     rows: Callable[[Snapshot, float], list[Row]]

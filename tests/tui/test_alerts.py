@@ -92,3 +92,22 @@ async def test_the_console_toasts_a_new_failure_and_not_the_ones_it_opened_on(tm
                                                          "fix the command", "sidecar:web")))
         await pilot.pause()
         assert [(n.message, n.severity) for n in app._notifications] == [("web: /usr/bin/web not found", "error")]
+
+
+async def test_a_toast_shows_the_hosts_text_as_written_and_the_console_keeps_running(tmp_path):
+    """Reason texts carry paths and command lines: read as markup, `[/var/lib/x]` raised and stopped
+    the console, `[pid 733]` vanished, and `[@click=...]` made the toast run an action when clicked."""
+    from textual.widgets._toast import Toast
+
+    from tests.tui.conftest import scenario_app
+
+    text = "web: [/var/lib/web] held by [pid 733]; see [@click=app.quit]here[/]"
+    app, source = scenario_app(tmp_path)
+    source.snapshot = healthy()
+    async with app.run_test(size=(100, 30), notifications=True) as pilot:
+        await wait_snapshot(pilot, app)
+        app.show_snapshot(with_reasons(healthy(), Reason(Level.DOWN, "spawn_error", text, "fix it", "sidecar:web")))
+        await pilot.pause(0.2)
+        assert app.is_running
+        [toast] = app.screen.query(Toast)
+        assert toast.render().plain == text

@@ -60,7 +60,7 @@ async def test_changes_are_pushed_and_the_selection_stays_on_its_row(tmp_path):
         owner.store.transition("sidecar", "db", "starting", "launch")
         await wait_snapshot(pilot, app, lambda s: len(s.events) == 4)
         assert table.row_count == 4 and table.selected_key == selected
-        assert table.get_row_at(0)[2] == "sidecar:db"  # newest first
+        assert table.get_row_at(0)[2].plain == "sidecar:db"  # newest first
 
 
 async def test_an_observer_sees_the_owner_go_and_can_take_over(host: Host):

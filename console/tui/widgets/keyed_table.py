@@ -1,12 +1,17 @@
 """A DataTable that takes the whole row set each time and changes only what changed, by row key:
 new rows are added, gone rows removed, changed cells updated in place. The cursor stays on the
-same row key, so a refresh never makes the selection jump (dolphie's approach)."""
+same row key, so a refresh never makes the selection jump (dolphie's approach).
+
+Cells and labels are shown as written. DataTable reads a `str` cell as Rich markup, and cells carry
+the host's own text (commands, paths, errors): `[/var/lib/x]` would raise and stop the console, and
+`[pid 733]` would vanish as an unknown style."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from rich.text import Text
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
@@ -22,7 +27,7 @@ class KeyedTable(DataTable[Cell]):
 
     def __init__(self, columns: tuple[tuple[str, str], ...], *,
                  newest_first: Callable[[Any], Any] | None = None, id: str | None = None) -> None:
-        """`newest_first`: the sort key of the first column's value, for tables listed newest first."""
+        """`newest_first`: the sort key of the first column's text, for tables listed newest first."""
         super().__init__(id=id, cursor_type="row")
         self._columns = columns
         self._newest_first = newest_first
@@ -37,7 +42,7 @@ class KeyedTable(DataTable[Cell]):
 
     def on_mount(self) -> None:
         for key, label in self._columns:
-            self.add_column(label, key=key)
+            self.add_column(Text(label), key=key)
         self.post_message(self.Mounted(self))
 
     @property
@@ -57,12 +62,12 @@ class KeyedTable(DataTable[Cell]):
         for key, cells in rows:
             old = self._cells.get(key)
             if old is None:
-                self.add_row(*cells, key=key)
+                self.add_row(*map(_shown, cells), key=key)
                 changed_membership = True
             elif old != cells:
                 for (column, _label), before, after in zip(self._columns, old, cells, strict=True):
                     if before != after:
-                        self.update_cell(key, column, after, update_width=True)
+                        self.update_cell(key, column, _shown(after), update_width=True)
             self._cells[key] = cells
         if changed_membership:
             self._order(rows)
@@ -73,13 +78,18 @@ class KeyedTable(DataTable[Cell]):
 
     def _order(self, rows: list[Row]) -> None:
         if self._newest_first is not None:
-            self.sort(self._columns[0][0], key=self._newest_first, reverse=True)
+            newest_first = self._newest_first
+            self.sort(self._columns[0][0], key=lambda cell: newest_first(cell.plain), reverse=True)
             return
         current = [str(k.value) for k in self.ordered_row_keys()]
         if current != [key for key, _ in rows]:  # small caller-ordered tables (ranked reasons): rebuild
             self.clear()
             for key, cells in rows:
-                self.add_row(*cells, key=key)
+                self.add_row(*map(_shown, cells), key=key)
 
     def ordered_row_keys(self) -> list[RowKey]:
         return [self.coordinate_to_cell_key(Coordinate(i, 0)).row_key for i in range(self.row_count)]
+
+
+def _shown(cell: Cell) -> Text:
+    return cell if isinstance(cell, Text) else Text(cell)
