@@ -138,7 +138,6 @@ class LoopctlApp(App[int]):
                         spec = TABLES[tab]
                         table = KeyedTable(spec.columns, newest_first=spec.newest_first, id=f"table-{tab}")
                         yield table if tab == "overview" else Lazy(table)  # mounted after the first frame
-        yield Input(placeholder="filter the rows (esc clears)", id="filter")
         yield DetailPane(id="detail")
         yield KeyBar(id="keys")
 
@@ -461,15 +460,23 @@ class LoopctlApp(App[int]):
 
         self.push_screen(HelpScreen())
 
-    def action_filter(self) -> None:
-        box = self._main.query_one("#filter", Input)
+    async def action_filter(self) -> None:
+        try:
+            box = self._main.query_one("#filter", Input)
+        except NoMatches:  # mounted on first use: the first frame has no need of it
+            box = Input(placeholder="filter the rows (esc clears)", id="filter")
+            await self._main.mount(box, before=self._main.query_one(DetailPane))
         box.add_class("shown")
         box.focus()
 
     def action_clear_filter(self) -> None:
-        box = self._main.query_one("#filter", Input)
-        box.value = ""
-        box.remove_class("shown")
+        try:
+            box = self._main.query_one("#filter", Input)
+        except NoMatches:
+            pass
+        else:
+            box.value = ""
+            box.remove_class("shown")
         self.filter_text = ""
         self._render(self.clock.time())
         self._focus_table()

@@ -173,6 +173,24 @@ async def test_slash_filters_rows_and_escape_clears(fixed_app):
         assert table.row_count == 7
 
 
+async def test_the_filter_box_is_made_on_first_use_and_escape_before_it_is_harmless(fixed_app):
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        assert not app.query("#filter")  # not part of the first frame
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.is_running and app.focused is app.query_one("#table-overview")
+        await pilot.press("slash", "x")
+        await pilot.pause()
+        [box] = app.query("#filter")
+        order = [child.id for child in app.screen.children]
+        assert order.index("filter") == order.index("detail") - 1 and box.has_focus and box.value == "x"
+        await pilot.press("escape", "slash")  # reopened: the same box, emptied
+        await pilot.pause()
+        assert app.query("#filter").only_one() is box and box.value == "" and box.has_focus
+
+
 async def test_question_mark_shows_every_key(fixed_app):
     app, _ = fixed_app
     async with app.run_test(size=SIZE) as pilot:
