@@ -32,7 +32,7 @@ from console.engine.snapshot import Snapshot
 from console.tui.alerts import new_failures
 from console.tui.detail import ticks
 from console.tui.format import duration
-from console.tui.rows import TABLES, counts, matches
+from console.tui.rows import SELECT_HINT, TABLES, counts, matches, placeholder
 from console.tui.selection import DESTRUCTIVE, applicable
 from console.tui.source import ObservedSource, OwnedSource, Source
 from console.tui.widgets.detail_pane import DetailPane
@@ -279,9 +279,8 @@ class LoopctlApp(App[int]):
         if full:  # a table out of sight (or not mounted yet) costs nothing until its tab is shown
             self._stale = set(TABLES)
         self._sync(self.active_tab(), now)
-        key = self.selected_key()
-        if full or ticks(snap, key):
-            self._main.query_one(DetailPane).show(snap, key, now)
+        if full or ticks(snap, self.selected_key()):
+            self._show_detail(now)
 
     def _sync(self, tab: str, now: float) -> None:
         table = self._table(tab)
@@ -310,8 +309,18 @@ class LoopctlApp(App[int]):
         if self.active_tab() in self._stale:
             self._sync(self.active_tab(), now)
         self._focus_table()
-        self._main.query_one(DetailPane).show(self.snapshot, self.selected_key(), now)
+        self._show_detail(now)
         self._refresh_keys()
+
+    def _show_detail(self, now: float) -> None:
+        """The selected row in full; with no row, why the tab's table is empty. The Config tab has no
+        rows, and its body takes the pane's room."""
+        tab = self.active_tab()
+        pane = self._main.query_one(DetailPane)
+        pane.display = tab in TABLES
+        table = self._table(tab)
+        empty = placeholder(tab, table.row_count, self.filter_text) if table is not None else SELECT_HINT
+        pane.show(self.snapshot, self.selected_key(), now, empty)
 
     def _counts(self, snap: Snapshot, now: float) -> list[Text]:
         engine = (f"engine pid {snap.engine.pid}, up {duration(now - snap.engine.started_at)}"
@@ -387,7 +396,7 @@ class LoopctlApp(App[int]):
     def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
         if not self._up():
             return
-        self._main.query_one(DetailPane).show(self.snapshot, self.selected_key(), self.clock.time())
+        self._show_detail(self.clock.time())
         self._refresh_keys()
 
     def on_data_table_row_selected(self, _event: DataTable.RowSelected) -> None:
@@ -399,13 +408,15 @@ class LoopctlApp(App[int]):
     def _refresh_keys(self) -> None:
         """The footer is rebuilt (every key a widget) on refresh_bindings: only when what the action keys
         offer actually changed, not on every snapshot or cursor move."""
-        *actions, demo = offered = (*(self.refusal(verb) is None for verb in ACTION_VERBS), self._empty_host())
+        filterable = self.active_tab() in TABLES
+        *actions, demo = offered = (*(self.refusal(verb) is None for verb in ACTION_VERBS), filterable,
+                                    self._empty_host())
         if offered != self._offered:
             self._offered = offered
             self.refresh_bindings()
-            enabled = dict(zip(ACTION_VERBS, actions, strict=True))
+            enabled = dict(zip([*ACTION_VERBS, "filter"], actions, strict=True))
             shown = [(b.key_display or KEY_NAMES.get(b.key, b.key), b.description,
-                      enabled.get(ACTION_KEYS.get(b.key, ""), True)) for b in self.BINDINGS
+                      enabled.get(ACTION_KEYS.get(b.key, b.action), True)) for b in self.BINDINGS
                      if isinstance(b, Binding) and (b.show or (b.action == "demo" and demo))]
             self._main.query_one(KeyBar).show(shown)
 
@@ -461,6 +472,9 @@ class LoopctlApp(App[int]):
         self.push_screen(HelpScreen())
 
     async def action_filter(self) -> None:
+        if self.active_tab() not in TABLES:
+            self.notify("filter refused: the Config tab has no rows to filter", severity="warning", timeout=6)
+            return
         try:
             box = self._main.query_one("#filter", Input)
         except NoMatches:  # mounted on first use: the first frame has no need of it

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from console.engine.snapshot import LoopView, RunView, SidecarView, Snapshot
 from console.tui.format import ago, clock_time, continuation_text, countdown, duration, liveness_badge, stop_text
-from console.tui.rows import state
+from console.tui.rows import SELECT_HINT, state
 
 CONTINUATION_PREVIEW = 2000
 
@@ -107,11 +107,12 @@ def run_detail(r: RunView, state_dir: Path, now: float) -> RenderableType:
     return Group(*parts)
 
 
-def detail_for(snap: Snapshot | None, key: str | None, now: float) -> RenderableType:
+def detail_for(snap: Snapshot | None, key: str | None, now: float, empty: str = SELECT_HINT) -> RenderableType:
+    """`empty`: what to say when no row is selected (see rows.placeholder)."""
     if snap is None:
         return Text("waiting for the first snapshot…", style="dim")
     if not key:
-        return Text("select a row to see its detail (arrows, then enter to enlarge)", style="dim")
+        return Text(empty, style="dim")
     kind, _, name = key.partition(":")
     if kind == "sidecar":
         sc = next((s for s in snap.sidecars if s.name == name), None)

@@ -33,6 +33,7 @@ def state(value: str) -> Text:
 class Table(View):
     columns: tuple[tuple[str, str], ...]  # (key, label)
     rows: Callable[[Snapshot, float], list[Row]]
+    empty: str  # what a table without rows means, said in the detail pane
     newest_first: Callable[[Any], Any] | None = None  # sort key of the first column for newest-first tables
 
 
@@ -79,17 +80,32 @@ def event_rows(snap: Snapshot, now: float) -> list[Row]:
 
 TABLES: dict[str, Table] = {
     "overview": Table((("level", "level"), ("code", "reason"), ("text", "what"), ("action", "what clears it")),
-                      reason_rows),
+                      reason_rows, "Nothing needs attention: no sidecar, loop, plugin or config has a reason to "
+                      "report."),
     "sidecars": Table((("name", "sidecar"), ("state", "state"), ("pid", "pid"), ("port", "port"),
-                       ("restarts", "restarts"), ("retry", "next retry"), ("reason", "reason")), sidecar_rows),
+                       ("restarts", "restarts"), ("retry", "next retry"), ("reason", "reason")), sidecar_rows,
+                      "No sidecars: this host's config declares none."),
     "loops": Table((("id", "loop"), ("state", "state"), ("run", "current run"), ("next", "next run"),
-                    ("last", "last liveness"), ("reason", "reason")), loop_rows),
+                    ("last", "last liveness"), ("reason", "reason")), loop_rows,
+                   "No loops: this host's config declares none."),
     "runs": Table((("id", "run"), ("loop", "loop"), ("status", "status"), ("liveness", "liveness"),
                    ("stop", "stop reason"), ("cont", "cont."), ("duration", "duration"),
-                   ("useful", "last useful action")), run_rows, newest_first=str),
+                   ("useful", "last useful action")), run_rows, "No runs in the ledger yet.", newest_first=str),
     "events": Table((("id", "#"), ("at", "when"), ("thing", "thing"), ("transition", "transition"),
-                     ("reason", "reason")), event_rows, newest_first=int),
+                     ("reason", "reason")), event_rows, "No events recorded yet.", newest_first=int),
 }
+
+
+SELECT_HINT = "select a row to see its detail (arrows, then enter to enlarge)"
+
+
+def placeholder(tab: str, rows: int, filter_text: str) -> str:
+    """What the detail pane says when no row is selected: why the tab's table is empty, if it is."""
+    if rows:
+        return SELECT_HINT
+    if filter_text:
+        return f"No rows here match the filter '{filter_text}': esc clears it."
+    return TABLES[tab].empty
 
 
 def matches(cells: tuple[Cell, ...], needle: str) -> bool:

@@ -191,6 +191,28 @@ async def test_the_filter_box_is_made_on_first_use_and_escape_before_it_is_harml
         assert app.query("#filter").only_one() is box and box.value == "" and box.has_focus
 
 
+async def test_on_the_config_tab_the_filter_is_dimmed_and_refused_with_its_reason(fixed_app):
+    from console.tui.widgets.key_bar import KeyBar
+
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+
+        def filter_key_style() -> str:
+            line = app.query_one(KeyBar).render()
+            start = line.plain.index("/ Filter")
+            return str(next(span.style for span in line.spans if span.start == start))
+
+        assert filter_key_style() != "dim"
+        await pilot.press("5", "slash")
+        await pilot.pause()
+        assert filter_key_style() == "dim" and not app.query("#filter")
+        assert notes(app) == ["filter refused: the Config tab has no rows to filter"]
+        await pilot.press("4")
+        await pilot.pause()
+        assert filter_key_style() != "dim"
+
+
 async def test_question_mark_shows_every_key(fixed_app):
     app, _ = fixed_app
     async with app.run_test(size=SIZE) as pilot:

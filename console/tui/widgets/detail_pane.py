@@ -8,6 +8,7 @@ from textual.widgets import Static
 
 from console.engine.snapshot import Snapshot
 from console.tui.detail import detail_for
+from console.tui.rows import SELECT_HINT
 
 
 class DetailPane(VerticalScroll):
@@ -18,5 +19,5 @@ class DetailPane(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(id="detail-body")
 
-    def show(self, snap: Snapshot | None, key: str | None, now: float) -> None:
-        self.query_one("#detail-body", Static).update(detail_for(snap, key, now))
+    def show(self, snap: Snapshot | None, key: str | None, now: float, empty: str = SELECT_HINT) -> None:
+        self.query_one("#detail-body", Static).update(detail_for(snap, key, now, empty))

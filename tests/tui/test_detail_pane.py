@@ -1,0 +1,43 @@
+"""The detail pane: the selected row in full, or why there is none; out of the way on Config."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from console.engine.tray import roll_up
+from console.tui.widgets.detail_pane import DetailPane
+from tests.tui.conftest import scenario_app, screen_text, wait_snapshot
+
+
+async def test_a_host_with_nothing_to_report_says_so_instead_of_asking_for_a_selection(tmp_path):
+    app, source = scenario_app(tmp_path)
+    source.snapshot = dataclasses.replace(source.snapshot, tray=roll_up([]))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_snapshot(pilot, app)
+        shown = screen_text(app)
+        assert "Nothing needs attention" in shown and "select a row" not in shown
+
+
+async def test_a_filter_that_hides_every_row_says_how_to_clear_it(tmp_path):
+    app, _ = scenario_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_snapshot(pilot, app)
+        await pilot.press("4", "slash", *"zzz")
+        await pilot.pause()
+        assert "No rows here match the filter 'zzz': esc clears it." in screen_text(app)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert "No rows here match" not in screen_text(app)
+
+
+async def test_the_config_tab_has_no_detail_pane_and_the_others_get_it_back(tmp_path):
+    app, _ = scenario_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_snapshot(pilot, app)
+        pane = app.query_one(DetailPane)
+        await pilot.press("5")
+        await pilot.pause()
+        assert not pane.display and "select a row" not in screen_text(app)
+        await pilot.press("2")
+        await pilot.pause()
+        assert pane.display and "agent-monitor" in screen_text(app)
