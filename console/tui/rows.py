@@ -10,20 +10,13 @@ from typing import Any
 from rich.text import Text
 
 from console.engine.snapshot import Snapshot
-from console.engine.tray import Level
 from console.engine.views import View
 from console.tui.format import ago, continuation_text, countdown, duration, liveness_badge, run_duration, stop_text
+from console.tui.palette import GLYPHS, LEVEL_STYLES, STATE_STYLES
 
 Cell = str | Text
 Row = tuple[str, tuple[Cell, ...]]
 
-STATE_STYLES = {
-    "ready": "green", "active": "green", "running": "cyan", "succeeded": "green", "starting": "cyan",
-    "queued": "cyan", "backoff": "yellow", "escalated": "bold yellow", "timed_out": "yellow",
-    "failed": "bold red", "cancelled": "dim", "stopping": "dim", "stopped": "dim", "disabled": "dim",
-}
-LEVEL_GLYPHS = {Level.OK: "●", Level.PAUSED: "‖", Level.DEGRADED: "▲", Level.DOWN: "✖"}
-LEVEL_STYLES = {Level.OK: "green", Level.PAUSED: "cyan", Level.DEGRADED: "yellow", Level.DOWN: "bold red"}
 
 
 def state(value: str) -> Text:
@@ -41,7 +34,7 @@ def reason_rows(snap: Snapshot, now: float) -> list[Row]:
     rows: list[Row] = []
     for i, r in enumerate(snap.tray.reasons):
         key = r.subject or f"host:{r.code}:{i}"
-        level = Text(f"{LEVEL_GLYPHS[r.level]} {r.level.value}", style=LEVEL_STYLES[r.level])
+        level = Text(f"{GLYPHS[r.level]} {r.level.value}", style=LEVEL_STYLES[r.level])
         rows.append((key, (level, r.code, r.text, r.action)))
     return rows
 

@@ -7,11 +7,7 @@ from textual.widgets import Static
 
 from console.engine.snapshot import Snapshot
 from console.engine.tray import Level
-
-# Glyph and word carry the state on their own, so NO_COLOR and poor terminals lose nothing.
-GLYPHS = {Level.OK: "●", Level.PAUSED: "‖", Level.DEGRADED: "▲", Level.DOWN: "✖"}
-STYLES = {Level.OK: "bold green", Level.PAUSED: "bold cyan", Level.DEGRADED: "bold yellow",
-          Level.DOWN: "bold red"}
+from console.tui.palette import GLYPHS, TRAY_STYLES
 
 
 def tray_line(snap: Snapshot, role: str, width: int) -> Text:
@@ -26,7 +22,7 @@ def tray_line(snap: Snapshot, role: str, width: int) -> Text:
     if len(reason) > room:
         reason = reason[: max(0, room - 1)] + "…" if room > 0 else ""
     text = Text()
-    text.append(state, style=STYLES[tray.state])
+    text.append(state, style=TRAY_STYLES[tray.state])
     text.append(reason.ljust(room))
     text.append(suffix, style="dim")
     return text
