@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from console import __version__
 from console.engine.errors import EXIT_BAD_INPUT, EXIT_UNKNOWN, LoopctlError
+from console.engine.printable import printable  # what it prints may carry host text (engine/printable.py)
 
 if TYPE_CHECKING:
     from console.engine.paths import Paths
@@ -100,17 +101,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except LoopctlError as exc:
-        print(f"loopctl: {exc.message}", file=sys.stderr)
+        print(printable(f"loopctl: {exc.message}"), file=sys.stderr)
         if getattr(args, "once", False) and getattr(args, "format", "") == "nagios":
             from console.engine.nagios import unevaluated
 
-            sys.stdout.write(unevaluated(exc.exit_code, exc.message))
+            sys.stdout.write(printable(unevaluated(exc.exit_code, exc.message)))
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         if getattr(args, "once", False):  # monitoring must get a status line and UNKNOWN, not a traceback
-            print(f"LOOPCTL UNKNOWN - could not evaluate: {type(exc).__name__}: {exc}")
+            print(printable(f"LOOPCTL UNKNOWN - could not evaluate: {type(exc).__name__}: {exc}"))
             return EXIT_UNKNOWN
         raise
 
@@ -158,7 +159,7 @@ def _once(paths: Paths, report_format: str) -> int:
     except ConfigError as exc:  # a running engine is still reported, with this as a reason
         loaded = exc
     snap = current_snapshot(paths, loaded, SystemClock())
-    sys.stdout.write(render(snap, report_format))
+    sys.stdout.write(printable(render(snap, report_format)))
     return exit_code(snap)
 
 
@@ -190,9 +191,9 @@ def _action(socket_path: Path, state_dir: Path, verb: str, target: str, *, read_
         raise LoopctlError(f"no engine owns {state_dir}: start it with `loopctl run`, then {verb} again")
     if not answer.get("ok"):
         err = answer.get("error") or {}
-        print(f"loopctl: {verb} {target} refused ({err.get('code', 'error')}): {err.get('message', '')}",
+        print(printable(f"loopctl: {verb} {target} refused ({err.get('code', 'error')}): {err.get('message', '')}"),
               file=sys.stderr)
         return EXIT_BAD_INPUT
     result = answer.get("result") or {}
-    print(f"{verb} {target}: {result.get('message', 'done')}")
+    print(printable(f"{verb} {target}: {result.get('message', 'done')}"))
     return 0

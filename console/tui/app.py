@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group
@@ -33,6 +33,7 @@ from console.tui.alerts import new_failures
 from console.tui.detail import ticks
 from console.tui.format import duration
 from console.tui.rows import SELECT_HINT, TABLES, counts, matches, placeholder
+from console.tui.screen_filter import ControlPictures
 from console.tui.selection import DESTRUCTIVE, applicable
 from console.tui.source import ObservedSource, OwnedSource, Source
 from console.tui.widgets.detail_pane import DetailPane
@@ -44,10 +45,12 @@ from console.tui.widgets.tray_bar import TrayBar
 if TYPE_CHECKING:  # what only some paths need is imported there: the first frame pays for none of it
     from textual.command import Provider
     from textual.driver import Driver
+    from textual.filter import LineFilter
     from textual.notifications import SeverityLevel
 
     from console.engine.config import LoadedConfig
 
+CONTROL_PICTURES = ControlPictures()
 TABS = [("overview", "Overview"), ("sidecars", "Sidecars"), ("loops", "Loops"), ("runs", "Runs"),
         ("config", "Config"), ("events", "Events")]
 ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel"}
@@ -222,6 +225,9 @@ class LoopctlApp(App[int]):
             self.notify("This console now owns the host.", timeout=10)
         self.role = self.source.role
         self.run_worker(self._follow(), name="feed", exclusive=True, group="feed")
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        return [*super().get_line_filters(), CONTROL_PICTURES]
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:

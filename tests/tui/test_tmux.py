@@ -7,6 +7,7 @@ import contextlib
 import json
 import shutil
 import subprocess
+import sys
 import time
 
 import psutil
@@ -190,3 +191,36 @@ def test_a_hangup_while_the_console_is_quitting_still_lets_it_exit(host: Host, t
             tmux("kill-server")
         must_exit(console, f"the console hung after a hangup {delay} s into quitting")
         wait_for(lambda: "stopped cleanly" in host.run("--once").stdout, timeout=20, what="a clean stop")
+
+
+HOSTILE_SIDECAR = r'''
+import sys
+sys.stdout.write("\x1b]2;PWNED\x1b\\ boom\x1b[2J\x1b[H\n")
+sys.stdout.flush()
+sys.exit(3)
+'''
+
+
+def test_escape_sequences_a_sidecar_prints_never_reach_the_operators_terminal(host: Host, tmux):
+    """The sidecar's output and the reason made from its last line are shown, ESC as a picture:
+    the pane keeps its title and its screen (OSC 2 retitled it, ESC [ 2 J cleared it)."""
+    script = host.root / "hostile.py"
+    script.write_text(HOSTILE_SIDECAR)
+    host.write_config(f'[[sidecar]]\nname = "hostile"\ncommand = ["{sys.executable}", "{script}"]\n')
+    tmux("new-session", "-d", "-s", "console", "-x", "120", "-y", "40", console_command(host))
+    title = tmux("display-message", "-p", "-t", "console", "#{pane_title}").strip()
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-t", "console")
+
+    wait_for(lambda: "owner" in screen(), timeout=20, what="the console to own the host")
+    tmux("send-keys", "-t", "console", "2")
+    wait_for(lambda: "␛]2;PWNED␛\\ boom␛[2J␛[H" in screen(), timeout=20, what="the sidecar's output, shown")
+    assert tmux("display-message", "-p", "-t", "console", "#{pane_title}").strip() == title != "PWNED"
+    size = tmux("display-message", "-p", "-t", "console", "#{pane_width}x#{pane_height}").strip()
+    lines = screen().splitlines()
+    assert "owner" in lines[0] and lines[1].startswith(" 1 Overview"), (size, screen())  # not cleared
+    report = host.run("--once").stdout
+    assert "\x1b" not in report and "␛]2;PWNED␛\\ boom" in report
+    tmux("send-keys", "-t", "console", "q")
+    wait_for(lambda: not (host.state / "engine.sock").exists(), what="the console's engine to stop")

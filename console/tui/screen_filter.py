@@ -1,0 +1,21 @@
+"""The last step before the terminal: no character the console draws is a control character.
+
+Every widget's lines pass through the app's line filters on their way to the screen, so this is
+the one place that covers every path host text takes into view (table cells, the detail pane, a
+handoff's markdown, toasts, the palette), whichever widget or library drew it (see
+engine/printable.py for why).
+"""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from textual.color import Color
+from textual.filter import LineFilter
+
+from console.engine.printable import printable
+
+
+class ControlPictures(LineFilter):
+    def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
+        return [Segment(printable(text, lines=False), style, control) if not control else Segment(text, style, control)
+                for text, style, control in segments]

@@ -1,0 +1,48 @@
+"""No control character from the host reaches the terminal, whatever widget draws it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from console.engine.tray import Level, Reason, roll_up
+from console.tui.widgets.keyed_table import KeyedTable
+from tests.tui.conftest import scenario_app, screen_text, wait_snapshot
+
+TITLE = "\x1b]2;PWNED\x1b\\"  # OSC, ended by ST (Rich drops a BEL itself)
+CLEAR = "\x1b[2J\x1b[H"
+
+
+async def test_host_text_with_escape_sequences_is_shown_as_pictures_in_cells_detail_toasts_and_handoffs(tmp_path):
+    app, source = scenario_app(tmp_path, state_dir=str(tmp_path / "state"))
+    snap = source.snapshot
+    monitor = next(s for s in snap.sidecars if s.name == "agent-monitor")
+    hostile = dataclasses.replace(monitor, reason_text=f"exited: {TITLE}boom{CLEAR}",
+                                  output_tail=[f"{TITLE}tail line{CLEAR}"])
+    run = snap.runs[0]
+    handoff = tmp_path / "state" / "runs" / run.id / "continuation.md"
+    handoff.parent.mkdir(parents=True)
+    handoff.write_text(f"# next\n\nhandoff {TITLE}text{CLEAR}\n")
+    source.snapshot = dataclasses.replace(
+        snap, sidecars=[hostile if s.name == "agent-monitor" else s for s in snap.sidecars])
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await wait_snapshot(pilot, app)
+        await pilot.press("2")
+        table = app.query_one("#table-sidecars", KeyedTable)
+        while table.selected_key != "sidecar:agent-monitor":
+            await pilot.press("down")
+        web = Reason(Level.DOWN, "spawn_error", f"web: {TITLE}gone", "fix", "sidecar:web")
+        app.show_snapshot(dataclasses.replace(app.snapshot, tray=roll_up([*app.snapshot.tray.reasons, web])))
+        await pilot.pause(0.2)
+        sidecar_screen = screen_text(app)
+        await pilot.press("4")
+        runs = app.query_one("#table-runs", KeyedTable)
+        while runs.selected_key != f"run:{run.id}":
+            await pilot.press("down")
+        await pilot.press("enter")  # the detail enlarged: the handoff is at its end
+        await pilot.pause()
+        run_screen = screen_text(app)
+    assert "␛]2;PWNED␛\\boom␛[2J␛[H" in sidecar_screen  # the reason, in the table and the detail pane
+    assert "␛]2;PWNED␛\\tail line␛[2J␛[H" in sidecar_screen  # the output tail
+    assert "web: ␛]2;PWNED␛\\gone" in sidecar_screen  # the toast
+    assert "handoff ␛]2;PWNED␛\\text␛[2J␛[H" in run_screen  # the handoff's markdown
+    assert not any(ch in screen for screen in (sidecar_screen, run_screen) for ch in "\x1b")
