@@ -22,6 +22,7 @@ def test_the_readme_starts_with_exactly_two_setup_commands_and_ci_runs_the_secon
     first_block = re.search(r"```sh\n(.*?)```", text, re.S).group(1).strip().splitlines()
     assert len(first_block) == 2
     assert first_block[0].endswith(".venv/bin/loopctl")
+    assert " -e " not in first_block[0]  # an operator's install: bytecode compiled, no editable finder (bench_tui)
     assert first_block[1].endswith(".venv/bin/python -m pytest") and "[test]" in first_block[1]
     ci = (README.parent / ".ci" / "run").read_text()
     pattern = re.search(r"grep -m1 -E '(.*?)' README.md", ci).group(1)

@@ -4,22 +4,19 @@
 
 Builds a host with 10 sidecars, 100 loops and a ledger of 10,000 runs, runs `loopctl run`, then:
 1. first frame: from starting `loopctl` in a 120x40 tmux to the tray on screen (target < 0.5 s), 11 times,
-   interleaved with a bare Textual app (the floor) and a start without bytecode;
+   interleaved with a bare Textual app (the floor);
 2. idle CPU of the console process over 20 s, with its 1 Hz countdown tick (target < 2 % of a core);
 3. a state change on screen: from `kill -9` of a sidecar's process to the console showing it
    (target < 0.5 s).
 Exit 1 if a target is missed.
 
-loopctl's own bytecode is compiled first, as Python does on a console's first start (and pip does at
-install for Textual). Where PYTHONDONTWRITEBYTECODE is set, an editable install never gets that
-bytecode and every start compiles loopctl again: the line "without bytecode" measures that case (a
-copy of the package without __pycache__, on PYTHONPATH). The console is started as the README installs
-it: `.venv/bin/loopctl`, from a directory of its own.
+The console is started as the README installs it: a virtualenv of its own made by this script with a
+regular `pip install` of this checkout (which compiles loopctl's bytecode, as it does Textual's), and
+`loopctl` from that virtualenv's bin/, run from a directory of its own.
 """
 
 from __future__ import annotations
 
-import compileall
 import contextlib
 import json
 import os
@@ -37,7 +34,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from bench_ledger import fill
-from harness import wait_for
+from harness import REPO, make_venv, wait_for
 
 LOOPCTL = [sys.executable, "-m", "console"]
 FLOOR_APP = """
@@ -117,23 +114,15 @@ def main() -> int:
         # Killing tmux's last session stops its server, and a new session started right then races the
         # dying server ("server exited unexpectedly"). A keeper session holds the server up throughout.
         tmux("new-session", "-d", "-s", "keeper", "sleep 86400", check=True)
-        # As an operator starts it: the installed `loopctl` (README), from a directory of its own.
-        script = Path(sys.executable).parent / "loopctl"
-        program = str(script) if script.exists() else " ".join(LOOPCTL)
-        console_cmd = f"env -C {work} LOOPCTL_HOME={state} {program} --config {cfg}"
+        # As an operator starts it (README): installed the regular way, from a directory of its own.
+        bin_dir = make_venv(work / "venv", str(REPO))
+        console_cmd = f"env -C {work} LOOPCTL_HOME={state} {bin_dir / 'loopctl'} --config {cfg}"
         floor_script = work / "floor.py"
         floor_script.write_text(FLOOR_APP)
-        package = Path(__file__).resolve().parents[2] / "console"
-        compileall.compile_dir(package, quiet=1)
-        cold = work / "cold"
-        shutil.copytree(package, cold / "console", ignore=shutil.ignore_patterns("__pycache__"))
-        cold_cmd = (f"env -C {work} PYTHONDONTWRITEBYTECODE=1 PYTHONPATH={cold} LOOPCTL_HOME={state} {program} "
-                    f"--config {cfg}")
-        firsts, floors, colds = [], [], []
-        for _ in range(11):  # interleaved: this machine's speed drifts, and all must see the same drift
+        firsts, floors = [], []
+        for _ in range(11):  # interleaved: this machine's speed drifts, and both must see the same drift
             firsts.append(first_frame(console_cmd, "observer of pid"))
-            floors.append(first_frame(f"{sys.executable} {floor_script}", "hello floor"))
-            colds.append(first_frame(cold_cmd, "observer of pid"))
+            floors.append(first_frame(f"{bin_dir / 'python'} {floor_script}", "hello floor"))
         first_frame(console_cmd, "observer of pid")  # the console whose idle CPU is measured
         # The pane's own process (`env` execs the console): not a console of an earlier round still exiting.
         console = psutil.Process(int(tmux("display-message", "-p", "-t", "console", "#{pane_pid}").strip()))
@@ -163,8 +152,6 @@ def main() -> int:
               f"max {max(floors) * 1000:6.0f} ms")
         over = statistics.median(c - f for c, f in zip(firsts, floors, strict=True))
         print(f"console over the floor, paired:  median {over * 1000:6.0f} ms")
-        print(f"without bytecode (see above):    median {statistics.median(colds) * 1000:6.0f} ms, "
-              f"max {max(colds) * 1000:6.0f} ms")
         print(f"console idle CPU over 20 s:      {idle:5.2f} % of one core")
         print(f"kill -9 to change on screen:     median {statistics.median(latencies) * 1000:6.0f} ms, "
               f"max {max(latencies) * 1000:6.0f} ms")
