@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,16 @@ NOBODY = 65534
 # Rendered times (snapshot SVGs, screenshots) must not depend on the machine's zone.
 os.environ["TZ"] = "UTC"
 time.tzset()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The subprocess tests run the installed `loopctl`: it must be this checkout's code. The README's
+    console command installs the regular way (a copy in site-packages); its test command installs
+    editable. Run in the other order, the tests would exercise the copy, not the code being edited."""
+    copy = Path(sysconfig.get_paths()["purelib"]) / "console"
+    if Path(sys.executable).with_name("loopctl").exists() and copy.is_dir():
+        pytest.exit(f"tests: {copy} is a copy of loopctl (the README's console command), not this checkout: "
+                    f"run the README's test command, which installs it editable, then pytest", returncode=4)
 
 
 def loopctl_argv() -> list[str]:
