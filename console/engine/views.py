@@ -73,6 +73,8 @@ class View:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            raise TypeError(f"{cls.__qualname__}: a View's __init__ is made from its fields; check in __post_init__")
         documented = cls.__doc__ is not None
         if not documented:
             cls.__doc__ = cls.__name__  # else dataclass derives one through inspect.signature, at a cost

@@ -143,6 +143,15 @@ def test_a_view_with_an_init_false_field_is_refused_when_declared():
             cache: str = dataclasses.field(default="", init=False)
 
 
+def test_a_view_that_writes_its_own_init_is_refused_when_declared():
+    with pytest.raises(TypeError, match="__post_init__"):
+        class Custom(View):  # declaring it is the test
+            name: str
+
+            def __init__(self, name: str) -> None:
+                object.__setattr__(self, "name", name.strip())
+
+
 def _own_dataclasses(module):
     return [c for c in vars(module).values() if isinstance(c, type) and dataclasses.is_dataclass(c)
             and c.__module__ == module.__name__]
