@@ -239,6 +239,20 @@ async def test_the_palette_offers_the_same_actions(fixed_app):
         assert calls == [("retry", "sidecar:agent-monitor")]
 
 
+async def test_the_palette_opens_the_filter_box(fixed_app):
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Filter rows")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        [box] = app.query("#filter")
+        assert box.has_focus and box.has_class("shown")
+
+
 async def test_q_quits(fixed_app):
     app, _ = fixed_app
     async with app.run_test(size=SIZE) as pilot:
