@@ -103,7 +103,8 @@ def run_detail(r: RunView, state_dir: Path, now: float) -> RenderableType:
     if text:
         from rich.markdown import Markdown  # noqa: PLC0415  (markdown-it costs ~40 ms at start-up; rarely needed)
 
-        parts += [Text("continuation handoff given to this run", style="bold"), Markdown(text)]
+        # An agent wrote it: a link shows where it points, not only the words the agent chose for it.
+        parts += [Text("continuation handoff given to this run", style="bold"), Markdown(text, hyperlinks=False)]
     return Group(*parts)
 
 
