@@ -18,7 +18,6 @@ Cell = str | Text
 Row = tuple[str, tuple[Cell, ...]]
 
 
-
 def state(value: str) -> Text:
     return Text(value, style=STATE_STYLES.get(value, ""))
 

@@ -17,5 +17,5 @@ from console.engine.printable import printable
 
 class ControlPictures(LineFilter):
     def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
-        return [Segment(printable(text, lines=False), style, control) if not control else Segment(text, style, control)
-                for text, style, control in segments]
+        return [segment if segment.control else Segment(printable(segment.text, lines=False), segment.style)
+                for segment in segments]
