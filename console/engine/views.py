@@ -29,6 +29,10 @@ def _initializer(cls: type) -> Callable[..., None]:
     if any(not f.init or f.kw_only is True for f in fields):
         raise TypeError(f"{cls.__qualname__}: a View's fields are all init fields, positional or keyword")
     names = tuple(f.name for f in fields)
+    defaulted = [f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING for f in fields]
+    for name, has_default, before in zip(names[1:], defaulted[1:], defaulted[:-1], strict=True):
+        if before and not has_default:  # as dataclass refuses it: positional calls would be ambiguous
+            raise TypeError(f"{cls.__qualname__}: non-default argument {name!r} follows default argument")
     known = frozenset(names)
     defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
     factories = {f.name: f.default_factory for f in fields if f.default_factory is not dataclasses.MISSING}

@@ -143,6 +143,13 @@ def test_a_view_with_an_init_false_field_is_refused_when_declared():
             cache: str = dataclasses.field(default="", init=False)
 
 
+def test_a_required_field_after_a_defaulted_one_is_refused_when_declared():
+    with pytest.raises(TypeError, match="non-default argument 'port' follows default argument"):
+        class Misordered(View):  # declaring it is the test
+            name: str = ""
+            port: int  # type: ignore[misc]
+
+
 def test_a_view_that_writes_its_own_init_is_refused_when_declared():
     with pytest.raises(TypeError, match="__post_init__"):
         class Custom(View):  # declaring it is the test
