@@ -10,6 +10,7 @@ from console.engine.paths import resolve_paths
 from console.tui.app import LoopctlApp
 from console.tui.scenario import NOW, scenario_snapshot
 from console.tui.source import FixedSource
+from console.tui.widgets.keyed_table import KeyedTable
 
 
 def scenario_app(tmp: Path, *, read_only: bool = False, handler=None,
@@ -54,3 +55,23 @@ async def wait_snapshot(pilot, app, predicate=lambda s: True, turns: int = 300):
             return app.snapshot
         await pilot.pause(0.02)
     raise AssertionError("the console never showed the expected snapshot")
+
+
+async def select(pilot, app, tab_key: str, row_key: str) -> None:
+    """Open a tab and put its cursor on `row_key`; fail loudly if the row is not there."""
+    await pilot.press(tab_key)
+    table = app.query_one(f"#table-{app.active_tab()}", KeyedTable)
+    for _ in range(table.row_count):
+        await pilot.press("up")
+    for _ in range(table.row_count):
+        if table.selected_key == row_key:
+            return
+        await pilot.press("down")
+    assert table.selected_key == row_key, f"could not select {row_key}"
+
+
+def write_handoff(state_dir: Path, run_id: str, text: str) -> None:
+    """The continuation handoff the engine leaves for a run, as the detail pane reads it."""
+    handoff = state_dir / "runs" / run_id / "continuation.md"
+    handoff.parent.mkdir(parents=True)
+    handoff.write_text(text)

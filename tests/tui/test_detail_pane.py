@@ -6,7 +6,7 @@ import dataclasses
 
 from console.engine.tray import roll_up
 from console.tui.widgets.detail_pane import DetailPane
-from tests.tui.conftest import scenario_app, screen_text, wait_snapshot
+from tests.tui.conftest import scenario_app, screen_text, select, wait_snapshot, write_handoff
 
 
 async def test_a_host_with_nothing_to_report_says_so_instead_of_asking_for_a_selection(tmp_path):
@@ -44,19 +44,12 @@ async def test_the_config_tab_has_no_detail_pane_and_the_others_get_it_back(tmp_
 
 
 async def test_a_link_in_a_handoff_shows_where_it_points(tmp_path):
-    from console.tui.widgets.keyed_table import KeyedTable
-
     app, source = scenario_app(tmp_path, state_dir=str(tmp_path / "state"))
     run = source.snapshot.runs[0]
-    handoff = tmp_path / "state" / "runs" / run.id / "continuation.md"
-    handoff.parent.mkdir(parents=True)
-    handoff.write_text("Next: apply [the reviewed fix](https://evil.example/payload) first.\n")
+    write_handoff(tmp_path / "state", run.id, "Next: apply [the reviewed fix](https://evil.example/payload) first.\n")
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_snapshot(pilot, app)
-        await pilot.press("4")
-        runs = app.query_one("#table-runs", KeyedTable)
-        while runs.selected_key != f"run:{run.id}":
-            await pilot.press("down")
+        await select(pilot, app, "4", f"run:{run.id}")
         await pilot.press("enter")
         await pilot.pause()
         assert "the reviewed fix (https://evil.example/payload)" in screen_text(app)

@@ -6,7 +6,7 @@ from console.tui.screens.confirm import ConfirmScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.widgets.detail_pane import DetailPane
 from console.tui.widgets.keyed_table import KeyedTable
-from tests.tui.conftest import scenario_app, wait_snapshot
+from tests.tui.conftest import scenario_app, select, wait_snapshot
 
 SIZE = (80, 24)
 
@@ -17,18 +17,6 @@ async def ready(pilot, app) -> None:
 
 def notes(app) -> list[str]:
     return [n.message for n in app._notifications]
-
-
-async def select(pilot, app, tab_key: str, row_key: str) -> None:
-    await pilot.press(tab_key)
-    table = app.query_one(f"#table-{app.active_tab()}", KeyedTable)
-    for _ in range(table.row_count):
-        await pilot.press("up")
-    for _ in range(table.row_count):
-        if table.selected_key == row_key:
-            return
-        await pilot.press("down")
-    assert table.selected_key == row_key, f"could not select {row_key}"
 
 
 async def test_number_keys_switch_tabs_and_arrows_move_the_selection(fixed_app):
@@ -225,17 +213,21 @@ async def test_question_mark_shows_every_key(fixed_app):
         assert not isinstance(app.screen, HelpScreen)
 
 
+async def run_from_palette(pilot, command: str) -> None:
+    await pilot.press("ctrl+p")
+    await pilot.pause()
+    await pilot.press(*command)
+    await pilot.pause(0.3)
+    await pilot.press("enter")
+    await pilot.pause(0.3)
+
+
 async def test_the_palette_offers_the_same_actions(fixed_app):
     app, calls = fixed_app
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         await select(pilot, app, "2", "sidecar:agent-monitor")
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        await pilot.press(*"Retry sidecar")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await pilot.pause(0.3)
+        await run_from_palette(pilot, "Retry sidecar")
         assert calls == [("retry", "sidecar:agent-monitor")]
 
 
@@ -243,12 +235,7 @@ async def test_the_palette_opens_the_filter_box(fixed_app):
     app, _ = fixed_app
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
-        await pilot.press("ctrl+p")
-        await pilot.pause()
-        await pilot.press(*"Filter rows")
-        await pilot.pause(0.3)
-        await pilot.press("enter")
-        await pilot.pause(0.3)
+        await run_from_palette(pilot, "Filter rows")
         [box] = app.query("#filter")
         assert box.has_focus and box.has_class("shown")
 

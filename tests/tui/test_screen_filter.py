@@ -5,8 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from console.engine.tray import Level, Reason, roll_up
-from console.tui.widgets.keyed_table import KeyedTable
-from tests.tui.conftest import scenario_app, screen_text, wait_snapshot
+from tests.tui.conftest import scenario_app, screen_text, select, wait_snapshot, write_handoff
 
 TITLE = "\x1b]2;PWNED\x1b\\"  # OSC, ended by ST (Rich drops a BEL itself)
 CLEAR = "\x1b[2J\x1b[H"
@@ -19,25 +18,17 @@ async def test_host_text_with_escape_sequences_is_shown_as_pictures_in_cells_det
     hostile = dataclasses.replace(monitor, reason_text=f"exited: {TITLE}boom{CLEAR}",
                                   output_tail=[f"{TITLE}tail line{CLEAR}"])
     run = snap.runs[0]
-    handoff = tmp_path / "state" / "runs" / run.id / "continuation.md"
-    handoff.parent.mkdir(parents=True)
-    handoff.write_text(f"# next\n\nhandoff {TITLE}text{CLEAR}\n")
+    write_handoff(tmp_path / "state", run.id, f"# next\n\nhandoff {TITLE}text{CLEAR}\n")
     source.snapshot = dataclasses.replace(
         snap, sidecars=[hostile if s.name == "agent-monitor" else s for s in snap.sidecars])
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await wait_snapshot(pilot, app)
-        await pilot.press("2")
-        table = app.query_one("#table-sidecars", KeyedTable)
-        while table.selected_key != "sidecar:agent-monitor":
-            await pilot.press("down")
+        await select(pilot, app, "2", "sidecar:agent-monitor")
         web = Reason(Level.DOWN, "spawn_error", f"web: {TITLE}gone", "fix", "sidecar:web")
         app.show_snapshot(dataclasses.replace(app.snapshot, tray=roll_up([*app.snapshot.tray.reasons, web])))
         await pilot.pause(0.2)
         sidecar_screen = screen_text(app)
-        await pilot.press("4")
-        runs = app.query_one("#table-runs", KeyedTable)
-        while runs.selected_key != f"run:{run.id}":
-            await pilot.press("down")
+        await select(pilot, app, "4", f"run:{run.id}")
         await pilot.press("enter")  # the detail enlarged: the handoff is at its end
         await pilot.pause()
         run_screen = screen_text(app)
