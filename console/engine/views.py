@@ -22,13 +22,12 @@ else:
         return lambda cls: cls
 
 
-def _initializer(cls: type) -> Callable[..., None]:
+def _initializer(cls: type[View], fields: tuple[dataclasses.Field[Any], ...]) -> Callable[..., None]:
     """`__init__` for a View class: positional or keyword field values, defaults and default
     factories, and the errors Python gives for a wrong call, as `dataclass` does."""
-    fields = dataclasses.fields(cls)
     if any(not f.init or f.kw_only is True for f in fields):
         raise TypeError(f"{cls.__qualname__}: a View's fields are all init fields, positional or keyword")
-    names = tuple(f.name for f in fields)
+    names = cls._names
     defaulted = [f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING for f in fields]
     for name, has_default, before in zip(names[1:], defaulted[1:], defaulted[:-1], strict=True):
         if before and not has_default:  # as dataclass refuses it: positional calls would be ambiguous
@@ -83,8 +82,9 @@ class View:
         if not documented:
             cls.__doc__ = cls.__name__  # else dataclass derives one through inspect.signature, at a cost
         dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
-        cls._names = tuple(f.name for f in dataclasses.fields(cls))
-        cls.__init__ = _initializer(cls)  # type: ignore[method-assign]
+        fields = dataclasses.fields(cls)
+        cls._names = tuple(f.name for f in fields)
+        cls.__init__ = _initializer(cls, fields)  # type: ignore[method-assign]
         if not documented:
             cls.__doc__ = f"{cls.__name__}({', '.join(cls._names)})"
 

@@ -325,8 +325,10 @@ class LoopctlApp(App[int]):
         pane = self._main.query_one(DetailPane)
         pane.display = tab in TABLES
         table = self._table(tab)
-        empty = placeholder(tab, table.row_count, self.filter_text) if table is not None else SELECT_HINT
-        pane.show(self.snapshot, self.selected_key(), now, empty)
+        if table is None:
+            pane.show(self.snapshot, None, now, SELECT_HINT)
+        else:
+            pane.show(self.snapshot, table.selected_key, now, placeholder(tab, table.row_count, self.filter_text))
 
     def _counts(self, snap: Snapshot, now: float) -> list[Text]:
         engine = (f"engine pid {snap.engine.pid}, up {duration(now - snap.engine.started_at)}"
