@@ -49,7 +49,7 @@ class SnapshotCollector:
                                      labels=["sidecar"])
         for s in snap.sidecars:
             sidecar_state.add_metric([s.name], {state: s.state == state for state in SIDECAR_STATES})
-            restarts.add_metric([s.name], s.attempts)
+            restarts.add_metric([s.name], s.restarts)
         yield sidecar_state
         yield restarts
         loop_state = StateSetMetricFamily("loopctl_loop_state", "Each loop's state", labels=["loop"])

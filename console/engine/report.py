@@ -46,7 +46,7 @@ def render_text(snap: Snapshot) -> str:
         for sc in snap.sidecars:
             where = f"port {sc.port}" if sc.port else "no port"
             pid = f"pid {sc.pid}" if sc.pid else "no process"
-            restarts = f", restarts {sc.attempts}/{sc.max_restarts}" if sc.attempts else ""
+            restarts = f", restarts {sc.restarts}/{sc.max_restarts}" if sc.attempts else ""
             lines.append(f"  {sc.name:<16} {sc.state:<9} {pid}, {where}{restarts}"
                          + (f": {sc.reason_text}" if sc.state in ("failed", "backoff") else ""))
     if snap.loops:

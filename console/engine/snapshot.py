@@ -81,7 +81,7 @@ class SidecarView(View):
     state: str = "stopped"
     reason: str = ""  # failure reason code when failed or in backoff
     reason_text: str = ""
-    attempts: int = 0  # restarts used since the sidecar was last stable
+    attempts: int = 0  # failed starts since the sidecar was last stable (see `restarts`)
     max_restarts: int = 5
     next_retry_at: float | None = None
     pid: int | None = None
@@ -99,6 +99,13 @@ class SidecarView(View):
     @property
     def key(self) -> str:
         return f"sidecar:{self.name}"
+
+    @property
+    def restarts(self) -> int:
+        """Restarts used since the sidecar was last stable, counting the one a backoff has scheduled.
+        A sidecar that gave up failed one start more than it was restarted: 6 failed starts, 5 of 5
+        restarts."""
+        return min(self.attempts, self.max_restarts)
 
 
 class LoopView(View):

@@ -31,7 +31,7 @@ def sidecar_detail(s: SidecarView, now: float) -> RenderableType:
         ("pid", f"{s.pid or '-'}" + (f", started {ago(s.started_at, now)}" if s.started_at else "")),
         ("command", " ".join(s.command) or "-"),
         ("port / health", f"{s.port or '-'} / {s.health or '-'}"),
-        ("restarts", f"{s.attempts} of {s.max_restarts}"
+        ("restarts", f"{s.restarts} of {s.max_restarts}"
          + (f", next {countdown(s.next_retry_at, now)}" if s.state == "backoff" else "")),
     ]
     if s.holder is not None:

@@ -40,7 +40,7 @@ def reason_rows(snap: Snapshot, now: float) -> list[Row]:
 
 def sidecar_rows(snap: Snapshot, now: float) -> list[Row]:
     return [(s.key, (s.name, state(s.state), str(s.pid or "-"), str(s.port or "-"),
-                     f"{s.attempts}/{s.max_restarts}" if s.attempts else "-",
+                     f"{s.restarts}/{s.max_restarts}" if s.attempts else "-",
                      countdown(s.next_retry_at, now) if s.state == "backoff" else "-",
                      s.reason or "-"))
             for s in snap.sidecars]

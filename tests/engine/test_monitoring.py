@@ -82,6 +82,9 @@ def test_openmetrics_parses_back_with_prometheus_client():
     plugins = [(s.labels["plugin"], s.labels["loopctl_plugin_state"]) for s in families["loopctl_plugin_state"].samples
                if s.value == 1]
     assert plugins == [("repo-tools", "installed")]
+    # agent-monitor gave up after 6 failed starts: it used its 5 restarts, never 6 of 5
+    restarts = {s.labels["sidecar"]: s.value for s in families["loopctl_sidecar_restarts"].samples}
+    assert restarts["agent-monitor"] == 5 and restarts["vector-cache"] == 2
 
 
 def test_the_textfile_format_is_prometheus_text_for_node_exporter():

@@ -39,7 +39,7 @@ def test_text_report_lists_sidecars_with_state_pid_and_failure():
                 ])
     text = render_text(s)
     assert "  web              ready     pid 812, port 8080" in text
-    assert "  mon              failed    no process, port 4820, restarts 6/5: port 4820 is held by nginx" in text
+    assert "  mon              failed    no process, port 4820, restarts 5/5: port 4820 is held by nginx" in text
     assert text.splitlines()[0] == "LOOPCTL WARNING - degraded: mon: port 4820 is held by nginx pid 9 (foreign)"
 
 

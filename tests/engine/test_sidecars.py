@@ -92,6 +92,7 @@ async def test_a_crash_loop_ends_failed_with_the_attempt_count(rig):
     await rig.drive(lambda: state(sup, "crashy").state == "failed", step=0.25, what="failed")
     view = state(sup, "crashy")
     assert view.reason == "crash_loop" and view.attempts == 3
+    assert view.restarts == 2  # three failed starts are the first start and both restarts it was allowed
     assert view.reason_text == "exited with code 3: fatal: config missing (gave up after 3 failed starts)"
     assert "loopctl retry sidecar:crashy" in view.action
     assert rig.events("crashy") == [(None, "starting"), ("starting", "backoff"), ("backoff", "starting"),
@@ -110,6 +111,7 @@ async def test_backoff_waits_on_the_clock_between_restarts(rig):
     await rig.drive(lambda: state(sup, "c").attempts == 2, what="second failure")
     view = state(sup, "c")
     assert view.state == "backoff" and view.next_retry_at == pytest.approx(rig.clock.time() + 1.0, abs=0.06)
+    assert view.restarts == 2  # the one this backoff has scheduled counts
     await asyncio.sleep(0.3)
     assert state(sup, "c").attempts == 2  # real time alone does not move it
 

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from console.tui.rows import SELECT_HINT, TABLES, placeholder
+import io
+
+from rich.console import Console
+
+from console.tui.detail import sidecar_detail
+from console.tui.rows import SELECT_HINT, TABLES, placeholder, sidecar_rows
+from console.tui.scenario import NOW, scenario_snapshot
 
 
 def test_a_table_with_rows_asks_for_a_selection():
@@ -19,3 +25,14 @@ def test_an_empty_table_says_why_and_a_filter_that_hides_everything_says_how_to_
 def test_every_table_has_its_own_empty_text():
     texts = [spec.empty for spec in TABLES.values()]
     assert all(texts) and len(set(texts)) == len(texts)
+
+
+def test_a_sidecar_that_gave_up_used_its_restarts_and_no_more():
+    snap = scenario_snapshot()  # agent-monitor: 6 failed starts, max 5 restarts; vector-cache: 2, in backoff
+    cells = {key: row[4] for key, row in sidecar_rows(snap, NOW)}
+    assert cells == {"sidecar:embeddings": "-", "sidecar:agent-monitor": "5/5", "sidecar:vector-cache": "2/5"}
+    monitor = next(s for s in snap.sidecars if s.name == "agent-monitor")
+    console = Console(width=100, record=True, file=io.StringIO())
+    console.print(sidecar_detail(monitor, NOW))
+    [line] = [line for line in console.export_text().splitlines() if line.startswith("restarts")]
+    assert line.split() == ["restarts", "5", "of", "5"]
