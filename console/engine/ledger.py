@@ -35,7 +35,12 @@ class RunIds:
         else:
             self._last_ms = ms
             self._last_rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to count up
-        return _encode(ms, 10) + _encode(self._last_rand, 16)
+        return ulid(ms, self._last_rand)
+
+
+def ulid(ms: int, rand: int) -> str:
+    """The id of a run queued at `ms` (milliseconds since the epoch), `rand` its 80 random bits."""
+    return _encode(ms, 10) + _encode(rand, 16)
 
 
 def _encode(value: int, width: int) -> str:

@@ -3,6 +3,9 @@ committed screenshots and the snapshot tests (and a quick way to see the console
 
 from __future__ import annotations
 
+import hashlib
+
+from console.engine.ledger import ulid
 from console.engine.remote_records import ApplyRecord, BootRecord, PollRecord, Rollback
 from console.engine.snapshot import (
     ControlPlaneView,
@@ -22,8 +25,14 @@ from console.engine.snapshot import (
 NOW = 1_767_225_600.0 + 3 * 3600  # 2026-01-01 03:00:00 UTC
 
 
+def run_id(i: int) -> str:
+    """Run i's id as the ledger makes them (the time it was queued, then 80 bits that are random
+    there and derived from i here), so the screens show ids as an operator sees them."""
+    return ulid(int((NOW - 3000 + i * 60) * 1000), int.from_bytes(hashlib.sha256(b"run%d" % i).digest()[:10]))
+
+
 def _run(i: int, loop: str, status: str, **kw: object) -> RunView:
-    base: dict[str, object] = dict(id=f"01KDX{i:03d}Q7ZR4M2H9", loop_id=loop, status=status, pid=4100 + i,
+    base: dict[str, object] = dict(id=run_id(i), loop_id=loop, status=status, pid=4100 + i,
                                    queued_at=NOW - 3000 + i * 60, started_at=NOW - 2990 + i * 60)
     base.update(kw)
     return RunView(**base)  # type: ignore[arg-type]
@@ -52,10 +61,10 @@ def scenario_snapshot(state_dir: str = "/var/lib/loopctl") -> Snapshot:
                  run_timeout_seconds=1800, current_run=None, next_run_at=NOW + 420, provenance="managed",
                  token_expires_at=NOW + 2400, last_heartbeat="live", last_heartbeat_at=NOW - 12),
         LoopView(id="triage", state="escalated", objective="label new issues",
-                 reason="run 01KDX004Q7ZR4M2H9 plan_only: continuation attempts exhausted", interval_seconds=300,
+                 reason=f"run {run_id(4)} plan_only: continuation attempts exhausted", interval_seconds=300,
                  provenance="managed", token_expires_at=NOW + 1800, last_heartbeat="live", last_heartbeat_at=NOW - 7),
         LoopView(id="refactor", state="active", objective="split app.py", interval_seconds=60,
-                 run_timeout_seconds=1800, current_run="01KDX007Q7ZR4M2H9"),
+                 run_timeout_seconds=1800, current_run=run_id(7)),
     ]
     runs = list(reversed([
         _run(1, "docs", "succeeded", finished_at=NOW - 2700, exit_code=0, stop_reason="completed",
@@ -75,18 +84,18 @@ def scenario_snapshot(state_dir: str = "/var/lib/loopctl") -> Snapshot:
              liveness_reason="run failed: process lost (pid 4105 is gone)"),
         _run(6, "refactor", "timed_out", finished_at=NOW - 100, exit_signal=15, stop_reason="timeout",
              timeout_configured=True, timeout_fired=True, effective_timeout_sec=1800, liveness="failed",
-             liveness_reason="run timed_out", retry_of_run_id="01KDX005Q7ZR4M2H9", process_loss_retry_count=1),
+             liveness_reason="run timed_out", retry_of_run_id=run_id(5), process_loss_retry_count=1),
         _run(7, "refactor", "running", started_at=NOW - 95, timeout_configured=True, effective_timeout_sec=1800,
              last_useful_action_at=NOW - 20),
     ]))
     events = [
-        EventView(9, NOW - 20, "run", "01KDX007Q7ZR4M2H9", "running", "running", "activity: handoff updated"),
-        EventView(8, NOW - 95, "run", "01KDX007Q7ZR4M2H9", "queued", "running", "started pid 4107"),
-        EventView(7, NOW - 100, "run", "01KDX006Q7ZR4M2H9", "running", "timed_out", "timed_out: timeout, failed"),
+        EventView(9, NOW - 20, "run", run_id(7), "running", "running", "activity: handoff updated"),
+        EventView(8, NOW - 95, "run", run_id(7), "queued", "running", "started pid 4107"),
+        EventView(7, NOW - 100, "run", run_id(6), "running", "timed_out", "timed_out: timeout, failed"),
         EventView(6, NOW - 1200, "sidecar", "agent-monitor", "backoff", "failed",
                   "port 4820 is held by nginx pid 733 (foreign) (gave up after 6 failed starts)"),
         EventView(5, NOW - 2400, "loop", "triage", "active", "escalated",
-                  "run 01KDX004Q7ZR4M2H9 plan_only: continuation attempts exhausted"),
+                  f"run {run_id(4)} plan_only: continuation attempts exhausted"),
         EventView(4, NOW - 7198, "sidecar", "embeddings", "starting", "ready", "healthy, pid 812"),
         EventView(3, NOW - 7200, "sidecar", "embeddings", None, "starting", "launching /usr/bin/embedd"),
         EventView(2, NOW - 7201, "engine", "main", "crashed", "running", "engine started (pid 4021)"),

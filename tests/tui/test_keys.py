@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from console.tui.scenario import run_id
 from console.tui.screens.confirm import ConfirmScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.widgets.detail_pane import DetailPane
@@ -88,7 +89,7 @@ async def test_cancel_asks_first_then_cancels_the_running_run(fixed_app):
     app, calls = fixed_app
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
-        await select(pilot, app, "4", "run:01KDX007Q7ZR4M2H9")
+        await select(pilot, app, "4", f"run:{run_id(7)}")
         await pilot.press("c")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
@@ -99,7 +100,7 @@ async def test_cancel_asks_first_then_cancels_the_running_run(fixed_app):
         await pilot.pause()
         await pilot.click("#yes")
         await pilot.pause()
-        assert calls == [("cancel", "run:01KDX007Q7ZR4M2H9")]
+        assert calls == [("cancel", f"run:{run_id(7)}")]
 
 
 async def test_retrying_an_escalated_loop_and_refusing_an_active_one(fixed_app):
