@@ -22,6 +22,7 @@ from console.engine.errors import ConfigError
 from console.engine.loops import Loops
 from console.engine.paths import Paths
 from console.engine.plugins import PluginError, Plugins, is_installed, missing_programs, resolve
+from console.engine.plurals import counted
 from console.engine.sidecars import Supervisor
 from console.engine.snapshot import (
     ENGINE_KIND,
@@ -216,7 +217,7 @@ class Engine:
         if (target.sidecar, target.loop) == (self.config.sidecar, self.config.loop):
             return "nothing to change"
         await self.reconfigure(target, code_changed=False)
-        return f"applied: {len(target.sidecar)} sidecars, {len(target.loop)} loops"
+        return f"applied: {counted(len(target.sidecar), 'sidecar')}, {counted(len(target.loop), 'loop')}"
 
     async def _fetch(self, url: str, destination: Any, cap: int) -> None:
         if self._fetcher is None:

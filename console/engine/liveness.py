@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 from console.engine.handoff import Handoff
+from console.engine.plurals import counted
 from console.engine.views import View
 
 LIVENESS_REASON_MAX = 500
@@ -119,8 +120,9 @@ def classify_liveness(status: RunStatus, handoff: Handoff, output_tail: str) -> 
         return Verdict(Liveness.EMPTY_RESPONSE, _clip(f"no output and no evidence ({why})"))
     if handoff.evidence.any:
         ev = handoff.evidence
-        return Verdict(Liveness.ADVANCED, _clip(f"evidence: {len(ev.files_changed)} files changed, "
-                                                f"{len(ev.commits)} commits, {len(ev.artifacts)} artifacts"))
+        return Verdict(Liveness.ADVANCED, _clip(f"evidence: {counted(len(ev.files_changed), 'file')} changed, "
+                                                f"{counted(len(ev.commits), 'commit')}, "
+                                                f"{counted(len(ev.artifacts), 'artifact')}"))
     if handoff.next_action:
         if handoff.actionability == "runnable":
             return Verdict(Liveness.PLAN_ONLY, _clip(f"planned without acting: {handoff.next_action}"))

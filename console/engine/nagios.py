@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 
 from console.engine.errors import MONITORING_WORDS
+from console.engine.plurals import counted
 from console.engine.snapshot import Snapshot
 from console.engine.tray import Level
 
@@ -64,8 +65,9 @@ def unevaluated(exit_code: int, message: str) -> str:
 
 
 def _ok_summary(snap: Snapshot) -> str:
-    return (f"{len(snap.sidecars)} sidecars, {len(snap.loops)} loops, engine pid {snap.engine.pid}"
-            if snap.engine.running else "engine not running")
+    if not snap.engine.running:
+        return "engine not running"
+    return f"{counted(len(snap.sidecars), 'sidecar')}, {counted(len(snap.loops), 'loop')}, engine pid {snap.engine.pid}"
 
 
 def _clean(text: str) -> str:

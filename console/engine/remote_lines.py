@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from console.engine.snapshot import PluginView, RemoteConfigView
-
-
-def _at(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
-
-
-def duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}m {seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+from console.engine.time_text import clock_time, duration
 
 
 def remote_lines(rc: RemoteConfigView, plugins: list[PluginView], now: float) -> list[tuple[str, str]]:
@@ -25,24 +13,25 @@ def remote_lines(rc: RemoteConfigView, plugins: list[PluginView], now: float) ->
     rows.append(("running", running))
     if rc.probation_deadline is not None:
         left = duration(rc.probation_deadline - now)
-        rows.append(("probation", f"{rc.probation_etag} until {_at(rc.probation_deadline)} ({left} left)"))
+        rows.append(("probation", f"{rc.probation_etag} until {clock_time(rc.probation_deadline)} ({left} left)"))
     else:
         rows.append(("probation", "none"))
     rb = rc.last_rollback
-    rows.append(("last rollback", f"{rb.etag} -> {rb.to_etag or 'nothing'} at {_at(rb.at)}: {rb.reason} "
+    rows.append(("last rollback", f"{rb.etag} -> {rb.to_etag or 'nothing'} at {clock_time(rb.at)}: {rb.reason} "
                                   f"({rb.outcome}); {rb.detail}" if rb else "none"))
-    rows.append(("bad etag", f"{rc.bad_etag} (not re-applied before {_at(rc.bad_until)})" if rc.bad_etag else "none"))
+    rows.append(("bad etag", f"{rc.bad_etag} (not re-applied before {clock_time(rc.bad_until)})"
+                 if rc.bad_etag else "none"))
     poll = rc.last_poll
     if poll is not None:
         status = f"HTTP {poll.status}" if poll.status is not None else "no answer"
         said = f": {poll.detail}" if poll.detail else ""
-        rows.append(("last poll", f"{_at(poll.at)} {poll.result} ({status}){said}"))
+        rows.append(("last poll", f"{clock_time(poll.at)} {poll.result} ({status}){said}"))
     else:
         rows.append(("last poll", "not yet"))
     ap = rc.last_apply
-    rows.append(("last apply", f"{ap.etag} {ap.result} at {_at(ap.at)}{': ' + ap.detail if ap.detail else ''}"
+    rows.append(("last apply", f"{ap.etag} {ap.result} at {clock_time(ap.at)}{': ' + ap.detail if ap.detail else ''}"
                  if ap else "none"))
-    rows.append(("next poll", f"{_at(rc.next_poll_at)} (every {rc.poll_interval_seconds:g} s)"
+    rows.append(("next poll", f"{clock_time(rc.next_poll_at)} (every {rc.poll_interval_seconds:g} s)"
                  if rc.next_poll_at else f"every {rc.poll_interval_seconds:g} s"))
     if rc.last_boot is not None:
         boot = rc.last_boot

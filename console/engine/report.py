@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 
 from console.engine.snapshot import Snapshot
+from console.engine.time_text import clock_time
 from console.engine.tray import Level
 
 FORMATS = ("text", "json", "nagios", "openmetrics")
@@ -13,10 +13,6 @@ FORMATS = ("text", "json", "nagios", "openmetrics")
 
 def exit_code(snap: Snapshot) -> int:
     return snap.tray.state.exit_code
-
-
-def _clock(ts: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
 
 
 def render_text(snap: Snapshot) -> str:
@@ -29,7 +25,7 @@ def render_text(snap: Snapshot) -> str:
     eng = snap.engine
     if eng.running:
         mode = ", read-only" if eng.read_only else ""
-        lines.append(f"engine: running, pid {eng.pid}, since {_clock(eng.started_at)}, loopctl {eng.version}{mode}")
+        lines.append(f"engine: running, pid {eng.pid}, since {clock_time(eng.started_at)}, loopctl {eng.version}{mode}")
     else:
         lines.append("engine: not running (state read from disk)")
     host = snap.host
@@ -75,7 +71,7 @@ def render_text(snap: Snapshot) -> str:
     if snap.events:
         lines.append("recent events:")
         for e in snap.events[:5]:
-            lines.append(f"  {_clock(e.at)}  {e.kind}:{e.name} {e.previous or '(new)'} -> {e.new}: {e.reason}")
+            lines.append(f"  {clock_time(e.at)}  {e.kind}:{e.name} {e.previous or '(new)'} -> {e.new}: {e.reason}")
     return "\n".join(lines) + "\n"
 
 

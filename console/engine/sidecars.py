@@ -27,6 +27,7 @@ from console.engine.config import SidecarConfig
 from console.engine.health import HealthProber
 from console.engine.outputs import read_tail
 from console.engine.pidfile import PidRecord, remove_pidfile, write_pidfile
+from console.engine.plurals import counted
 from console.engine.ports import port_free, port_holder
 from console.engine.procs import boot_time, end_group, identify
 from console.engine.reclaim import TOKEN_VARIABLE, Outcome, ReclaimResult, reclaim
@@ -141,7 +142,7 @@ class SidecarRunner:
                 self.next_retry_at = None
                 tries = self.attempts
                 self._set(gen, "failed", failure.reason,
-                          f"{failure.text} (gave up after {tries} failed start{'s' if tries != 1 else ''})")
+                          f"{failure.text} (gave up after {counted(tries, 'failed start')})")
                 return
             delay = backoff_delay(self.attempts)
             self.next_retry_at = self.clock.time() + delay

@@ -27,11 +27,11 @@ from console.engine.actions import ActionError
 from console.engine.clock import Clock, SystemClock
 from console.engine.errors import LoopctlError, OwnerUnavailable
 from console.engine.paths import Paths
-from console.engine.remote_lines import remote_lines
 from console.engine.snapshot import Snapshot
+from console.engine.time_text import duration
 from console.tui.alerts import new_failures
+from console.tui.config_tab import config_body
 from console.tui.detail import ticks
-from console.tui.format import duration
 from console.tui.rows import SELECT_HINT, TABLES, counts, matches, placeholder
 from console.tui.screen_filter import ControlPictures
 from console.tui.selection import DESTRUCTIVE, applicable
@@ -277,7 +277,7 @@ class LoopctlApp(App[int]):
             self._main.query_one(TrayBar).show(snap, role)
         ticking = snap.remote_config is not None and snap.remote_config.probation_deadline is not None
         if full or (ticking and self.active_tab() == "config"):  # the probation countdown moves each second
-            self._main.query_one("#config-body", Static).update(self._config(snap, now))
+            self._main.query_one("#config-body", Static).update(config_body(snap, now))
         counts = self._counts(snap, now)
         if full or counts != self._shown_counts:
             self._shown_counts = counts
@@ -342,32 +342,6 @@ class LoopctlApp(App[int]):
             lines.append(Text("Or press d for a demo host that shows every state loopctl knows (its own "
                               "files, processes and control plane; this host is left as it is)."))
         return lines
-
-    def _config(self, snap: Snapshot, now: float) -> Group:
-        host = snap.host
-        source = host.config_path if host.config_present else f"{host.config_path} (absent: embedded default)"
-        cp = snap.control_plane
-        lines = [Text("Remote config", style="bold")]
-        if cp is None:
-            lines.append(Text("not joined to a control plane (`loopctl join URL --token-file FILE`): this host runs "
-                              "its local config."))
-        else:
-            lines.append(Text(f"joined to {cp.url} as host {cp.host_id} ({cp.status})"))
-        if snap.remote_config is not None:
-            for label, value in remote_lines(snap.remote_config, snap.plugins, now):
-                style = "bold" if label == "probation" and snap.remote_config.probation_deadline else ""
-                lines.append(Text.assemble((f"{label:<14}", "dim"), (value, style)))
-        lines += [
-            Text(""),
-            Text("Local config", style="bold"),
-            Text(f"file       {source}"),
-            Text(f"declares   {len(snap.sidecars)} sidecars, {len(snap.loops)} loops, {len(snap.plugins)} plugins"
-                 + (" (sidecars, loops and plugins from the remote config)" if snap.remote_config
-                    and snap.remote_config.running_etag else "")),
-            Text(f"state dir  {host.state_dir}"),
-            Text(f"host       {host.name}"),
-        ]
-        return Group(*lines)
 
     # -- selection and actions --------------------------------------------------------------------------
 

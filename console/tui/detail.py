@@ -9,15 +9,17 @@ from rich.table import Table
 from rich.text import Text
 
 from console.engine.snapshot import LoopView, RunView, SidecarView, Snapshot
-from console.tui.format import ago, clock_time, continuation_text, countdown, duration, liveness_badge, stop_text
+from console.engine.time_text import clock_time, duration
+from console.tui.format import ago, continuation_text, countdown, liveness_badge, stop_text
 from console.tui.rows import SELECT_HINT, state
 
 CONTINUATION_PREVIEW = 2000
 
 
-def _fields(pairs: list[tuple[str, object]]) -> Table:
+def fields(pairs: list[tuple[str, object]], label_style: str = "bold", label_width: int | None = None) -> Table:
+    """Labels in a column of their own, so a long value wraps under its value, not under the labels."""
     grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(style=label_style, no_wrap=True, min_width=label_width)
     grid.add_column()
     for label, value in pairs:
         grid.add_row(label, value if isinstance(value, Text) else Text(str(value)))
@@ -43,7 +45,7 @@ def sidecar_detail(s: SidecarView, now: float) -> RenderableType:
         pairs.append(("last reclaim", s.last_reclaim))
     if s.action:
         pairs.append(("clears it", Text(s.action, style="italic")))
-    parts: list[RenderableType] = [_fields(pairs)]
+    parts: list[RenderableType] = [fields(pairs)]
     if s.output_tail:
         parts += [Text("output", style="bold"), Text("\n".join(s.output_tail[-8:]), style="dim")]
     return Group(*parts)
@@ -65,7 +67,7 @@ def loop_detail(lp: LoopView, snap: Snapshot, now: float) -> RenderableType:
         ("next run", countdown(lp.next_run_at, now) if lp.next_run_at else "-"),
         ("recent runs", ", ".join(f"{r.id[-6:]} {r.status}/{r.liveness or '-'}" for r in runs[:5]) or "-"),
     ]
-    return _fields(pairs)
+    return fields(pairs)
 
 
 def run_detail(r: RunView, state_dir: Path, now: float) -> RenderableType:
@@ -94,7 +96,7 @@ def run_detail(r: RunView, state_dir: Path, now: float) -> RenderableType:
         ("lineage", ", ".join(lineage) or "-"),
         ("last useful", ago(r.last_useful_action_at, now)),
     ]
-    parts: list[RenderableType] = [_fields(pairs)]
+    parts: list[RenderableType] = [fields(pairs)]
     continuation = state_dir / "runs" / r.id / "continuation.md"
     try:
         text = continuation.read_text(encoding="utf-8")[:CONTINUATION_PREVIEW]
@@ -130,12 +132,12 @@ def detail_for(snap: Snapshot | None, key: str | None, now: float, empty: str = 
     if kind == "event":
         ev = next((e for e in snap.events if str(e.id) == name), None)
         if ev:
-            return _fields([("event", ev.id), ("when", clock_time(ev.at)), ("thing", f"{ev.kind}:{ev.name}"),
+            return fields([("event", ev.id), ("when", clock_time(ev.at)), ("thing", f"{ev.kind}:{ev.name}"),
                             ("transition", f"{ev.previous or '(new)'} → {ev.new}"), ("reason", ev.reason)])
     if kind == "host":
         reason = next((r for r in snap.tray.reasons if key.startswith(f"host:{r.code}:")), None)
         if reason:
-            return _fields([("reason", reason.code), ("what", reason.text), ("clears it", reason.action)])
+            return fields([("reason", reason.code), ("what", reason.text), ("clears it", reason.action)])
     return Text(f"{key} is no longer in the snapshot", style="dim")
 
 

@@ -1,24 +1,9 @@
-"""How times, durations and run metadata read on screen. Pure: `now` is always passed in."""
+"""How relative times and run metadata read on screen. Pure: `now` is always passed in."""
 
 from __future__ import annotations
 
-import time
-
 from console.engine.snapshot import RunView
-
-
-def duration(seconds: float | None) -> str:
-    """`45s`, `12m05s`, `3h02m`, `2d04h`: short enough for a table cell."""
-    if seconds is None:
-        return "-"
-    s = int(max(0.0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+from console.engine.time_text import duration
 
 
 def ago(at: float | None, now: float) -> str:
@@ -30,10 +15,6 @@ def countdown(at: float | None, now: float) -> str:
         return "-"
     left = at - now
     return "now" if left <= 0 else f"in {duration(left)}"
-
-
-def clock_time(at: float | None) -> str:
-    return "-" if at is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
 
 
 def stop_text(run: RunView) -> str:

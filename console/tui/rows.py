@@ -10,8 +10,9 @@ from typing import Any
 from rich.text import Text
 
 from console.engine.snapshot import Snapshot
+from console.engine.time_text import duration
 from console.engine.views import View
-from console.tui.format import ago, continuation_text, countdown, duration, liveness_badge, run_duration, stop_text
+from console.tui.format import ago, continuation_text, countdown, liveness_badge, run_duration, stop_text
 from console.tui.palette import GLYPHS, LEVEL_STYLES, STATE_STYLES
 
 Cell = str | Text

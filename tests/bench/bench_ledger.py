@@ -48,7 +48,7 @@ def fill(db: Path, count: int, loops: int) -> None:
         row.update(id=run_id, loop_id=f"loop-{rnd.randrange(loops)}", status="succeeded", queued_at=at,
                    started_at=at + 1, finished_at=at + 30, exit_code=0, stop_reason="completed",
                    timeout_configured=1, timeout_fired=0, effective_timeout_sec=1800.0,
-                   liveness=rnd.choice(LIVENESS), liveness_reason="evidence: 2 files changed, 1 commits, 0 artifacts",
+                   liveness=rnd.choice(LIVENESS), liveness_reason="evidence: 2 files changed, 1 commit, 0 artifacts",
                    continuation_attempt=0, chain_id=run_id, process_loss_retry_count=0,
                    cmdline=json.dumps(["agent", "--run"]), summary="did the thing " * 5)
         rows.append(tuple(row[c] for c in COLUMNS))

@@ -130,3 +130,11 @@ def test_continuation_summary_has_the_sections_and_respects_the_limits():
     assert "Do it now, not another plan: edit README" in text
     assert "attempt 1 of 2" in text
     assert EXHAUSTED == "continuation attempts exhausted"
+
+
+def test_the_evidence_reason_counts_in_words_an_operator_reads():
+    one = Handoff(present=True, evidence=Evidence(files_changed=["a.py"], commits=["abc"], artifacts=[]))
+    two = Handoff(present=True, evidence=Evidence(files_changed=["a.py", "b.py"], commits=["abc", "def"],
+                                                   artifacts=["r.html", "s.html"]))
+    assert classify_liveness(RunStatus.SUCCEEDED, one, "").reason == "evidence: 1 file changed, 1 commit, 0 artifacts"
+    assert classify_liveness(RunStatus.SUCCEEDED, two, "").reason == "evidence: 2 files changed, 2 commits, 2 artifacts"
