@@ -92,6 +92,7 @@ class LoopctlApp(App[int]):
     #filter.shown { display: block; }
     DetailPane.enlarged { height: 1fr; }
     #tabs { height: 1fr; }
+    Toast { padding: 0 1; }  /* at 80x24 three padded toasts would hide most of the screen */
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
@@ -100,7 +101,7 @@ class LoopctlApp(App[int]):
         Binding("c", "act('cancel')", "Cancel"),
         Binding("slash", "filter", "Filter"),
         Binding("question_mark", "help", "Help"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("escape", "dismiss", "Dismiss toasts, else clear the filter", show=False),
         Binding("d", "demo", "Demo", show=False),  # on the key bar only while the host is empty
         *[Binding(str(i), f"tab('{tab}')", label, show=False) for i, (tab, label) in enumerate(TABS, 1)],
     ]
@@ -464,6 +465,14 @@ class LoopctlApp(App[int]):
             await self._main.mount(box, before=self._main.query_one(DetailPane))
         box.add_class("shown")
         box.focus()
+
+    def action_dismiss(self) -> None:
+        """esc: toasts go first (without a mouse nothing else dismisses them before their timeout),
+        then, with none showing, the filter."""
+        if self.screen.query("Toast"):
+            self.clear_notifications()
+        else:
+            self.action_clear_filter()
 
     def action_clear_filter(self) -> None:
         try:

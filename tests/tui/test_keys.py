@@ -162,6 +162,25 @@ async def test_slash_filters_rows_and_escape_clears(fixed_app):
         assert table.row_count == 7
 
 
+async def test_escape_dismisses_the_toasts_first_and_then_clears_the_filter(fixed_app):
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await ready(pilot, app)
+        await pilot.press("4", "slash", *"triage", "enter")
+        table = app.query_one("#table-runs", KeyedTable)
+        app.notify("run X of loop triage failed: process_lost", severity="error", timeout=60)
+        app.notify("sidecar web: port 80 is held", severity="warning", timeout=60)
+        await pilot.pause(0.2)
+        assert len(app.screen.query("Toast")) == 2
+        await pilot.press("escape")  # no mouse to click them away: esc does, and only that
+        await pilot.pause(0.2)
+        assert not app.screen.query("Toast") and not notes(app)
+        assert table.row_count == 3 and app.filter_text == "triage"
+        await pilot.press("escape")  # nothing left to dismiss: the filter goes
+        await pilot.pause()
+        assert table.row_count == 7 and app.filter_text == ""
+
+
 async def test_the_filter_box_is_made_on_first_use_and_escape_before_it_is_harmless(fixed_app):
     app, _ = fixed_app
     async with app.run_test(size=SIZE) as pilot:
