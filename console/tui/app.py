@@ -294,7 +294,7 @@ class LoopctlApp(App[int]):
         if self.snapshot is None or table is None:
             return
         self._stale.discard(tab)
-        table.sync([row for row in TABLES[tab].rows(self.snapshot, now) if matches(row[1], self.filter_text)])
+        table.sync([row for row in TABLES[tab].rows(self.snapshot, now) if matches(row, self.filter_text)])
 
     def _table(self, tab: str) -> KeyedTable | None:
         """The tab's table; None for Config, and for a table not mounted yet (see compose)."""

@@ -10,7 +10,7 @@ from rich.text import Text
 
 from console.engine.snapshot import LoopView, RunView, SidecarView, Snapshot
 from console.engine.time_text import clock_time, duration
-from console.tui.format import ago, continuation_text, countdown, liveness_badge, stop_text
+from console.tui.format import ago, continuation_text, countdown, liveness_badge, short_id, stop_text
 from console.tui.rows import SELECT_HINT, state
 
 CONTINUATION_PREVIEW = 2000
@@ -65,7 +65,7 @@ def loop_detail(lp: LoopView, snap: Snapshot, now: float) -> RenderableType:
          + (f", run timeout {lp.run_timeout_seconds:g} s" if lp.run_timeout_seconds else ", no run timeout")),
         ("current run", lp.current_run or "-"),
         ("next run", countdown(lp.next_run_at, now) if lp.next_run_at else "-"),
-        ("recent runs", ", ".join(f"{r.id[-6:]} {r.status}/{r.liveness or '-'}" for r in runs[:5]) or "-"),
+        ("recent runs", ", ".join(f"{short_id(r.id)} {r.status}/{r.liveness or '-'}" for r in runs[:5]) or "-"),
     ]
     return fields(pairs)
 

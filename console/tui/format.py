@@ -17,6 +17,16 @@ def countdown(at: float | None, now: float) -> str:
     return "now" if left <= 0 else f"in {duration(left)}"
 
 
+SHORT_ID = 8
+
+
+def short_id(run_id: str) -> str:
+    """A run id's last characters, random in every run (the leading ones are its time, shared by runs
+    queued close together): enough to tell apart the runs on a screen, and an 80-column Runs table
+    keeps its stop reasons in view. The detail pane shows the whole id, which `/` also matches."""
+    return run_id[-SHORT_ID:]
+
+
 def stop_text(run: RunView) -> str:
     """`timeout (1800 s)` says which limit fired; other reasons as they are."""
     if run.stop_reason == "timeout" and run.effective_timeout_sec:

@@ -12,7 +12,15 @@ from rich.text import Text
 from console.engine.snapshot import Snapshot
 from console.engine.time_text import duration
 from console.engine.views import View
-from console.tui.format import ago, continuation_text, countdown, liveness_badge, run_duration, stop_text
+from console.tui.format import (
+    ago,
+    continuation_text,
+    countdown,
+    liveness_badge,
+    run_duration,
+    short_id,
+    stop_text,
+)
 from console.tui.palette import GLYPHS, LEVEL_STYLES, STATE_STYLES
 
 Cell = str | Text
@@ -27,7 +35,7 @@ class Table(View):
     columns: tuple[tuple[str, str], ...]  # (key, label)
     rows: Callable[[Snapshot, float], list[Row]]
     empty: str  # what a table without rows means, said in the detail pane
-    newest_first: Callable[[Any], Any] | None = None  # sort key of the first column for newest-first tables
+    newest_first: Callable[[str], Any] | None = None  # for tables listed newest first: sort key of a row's key
 
 
 def reason_rows(snap: Snapshot, now: float) -> list[Row]:
@@ -52,7 +60,7 @@ def loop_rows(snap: Snapshot, now: float) -> list[Row]:
     rows: list[Row] = []
     for lp in snap.loops:
         run = last.get(lp.id)
-        rows.append((lp.key, (lp.id, state(lp.state), lp.current_run or "-",
+        rows.append((lp.key, (lp.id, state(lp.state), short_id(lp.current_run) if lp.current_run else "-",
                               countdown(lp.next_run_at, now) if lp.next_run_at else "-",
                               liveness_badge(run.liveness) if run else "-",
                               lp.reason if lp.state != "active" else "-")))
@@ -60,7 +68,7 @@ def loop_rows(snap: Snapshot, now: float) -> list[Row]:
 
 
 def run_rows(snap: Snapshot, now: float) -> list[Row]:
-    return [(r.key, (r.id, r.loop_id, state(r.status), liveness_badge(r.liveness), stop_text(r),
+    return [(r.key, (short_id(r.id), r.loop_id, state(r.status), liveness_badge(r.liveness), stop_text(r),
                      continuation_text(r), run_duration(r, now), ago(r.last_useful_action_at, now)))
             for r in snap.runs]
 
@@ -83,9 +91,11 @@ TABLES: dict[str, Table] = {
                    "No loops: this host's config declares none."),
     "runs": Table((("id", "run"), ("loop", "loop"), ("status", "status"), ("liveness", "liveness"),
                    ("stop", "stop reason"), ("cont", "cont."), ("duration", "duration"),
-                   ("useful", "last useful action")), run_rows, "No runs in the ledger yet.", newest_first=str),
+                   ("useful", "last useful action")), run_rows, "No runs in the ledger yet.",
+                  newest_first=str),  # `run:ULID`: a ULID sorts by time
     "events": Table((("id", "#"), ("at", "when"), ("thing", "thing"), ("transition", "transition"),
-                     ("reason", "reason")), event_rows, "No events recorded yet.", newest_first=int),
+                     ("reason", "reason")), event_rows, "No events recorded yet.",
+                    newest_first=lambda key: int(key.partition(":")[2])),
 }
 
 
@@ -101,11 +111,13 @@ def placeholder(tab: str, rows: int, filter_text: str) -> str:
     return TABLES[tab].empty
 
 
-def matches(cells: tuple[Cell, ...], needle: str) -> bool:
+def matches(row: Row, needle: str) -> bool:
+    """The filter: any cell, or the row's key (a run's whole id, where its cell shows the short one)."""
     if not needle:
         return True
     needle = needle.lower()
-    return any(needle in (c.plain if isinstance(c, Text) else c).lower() for c in cells)
+    key, cells = row
+    return needle in key.lower() or any(needle in (c.plain if isinstance(c, Text) else c).lower() for c in cells)
 
 
 def counts(snap: Snapshot) -> list[str]:

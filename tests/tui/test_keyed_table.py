@@ -16,7 +16,7 @@ HOSTILE = "held by [pid 733] in [/var/lib/x] (see [bold])"
 
 class OneTable(App[None]):
     def compose(self) -> ComposeResult:
-        yield KeyedTable(COLUMNS, newest_first=int, id="table")
+        yield KeyedTable(COLUMNS, newest_first=lambda key: int(key.partition(":")[2]), id="table")
 
 
 async def test_cells_and_labels_are_shown_as_written_never_read_as_markup():
@@ -32,10 +32,15 @@ async def test_cells_and_labels_are_shown_as_written_never_read_as_markup():
         assert f"{HOSTILE} again" in screen_text(app)
 
 
-async def test_newest_first_sorts_by_the_value_the_rows_gave():
+async def test_newest_first_sorts_by_the_row_key_whatever_the_first_cell_shows():
     app = OneTable()
     async with app.run_test(size=(100, 8)) as pilot:
         table = app.query_one(KeyedTable)
-        table.sync([(f"event:{i}", (str(i), "x")) for i in (9, 10, 2)])
+        # the cells count down where the keys count up: a run's short id is no guide to its age
+        table.sync([(f"event:{i}", (str(100 - i), "x")) for i in (9, 10, 2)])
         await pilot.pause()
         assert [str(key.value) for key in table.ordered_row_keys()] == ["event:10", "event:9", "event:2"]
+        table.sync([(f"event:{i}", (str(100 - i), "x")) for i in (9, 10, 2, 11)])  # a newer row arrives
+        await pilot.pause()
+        assert [str(key.value) for key in table.ordered_row_keys()] == ["event:11", "event:10", "event:9", "event:2"]
+        assert screen_text(app).index("89") < screen_text(app).index("90")  # shown as given: 100 - 11 first

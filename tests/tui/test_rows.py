@@ -7,8 +7,8 @@ import io
 from rich.console import Console
 
 from console.tui.detail import sidecar_detail
-from console.tui.rows import SELECT_HINT, TABLES, placeholder, sidecar_rows
-from console.tui.scenario import NOW, scenario_snapshot
+from console.tui.rows import SELECT_HINT, TABLES, loop_rows, matches, placeholder, run_rows, sidecar_rows
+from console.tui.scenario import NOW, run_id, scenario_snapshot
 
 
 def test_a_table_with_rows_asks_for_a_selection():
@@ -36,3 +36,15 @@ def test_a_sidecar_that_gave_up_used_its_restarts_and_no_more():
     console.print(sidecar_detail(monitor, NOW))
     [line] = [line for line in console.export_text().splitlines() if line.startswith("restarts")]
     assert line.split() == ["restarts", "5", "of", "5"]
+
+
+def test_runs_show_the_short_id_and_the_filter_still_finds_the_whole_one():
+    snap = scenario_snapshot()
+    rows = run_rows(snap, NOW)
+    [(key, cells)] = [row for row in rows if row[0] == f"run:{run_id(6)}"]
+    assert cells[0] == run_id(6)[-8:] and len(cells[0]) == 8
+    assert len({cells[0] for _key, cells in rows}) == len(rows)  # still tells the runs apart
+    assert [row[0] for row in rows if matches(row, run_id(6))] == [key]  # pasted whole, from the detail pane
+    assert [row[0] for row in rows if matches(row, run_id(6)[-8:].lower())] == [key]
+    refactor = next(cells for key, cells in loop_rows(snap, NOW) if key == "loop:refactor")
+    assert refactor[2] == run_id(7)[-8:]  # its current run

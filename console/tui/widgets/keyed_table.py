@@ -27,7 +27,7 @@ class KeyedTable(DataTable[Cell]):
 
     def __init__(self, columns: tuple[tuple[str, str], ...], *,
                  newest_first: Callable[[Any], Any] | None = None, id: str | None = None) -> None:
-        """`newest_first`: the sort key of the first column's text, for tables listed newest first."""
+        """`newest_first`: for tables listed newest first, the sort key of a row's key."""
         super().__init__(id=id, cursor_type="row")
         self._columns = columns
         self._newest_first = newest_first
@@ -62,12 +62,13 @@ class KeyedTable(DataTable[Cell]):
         for key, cells in rows:
             old = self._cells.get(key)
             if old is None:
-                self.add_row(*map(_shown, cells), key=key)
+                self.add_row(*_row(key, cells), key=key)
                 changed_membership = True
             elif old != cells:
-                for (column, _label), before, after in zip(self._columns, old, cells, strict=True):
+                for i, ((column, _label), before, after) in enumerate(zip(self._columns, old, cells, strict=True)):
                     if before != after:
-                        self.update_cell(key, column, _shown(after), update_width=True)
+                        self.update_cell(key, column, _first(key, after) if i == 0 else _shown(after),
+                                         update_width=True)
             self._cells[key] = cells
         if changed_membership:
             self._order(rows)
@@ -79,13 +80,13 @@ class KeyedTable(DataTable[Cell]):
     def _order(self, rows: list[Row]) -> None:
         if self._newest_first is not None:
             newest_first = self._newest_first
-            self.sort(self._columns[0][0], key=lambda cell: newest_first(cell.plain), reverse=True)
+            self.sort(self._columns[0][0], key=lambda cell: newest_first(cell.row_key), reverse=True)
             return
         current = [str(k.value) for k in self.ordered_row_keys()]
         if current != [key for key, _ in rows]:  # small caller-ordered tables (ranked reasons): rebuild
             self.clear()
             for key, cells in rows:
-                self.add_row(*map(_shown, cells), key=key)
+                self.add_row(*_row(key, cells), key=key)
 
     def ordered_row_keys(self) -> list[RowKey]:
         return [self.coordinate_to_cell_key(Coordinate(i, 0)).row_key for i in range(self.row_count)]
@@ -93,3 +94,21 @@ class KeyedTable(DataTable[Cell]):
 
 def _shown(cell: Cell) -> Text:
     return cell if isinstance(cell, Text) else Text(cell)
+
+
+class _FirstCell(Text):
+    """The first column's cell, carrying its row's key: DataTable sorts on cells, and a newest-first
+    table sorts on the key (a run's whole id, where the cell shows its short form)."""
+
+    row_key: str = ""
+
+
+def _first(key: str, cell: Cell) -> _FirstCell:
+    first = _FirstCell()
+    first.append(_shown(cell))
+    first.row_key = key
+    return first
+
+
+def _row(key: str, cells: tuple[Cell, ...]) -> list[Text]:
+    return [_first(key, cells[0]), *map(_shown, cells[1:])]
