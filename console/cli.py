@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="print the report once every state shows, then end it")
     targets = {"reclaim": "sidecar:NAME: end what an earlier engine left, then relaunch",
                "retry": "sidecar:NAME, loop:ID or run:ID: clear a failure or escalation, or rerun a run",
-               "cancel": "run:ID: end a queued or running run and its process group"}
+               "cancel": "run:ID: end a queued or running run and its process group (ID: whole, or its end, "
+                         "as the console shows it)"}
     for verb in VERBS:
         act = sub.add_parser(verb, help=f"{verb} {targets[verb]}")
         _common(act, suppress=True)

@@ -72,9 +72,10 @@ def test_cancel_over_the_cli_ends_the_run_and_its_group(host: Host):
     wait_for(lambda: "working" in (host.state / "runs" / running(host)["id"] / "output.log").read_text(),
              what="the agent to be up")
     run = running(host)
-    result = host.run("cancel", f"run:{run['id']}")
+    short = run["id"][-8:]  # as the console's Runs table shows it
+    result = host.run("cancel", f"run:{short}")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"cancel run:{run['id']}: run {run['id']} cancelled: its process group was " \
+    assert result.stdout.strip() == f"cancel run:{short}: run {run['id']} cancelled: its process group was " \
                                     f"ended (cancelled)"
     assert not group_alive(run["pid"])
     done = next(r for r in runs(host) if r["id"] == run["id"])

@@ -100,6 +100,19 @@ def get_run(store: Store, run_id: str) -> RunRecord | None:
     return _record(rows[0]) if rows else None
 
 
+SHORTEST_ENDING = 4  # as git takes no fewer characters of a hash
+
+
+def run_ids_ending(store: Store, ending: str, limit: int = 2) -> list[str]:
+    """Ids of runs whose id ends with `ending`, in any case (Crockford base 32 has one meaning per
+    letter): what the console's short ids name. A scan of the ids, fine for an operator's action and
+    never used on a snapshot's path. Nothing for an ending that is too short or no id could end with."""
+    ending = ending.upper()
+    if len(ending) < SHORTEST_ENDING or not set(ending) <= set(_CROCKFORD):  # also keeps LIKE's % and _ out
+        return []
+    return [row[0] for row in store.rows("SELECT id FROM runs WHERE id LIKE ? LIMIT ?", (f"%{ending}", limit))]
+
+
 def latest_runs(store: Store, loop_id: str, limit: int = 50) -> list[RunRecord]:
     """Newest first; served by the (loop_id, id) index."""
     return [_record(r) for r in store.rows(f"{_SELECT} WHERE loop_id = ? ORDER BY id DESC LIMIT ?", (loop_id, limit))]

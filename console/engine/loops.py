@@ -22,6 +22,7 @@ from console.engine.config import LoopConfig
 from console.engine.continuation import EXHAUSTED, RunLine, after_run, continuation_summary
 from console.engine.handoff import read_handoff
 from console.engine.ledger import (
+    SHORTEST_ENDING,
     SNAPSHOT_RUNS,
     RunIds,
     RunRecord,
@@ -31,6 +32,7 @@ from console.engine.ledger import (
     queue_run,
     recent_runs,
     retries_of,
+    run_ids_ending,
     run_views,
     unfinished_runs,
 )
@@ -402,9 +404,18 @@ class Loops:
     # -- actions -------------------------------------------------------------------------------------
 
     def _run(self, target: Target) -> RunRecord:
+        """The run a target names: by its whole id, or by the end of it (the console's short id)."""
         run = get_run(self.store, target.name)
+        if run is not None:
+            return run
+        ids = run_ids_ending(self.store, target.name)
+        if len(ids) > 1:
+            raise ActionError("ambiguous_target", f"more than one run's id ends with {target.name!r}: give more of "
+                                                  f"it, or the whole id")
+        run = get_run(self.store, ids[0]) if ids else None
         if run is None:
-            raise ActionError("unknown_target", f"no run {target.name!r} in the ledger")
+            raise ActionError("unknown_target", f"no run {target.name!r} in the ledger (a run is named by its id, or "
+                                                f"by its last {SHORTEST_ENDING} or more characters)")
         return run
 
     async def cancel(self, target: Target) -> dict[str, Any]:

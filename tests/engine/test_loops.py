@@ -210,6 +210,33 @@ async def test_retry_makes_one_new_run_and_is_idempotent(rig):
         await loops.retry(Target("run", "nope"))
 
 
+async def test_a_run_is_named_by_its_whole_id_or_by_the_end_of_it_as_the_console_shows_it(rig):
+    loops = rig.loops(rig.loop("hang-group", interval_seconds=3600))
+    ids = RunIds()
+    done = ids.new(rig.clock.time())
+    twin = done[:-5] + ("0" if done[-5] != "0" else "1") + done[-4:]  # another run, the same last 4 characters
+    for run_id in (done, twin):  # finished runs of another loop, in the ledger before the engine starts
+        queue_run(rig.store, run_id, "other", "scheduled")
+        rig.store.transition(RUN_KIND, run_id, "succeeded", "done", {"loop": "other"},
+                             columns={"finished_at": rig.clock.time(), "stop_reason": "completed"})
+    await loops.start()
+    await rig.drive(rig.agent_up, step=0.0, what="agent up")
+    [running] = [r for r in rig.runs() if r.status == "running"]
+    result = await loops.cancel(Target("run", running.id[-8:].lower()))  # as the console shows it, any case
+    assert result["status"] == "cancelled" and running.id in result["message"]  # the answer names it whole
+    assert get_run(rig.store, running.id).status == "cancelled"
+    with pytest.raises(ActionError) as finished_run:
+        await loops.cancel(Target("run", done[-8:]))
+    assert finished_run.value.code == "not_applicable" and done in finished_run.value.message
+    with pytest.raises(ActionError) as ambiguous:
+        await loops.cancel(Target("run", done[-4:]))
+    assert ambiguous.value.code == "ambiguous_target" and "give more of it" in ambiguous.value.message
+    for name in (done[-3:], "%" + done[-4:], "Z_Z_"):  # too short; not an id's characters
+        with pytest.raises(ActionError) as unknown:
+            await loops.cancel(Target("run", name))
+        assert unknown.value.code == "unknown_target"
+
+
 @pytest.mark.parametrize(("mode", "problem"), [("silent", "no handoff file"), ("garbage", "not JSON")])
 async def test_missing_or_malformed_handoffs_are_classified_never_a_crash(rig, mode, problem):
     loops = rig.loops(rig.loop(mode, interval_seconds=3600))
