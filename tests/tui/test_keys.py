@@ -221,16 +221,28 @@ async def test_on_the_config_tab_the_filter_is_dimmed_and_refused_with_its_reaso
         assert filter_key_style() != "dim"
 
 
-async def test_question_mark_shows_every_key(fixed_app):
+async def test_question_mark_shows_every_key_and_at_80x24_scrolls_to_the_last(fixed_app):
+    from textual.containers import VerticalScroll
+
+    from console.tui.screens.help import KEYS
+    from tests.tui.conftest import screen_text
+
     app, _ = fixed_app
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
+        box = app.screen.query_one(VerticalScroll)
+        assert box.region.bottom <= SIZE[1]  # the box ends on screen, its bottom border with it
+        assert "quit (an engine this console owns" not in screen_text(app)  # q is below the fold ...
+        await pilot.press("end")
+        await pilot.pause()
+        assert "quit (an engine this console owns" in screen_text(app)  # ... and one key away
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
+    assert KEYS[-1][0] == "q"
 
 
 async def run_from_palette(pilot, command: str) -> None:

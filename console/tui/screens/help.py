@@ -7,7 +7,7 @@ from typing import ClassVar
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -30,8 +30,8 @@ KEYS = [
 class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Vertical { width: 90%; max-width: 100; height: auto; border: thick $primary; padding: 1 2;
-                            background: $surface; }
+    HelpScreen > VerticalScroll { width: 90%; max-width: 100; height: auto; max-height: 100%;
+                                  border: thick $primary; padding: 0 1; background: $surface; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,question_mark", "close", "Close")]
 
@@ -41,7 +41,9 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for key, text in KEYS:
             table.add_row(key, text)
-        with Vertical():
+        # At 80x24 the keys are taller than the screen: the box scrolls (arrows, PgUp/PgDn) instead of
+        # losing its last lines below the edge.
+        with VerticalScroll():
             yield Static("[b]loopctl keys[/b]  (actions that do not apply to the selection are dimmed in the "
                          "footer and refused with the reason; --read-only disables r, t and c)", markup=True)
             yield Static(table)
