@@ -80,6 +80,12 @@ async def test_reclaim_asks_first_and_no_sends_nothing(fixed_app):
         assert calls == [] and not isinstance(app.screen, ConfirmScreen)
         await pilot.press("r")
         await pilot.pause()
+        assert app.screen.focused is app.screen.query_one("#no")
+        await pilot.press("enter")  # out of habit: answers no
+        await pilot.pause()
+        assert calls == [] and not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("r")
+        await pilot.pause()
         await pilot.press("y")
         await pilot.pause()
         assert calls == [("reclaim", "sidecar:agent-monitor")]
