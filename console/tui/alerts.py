@@ -13,7 +13,7 @@ from typing import Literal
 from console.engine.snapshot import RunView, Snapshot
 from console.engine.tray import Level, Reason
 from console.engine.views import View
-from console.tui.format import stop_text
+from console.tui.format import short_id, stop_text
 
 FAILED_RUNS = frozenset({"failed", "timed_out"})  # cancelled is an operator's doing, not a failure
 LIMIT = 3  # toasts for one snapshot; a storm (every sidecar at once) gets a count instead of a wall
@@ -30,7 +30,8 @@ def _failing(reason: Reason) -> bool:
 
 def _run_text(run: RunView) -> str:
     why = stop_text(run) if run.stop_reason else (run.error_text or run.error_code)
-    return f"run {run.id} of loop {run.loop_id} {run.status.replace('_', ' ')}" + (f": {why}" if why else "")
+    # the short id, as the Runs table shows it: a toast is a pointer to the row, not the record
+    return f"run {short_id(run.id)} of loop {run.loop_id} {run.status.replace('_', ' ')}" + (f": {why}" if why else "")
 
 
 def new_failures(before: Snapshot | None, after: Snapshot, *, limit: int = LIMIT) -> list[Alert]:

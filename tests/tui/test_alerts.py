@@ -40,8 +40,8 @@ def test_new_failing_reasons_and_failed_runs_each_raise_one_toast():
         Alert("agent-monitor: port 4820 is held by nginx pid 733 (foreign) (gave up after 6 failed starts)", "warning"),
         Alert(f"loop triage escalated: run {run_id(4)} plan_only: continuation attempts exhausted", "warning"),
         Alert("vector-cache: exited with code 3: cache dir not writable; restart 2 of 5 in 1 s", "warning"),
-        Alert(f"run {run_id(5)} of loop refactor failed: process_lost", "error"),
-        Alert(f"run {run_id(6)} of loop refactor timed out: timeout (1800 s)", "error"),
+        Alert(f"run {run_id(5)[-8:]} of loop refactor failed: process_lost", "error"),
+        Alert(f"run {run_id(6)[-8:]} of loop refactor timed out: timeout (1800 s)", "error"),
     ]
 
 
@@ -49,9 +49,9 @@ def test_a_failed_run_without_a_stop_reason_says_its_error_or_nothing_more():
     run = dataclasses.replace(NOW_BROKEN.runs[0], status="failed", stop_reason=None, error_text="spawn failed: ENOENT")
     bare = dataclasses.replace(run, error_text=None)
     assert new_failures(healthy(), dataclasses.replace(healthy(), runs=[run]))[0].text == \
-        f"run {run_id(7)} of loop refactor failed: spawn failed: ENOENT"
+        f"run {run_id(7)[-8:]} of loop refactor failed: spawn failed: ENOENT"
     assert new_failures(healthy(), dataclasses.replace(healthy(), runs=[bare]))[0].text == \
-        f"run {run_id(7)} of loop refactor failed"
+        f"run {run_id(7)[-8:]} of loop refactor failed"
 
 
 def test_down_is_an_error_and_a_reason_that_worsens_counts_as_new():
