@@ -275,7 +275,7 @@ async def test_a_run_that_fails_while_an_operator_watches_raises_a_toast(host: H
         snap = await wait_snapshot(pilot, app, lambda s: any(r.status == "failed" for r in s.runs), turns=500)
         run = next(r for r in snap.runs if r.status == "failed")
         toasts = [(n.message, n.severity) for n in app._notifications]
-        assert any(message.startswith(f"run {run.id} of loop flaky failed") and severity == "error"
+        assert any(message.startswith(f"run {run.id[-8:]} of loop flaky failed") and severity == "error"
                    for message, severity in toasts), toasts
     engine.send_signal(signal.SIGTERM)
     assert engine.wait(timeout=10) == 0
