@@ -151,6 +151,24 @@ async def test_an_engine_refusal_is_shown_as_an_error(tmp_path):
         assert "retry sidecar:agent-monitor refused (kill_failed): group 812 survived SIGKILL" in notes(app)
 
 
+async def test_tab_moves_into_the_detail_pane_whose_arrows_scroll_it_and_shift_tab_comes_back(fixed_app):
+    app, calls = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "4", f"run:{run_id(6)}")
+        pane, table = app.query_one(DetailPane), app.query_one("#table-runs", KeyedTable)
+        assert pane.max_scroll_y > 0  # at 80x24 the run's detail is longer than the pane
+        await pilot.press("tab", "down", "down")
+        await pilot.pause()
+        assert app.focused is pane and pane.scroll_y == 2 and app.selected_key() == f"run:{run_id(6)}"
+        await pilot.press("t")  # the action keys still act on the selected row
+        await pilot.pause()
+        assert calls == [("retry", f"run:{run_id(6)}")]
+        await pilot.press("shift+tab", "up")
+        await pilot.pause()
+        assert app.focused is table and app.selected_key() != f"run:{run_id(6)}"
+
+
 async def test_slash_filters_rows_and_escape_clears(fixed_app):
     app, _ = fixed_app
     async with app.run_test(size=SIZE) as pilot:

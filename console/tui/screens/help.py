@@ -15,6 +15,7 @@ KEYS = [
     ("1-6", "tabs: Overview, Sidecars, Loops, Runs, Config, Events"),
     ("↑ ↓ / PgUp PgDn", "move the selection (it stays put while data refreshes)"),
     ("enter", "enlarge or shrink the detail pane"),
+    ("tab / shift+tab", "into the detail pane and back: its arrows then scroll a long detail"),
     ("r", "reclaim the selected sidecar: end what an earlier engine left, then relaunch (asks first)"),
     ("t", "retry: a failed sidecar, an escalated loop, or a finished run"),
     ("c", "cancel the selected queued or running run: its whole process group ends (asks first)"),

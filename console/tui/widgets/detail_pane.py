@@ -14,6 +14,7 @@ from console.tui.rows import SELECT_HINT
 class DetailPane(VerticalScroll):
     DEFAULT_CSS = """
     DetailPane { height: 40%; min-height: 6; border-top: solid $primary-darken-2; padding: 0 1; }
+    DetailPane:focus { border-top: thick $accent; }  /* tab moved here: the arrows scroll this, not the table */
     """
 
     def compose(self) -> ComposeResult:
