@@ -478,13 +478,19 @@ class Loops:
         for runner in self.runners.values():
             thing = self.store.thing(LOOP_KIND, runner.cfg.id)
             binding = self.store.thing("binding", runner.cfg.id)  # written by the control-plane link
+            state = thing.state if thing else "active"
+            if binding is not None:
+                provenance = str(binding.detail.get("provenance", runner.cfg.provenance))
+            else:  # a user loop brings its own token and never has a binding; a managed one is not created yet
+                provenance = "user" if runner.cfg.provenance == "user" else "local"
             loops.append(LoopView(
-                id=runner.cfg.id, state=thing.state if thing else "active", reason=thing.reason if thing else "",
+                id=runner.cfg.id, state=state, reason=thing.reason if thing else "",
                 enabled=runner.cfg.enabled, objective=runner.cfg.objective,
                 interval_seconds=runner.cfg.interval_seconds, run_timeout_seconds=runner.cfg.run_timeout_seconds,
-                provenance=str(binding.detail.get("provenance", runner.cfg.provenance)) if binding else "local",
+                provenance=provenance,
                 token_expires_at=binding.detail.get("expires_at") if binding else None,
                 current_run=self.current_run(runner.cfg.id),
-                next_run_at=runner.next_run_at,
+                # held while it waited (the control plane finalized it, say): its timer starts nothing
+                next_run_at=None if state in HELD else runner.next_run_at,
             ))
         return loops, run_views(recent_runs(self.store, SNAPSHOT_RUNS))

@@ -118,7 +118,7 @@ class LoopView(View):
     run_timeout_seconds: float = 0.0
     current_run: str | None = None
     next_run_at: float | None = None
-    provenance: str = "local"  # local (no control plane), managed, or user
+    provenance: str = "local"  # local (no runner token), managed (created by this engine), or user (its own token)
     token_expires_at: float | None = None  # the runner token's expiry (never the token)
     last_heartbeat: str = ""  # the classifier's last verdict, e.g. "live" or "transient/server_error"
     last_heartbeat_at: float | None = None

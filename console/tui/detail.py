@@ -51,14 +51,23 @@ def sidecar_detail(s: SidecarView, now: float) -> RenderableType:
     return Group(*parts)
 
 
+def _provenance(lp: LoopView, snap: Snapshot) -> str:
+    if lp.provenance == "user":
+        return "user: its own runner token (token_file), its heartbeats to the control plane"
+    if lp.provenance != "local":
+        return f"{lp.provenance}: created on the control plane by this engine, which holds its runner token"
+    if snap.control_plane is None:
+        return "local: runs on this host, no control plane joined (no token, no heartbeats)"
+    return "managed, not created on the control plane yet: no runner token, no heartbeats until it is"
+
+
 def loop_detail(lp: LoopView, snap: Snapshot, now: float) -> RenderableType:
     runs = [r for r in snap.runs if r.loop_id == lp.id]
     pairs: list[tuple[str, object]] = [
         ("loop", Text.assemble(lp.id, "  ", state(lp.state))),
         ("reason", lp.reason or "-"),
         ("objective", lp.objective or "-"),
-        ("provenance", "local: runs on this host, no control plane joined (no token, no heartbeats)"
-         if lp.provenance == "local" else f"{lp.provenance}: bound to the control plane"),
+        ("provenance", _provenance(lp, snap)),
         ("runner token", f"expires {countdown(lp.token_expires_at, now)}" if lp.token_expires_at else "-"),
         ("last heartbeat", f"{lp.last_heartbeat} {ago(lp.last_heartbeat_at, now)}" if lp.last_heartbeat else "-"),
         ("schedule", f"every {duration(lp.interval_seconds)}"

@@ -129,6 +129,27 @@ async def test_an_advancing_run_is_recorded_and_the_next_waits_for_the_interval(
     assert (rig.tmp / "runs" / run.id / "output.log").read_text().startswith("changed a.py")
 
 
+async def test_a_loop_held_while_it_waits_shows_no_next_run(rig):
+    loops = rig.loops(rig.loop("advance", interval_seconds=600))
+    await loops.start()
+    await rig.drive(finished(rig, 1), step=0.05, what="first run")
+    await rig.drive(lambda: loops.views()[0][0].next_run_at is not None, step=0.0, what="the pause")
+    # as the control-plane link finalizes a loop: a transition, the scheduler left asleep
+    rig.store.transition(LOOP_KIND, "docs", "finalized", "heartbeat unauthorized")
+    [view], _runs = loops.views()
+    assert view.state == "finalized" and view.next_run_at is None
+    rig.clock.advance(700)
+    await asyncio.sleep(0.2)
+    assert len(rig.runs()) == 1  # and indeed nothing starts
+
+
+def test_a_user_loop_is_shown_as_one_even_without_a_binding(rig):
+    user = rig.loop("advance", id="ci-bot", provenance="user", token_file=str(rig.tmp / "t"), remote_id="l_1")
+    local = rig.loop("advance", id="docs")
+    views = {v.id: v.provenance for v in rig.loops(user, local).views()[0]}
+    assert views == {"ci-bot": "user", "docs": "local"}
+
+
 async def test_a_continuation_chain_stops_at_two_and_escalates_the_loop(rig):
     loops = rig.loops(rig.loop("plan", interval_seconds=5))
     await loops.start()
