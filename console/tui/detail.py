@@ -80,8 +80,10 @@ def loop_detail(lp: LoopView, snap: Snapshot, now: float) -> RenderableType:
 
 
 def run_detail(r: RunView, state_dir: Path, now: float) -> RenderableType:
-    ended = f"exit code {r.exit_code}" if r.exit_code is not None else (
-        f"signal {r.exit_signal}" if r.exit_signal is not None else "-")
+    how = f"exit code {r.exit_code}" if r.exit_code is not None else (
+        f"signal {r.exit_signal}" if r.exit_signal is not None else "")
+    why = f"{r.error_code}: {r.error_text}" if r.error_code else r.error_text
+    ended = "; ".join(part for part in (how, why) if part) or "-"  # a lost process has no exit, only a why
     timeout = "none configured"
     if r.timeout_configured:
         timeout = f"{r.effective_timeout_sec:g} s, " + ("fired" if r.timeout_fired else "not fired")
@@ -94,8 +96,7 @@ def run_detail(r: RunView, state_dir: Path, now: float) -> RenderableType:
         # The styled state goes last: Textual 8 drops the space that follows a styled span here.
         ("run", Text.assemble(f"{r.id} · loop {r.loop_id}  ", state(r.status))),
         ("window", f"started {clock_time(r.started_at)}, finished {clock_time(r.finished_at)}, pid {r.pid or '-'}"),
-        ("ended", ended + (f"; {r.error_code}: {r.error_text}" if r.error_code else
-                           (f"; {r.error_text}" if r.error_text else ""))),
+        ("ended", ended),
         ("stop reason", stop_text(r)),
         ("timeout", timeout),
         ("liveness", Text.assemble(liveness_badge(r.liveness), "  ", r.liveness_reason or "")),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from pathlib import Path
 
 from rich.console import Console
 
-from console.tui.detail import loop_detail
+from console.tui.detail import loop_detail, run_detail
 from console.tui.scenario import NOW, scenario_snapshot
 
 
@@ -27,3 +28,20 @@ def test_provenance_says_whose_token_and_never_calls_a_joined_host_local():
     assert provenance("docs", "managed").startswith("managed: created on the control plane by this engine")
     assert provenance("docs", "local", joined=False).startswith("local: runs on this host, no control plane")
     assert provenance("docs", "local").startswith("managed, not created on the control plane yet")
+
+
+def ended(**kw: object) -> str:
+    run = dataclasses.replace(scenario_snapshot().runs[0], **kw)
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(run_detail(run, Path("/nonexistent"), NOW))
+    [line] = [line for line in console.export_text().splitlines() if line.startswith("ended")]
+    return line.removeprefix("ended").strip()
+
+
+def test_ended_says_how_and_why_and_a_lost_process_only_why():
+    assert ended(exit_code=0, exit_signal=None, error_code="", error_text="") == "exit code 0"
+    assert ended(exit_code=None, exit_signal=15, error_code="", error_text="") == "signal 15"
+    assert ended(exit_code=None, exit_signal=None, error_code="process_lost",
+                 error_text="pid 954 is gone") == "process_lost: pid 954 is gone"
+    assert ended(exit_code=3, exit_signal=None, error_code="", error_text="boom") == "exit code 3; boom"
+    assert ended(exit_code=None, exit_signal=None, error_code="", error_text="") == "-"
