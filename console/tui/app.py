@@ -32,7 +32,7 @@ from console.engine.time_text import duration
 from console.tui.alerts import new_failures
 from console.tui.config_tab import config_body
 from console.tui.detail import ticks
-from console.tui.rows import SELECT_HINT, TABLES, counts, matches, placeholder
+from console.tui.rows import SELECT_HINT, TABLES, counts, matches, placeholder, subject_of
 from console.tui.screen_filter import ControlPictures
 from console.tui.selection import DESTRUCTIVE, applicable
 from console.tui.source import ObservedSource, OwnedSource, Source
@@ -350,8 +350,10 @@ class LoopctlApp(App[int]):
         return self._main.query_one("#tabs", ContentSwitcher).current or "overview"
 
     def selected_key(self) -> str | None:
+        """What the selected row is about (`sidecar:web`): the target of the actions and the ticks."""
         table = self._table(self.active_tab())
-        return table.selected_key if table is not None else None
+        key = table.selected_key if table is not None else None
+        return subject_of(key) or None if key is not None else None
 
     def refusal(self, verb: str) -> str | None:
         return applicable(self.snapshot, self.selected_key(), read_only=self.read_only)[verb]

@@ -126,6 +126,15 @@ def detail_for(snap: Snapshot | None, key: str | None, now: float, empty: str = 
         return Text("waiting for the first snapshot…", style="dim")
     if not key:
         return Text(empty, style="dim")
+    if "#" in key:  # an Overview row: the reason, then what it is about
+        subject, code, *_ = key.split("#")
+        reason = next((r for r in snap.tray.reasons if r.subject == subject and r.code == code), None)
+        if reason is None:
+            return Text(f"{code} is no longer reported", style="dim")
+        head = fields([("reason", reason.code), ("what", reason.text), ("clears it", reason.action)])
+        if subject.partition(":")[0] not in ("sidecar", "loop", "run"):
+            return head
+        return Group(head, Text(""), detail_for(snap, subject, now, empty))
     kind, _, name = key.partition(":")
     if kind == "sidecar":
         sc = next((s for s in snap.sidecars if s.name == name), None)
@@ -144,10 +153,6 @@ def detail_for(snap: Snapshot | None, key: str | None, now: float, empty: str = 
         if ev:
             return fields([("event", ev.id), ("when", clock_time(ev.at)), ("thing", f"{ev.kind}:{ev.name}"),
                             ("transition", f"{ev.previous or '(new)'} → {ev.new}"), ("reason", ev.reason)])
-    if kind == "host":
-        reason = next((r for r in snap.tray.reasons if key.startswith(f"host:{r.code}:")), None)
-        if reason:
-            return fields([("reason", reason.code), ("what", reason.text), ("clears it", reason.action)])
     return Text(f"{key} is no longer in the snapshot", style="dim")
 
 

@@ -39,12 +39,21 @@ class Table(View):
 
 
 def reason_rows(snap: Snapshot, now: float) -> list[Row]:
+    """Keyed `subject#code`: one thing can have several reasons (a remote config rolled back while its
+    polls fail), and each is a row of its own; "" is the host's own subject."""
     rows: list[Row] = []
     for i, r in enumerate(snap.tray.reasons):
-        key = r.subject or f"host:{r.code}:{i}"
+        key = f"{r.subject}#{r.code}"
+        if any(key == seen for seen, _cells in rows):
+            key = f"{key}#{i}"
         level = Text(f"{GLYPHS[r.level]} {r.level.value}", style=LEVEL_STYLES[r.level])
         rows.append((key, (level, r.code, r.text, r.action)))
     return rows
+
+
+def subject_of(key: str) -> str:
+    """What a row is about, for the actions: an Overview row's subject, any other row's own key."""
+    return key.partition("#")[0]
 
 
 def sidecar_rows(snap: Snapshot, now: float) -> list[Row]:

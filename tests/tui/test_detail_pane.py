@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from console.engine.tray import roll_up
+from console.engine.tray import Level, Reason, roll_up
 from console.tui.widgets.detail_pane import DetailPane
+from console.tui.widgets.keyed_table import KeyedTable
 from tests.tui.conftest import scenario_app, screen_text, select, wait_snapshot, write_handoff
 
 
@@ -53,3 +54,27 @@ async def test_a_link_in_a_handoff_shows_where_it_points(tmp_path):
         await pilot.press("enter")
         await pilot.pause()
         assert "the reviewed fix (https://evil.example/payload)" in screen_text(app)
+
+
+async def test_two_reasons_about_one_thing_are_two_overview_rows_each_with_its_detail_and_action(tmp_path):
+    """A remote config rolled back while its polls fail: two reasons, one subject. Each is its own row
+    (keyed by subject and code), shows what clears it, and actions still act on the subject."""
+    app, source = scenario_app(tmp_path)
+    snap = source.snapshot
+    extra = [Reason(Level.DEGRADED, "remote_config_poll_failed", "config poll failed (http_error): 502",
+                    "check the control plane", "remote_config:host"),
+             Reason(Level.DEGRADED, "loop_finalized", "loop triage finalized: heartbeat unauthorized",
+                    "re-create it on the control plane", "loop:triage")]
+    source.snapshot = dataclasses.replace(snap, tray=roll_up([*snap.tray.reasons, *extra]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_snapshot(pilot, app)
+        table = app.query_one("#table-overview", KeyedTable)
+        assert table.row_count == len(source.snapshot.tray.reasons)
+        await select(pilot, app, "1", "remote_config:host#remote_config_poll_failed")
+        shown = screen_text(app)
+        assert "config poll failed (http_error): 502" in shown and "check the control plane" in shown
+        assert "no longer in the snapshot" not in shown
+        await select(pilot, app, "1", "loop:triage#loop_escalated")
+        shown = screen_text(app)
+        assert "clears it" in shown and "loopctl retry loop:triage" in shown and "provenance" in shown
+        assert app.selected_key() == "loop:triage" and app.refusal("retry") is None  # acts on the loop
