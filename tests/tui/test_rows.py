@@ -48,3 +48,18 @@ def test_runs_show_the_short_id_and_the_filter_still_finds_the_whole_one():
     assert [row[0] for row in rows if matches(row, run_id(6)[-8:].lower())] == [key]
     refactor = next(cells for key, cells in loop_rows(snap, NOW) if key == "loop:refactor")
     assert refactor[2] == run_id(7)[-8:]  # its current run
+
+
+def test_every_table_keys_its_rows_uniquely_even_with_several_reasons_about_one_thing():
+    import dataclasses
+
+    from console.engine.tray import Level, Reason, roll_up
+
+    snap = scenario_snapshot()
+    same = [Reason(Level.DEGRADED, "remote_config_poll_failed", "poll failed", "check", "remote_config:host"),
+            Reason(Level.DEGRADED, "remote_config_poll_failed", "poll failed again", "check", "remote_config:host"),
+            Reason(Level.OK, "nothing_configured", "nothing configured", "declare something", "")]
+    snap = dataclasses.replace(snap, tray=roll_up([*snap.tray.reasons, *same]))
+    for tab, spec in TABLES.items():
+        keys = [key for key, _cells in spec.rows(snap, NOW)]
+        assert len(keys) == len(set(keys)), tab
