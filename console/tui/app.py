@@ -275,7 +275,7 @@ class LoopctlApp(App[int]):
             return
         if full:
             role = self.role if self.role != "observer" else f"observer of pid {snap.engine.pid}"
-            self._main.query_one(TrayBar).show(snap, role)
+            self._main.query_one(TrayBar).show(snap, f"{role} · read-only" if self.read_only else role)
         ticking = snap.remote_config is not None and snap.remote_config.probation_deadline is not None
         if full or (ticking and self.active_tab() == "config"):  # the probation countdown moves each second
             self._main.query_one("#config-body", Static).update(config_body(snap, now))

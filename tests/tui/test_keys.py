@@ -7,7 +7,7 @@ from console.tui.screens.confirm import ConfirmScreen
 from console.tui.screens.help import HelpScreen
 from console.tui.widgets.detail_pane import DetailPane
 from console.tui.widgets.keyed_table import KeyedTable
-from tests.tui.conftest import scenario_app, select, wait_snapshot
+from tests.tui.conftest import scenario_app, screen_text, select, wait_snapshot
 
 SIZE = (80, 24)
 
@@ -134,6 +134,7 @@ async def test_read_only_disables_every_action(tmp_path):
         await pilot.pause()
         assert source.calls == [] and not isinstance(app.screen, ConfirmScreen)
         assert notes(app).count("retry refused: read-only console: actions are disabled (--read-only)") == 1
+        assert "owner · read-only · cp: online" in screen_text(app).splitlines()[0]  # said in the header too
 
 
 async def test_an_engine_refusal_is_shown_as_an_error(tmp_path):
@@ -249,7 +250,6 @@ async def test_question_mark_shows_every_key_and_at_80x24_scrolls_to_the_last(fi
     from textual.containers import VerticalScroll
 
     from console.tui.screens.help import KEYS
-    from tests.tui.conftest import screen_text
 
     app, _ = fixed_app
     async with app.run_test(size=SIZE) as pilot:
