@@ -4,6 +4,7 @@ Loaded only when a plugin is installed: tarfile and zipfile cost a start that in
 
 from __future__ import annotations
 
+import os
 import posixpath
 import stat
 import tarfile
@@ -57,6 +58,15 @@ def check_zip(archive: zipfile.ZipFile) -> None:
                                                        f"may not carry links (use a tar)")
 
 
+def _extract_as_data(archive: tarfile.TarFile, destination: Path) -> None:
+    """What the 'data' filter does, for a Python without extraction filters (3.11.0 to 3.11.3, such as
+    Debian 12's 3.11.2): no owner, times or special bits from the archive, files 0644 or 0755."""
+    for member in archive.getmembers():
+        archive.extract(member, destination, set_attrs=False)
+        if member.isfile():
+            os.chmod(destination / member.name, 0o755 if member.mode & 0o100 else 0o644)
+
+
 def unpack(artifact: Path, destination: Path) -> None:
     """Every member is checked before the first byte is written; tar extraction also runs under
     Python's 'data' filter as a second guard."""
@@ -69,6 +79,9 @@ def unpack(artifact: Path, destination: Path) -> None:
             return
         with tarfile.open(artifact, "r:*") as archive:
             check_tar(archive)
-            archive.extractall(destination, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                archive.extractall(destination, filter="data")
+            else:
+                _extract_as_data(archive, destination)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
         raise PluginError("plugin_install_failed", f"artifact is not a readable tar or zip ({exc})") from None
