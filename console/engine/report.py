@@ -72,7 +72,7 @@ def render_text(snap: Snapshot) -> str:
         lines.append("recent events:")
         for e in snap.events[:5]:
             lines.append(f"  {clock_time(e.at)}  {e.kind}:{e.name} {e.previous or '(new)'} -> {e.new}: {e.reason}")
-    return "\n".join(lines) + "\n"
+    return "".join(line.rstrip() + "\n" for line in lines)  # padded columns leave no trailing blanks
 
 
 def render_json(snap: Snapshot) -> str:

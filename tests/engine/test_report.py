@@ -49,10 +49,12 @@ def test_text_report_lists_loops_and_recent_runs_with_stop_metadata():
     s = compose(now=1.0, host=HostView("h", "/s", "/c", True, 1), engine=EngineView(True, "owner", pid=1),
                 things=[], events=[],
                 loops=[LoopView(id="docs", state="escalated",
-                                reason="run R3 plan_only: continuation attempts exhausted")],
+                                reason="run R3 plan_only: continuation attempts exhausted"), LoopView(id="idle")],
                 runs=[RunView(id="R3", loop_id="docs", status="timed_out", stop_reason="timeout",
                               effective_timeout_sec=1800, liveness="failed", continuation_attempt=2)])
     text = render_text(s)
     assert "  docs             escalated: run R3 plan_only: continuation attempts exhausted" in text
     assert "  R3  docs         timed_out stop: timeout (1800 s), liveness: failed, continuation 2/2" in text
     assert text.splitlines()[0].startswith("LOOPCTL WARNING - degraded: loop docs escalated")
+    assert "  idle             active\n" in text  # no padding left trailing
+    assert not any(line != line.rstrip() for line in text.splitlines())
