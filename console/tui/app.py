@@ -84,7 +84,7 @@ def _confirm(question: str, detail: str) -> ModalScreen[bool]:
 
 class LoopctlApp(App[int]):
     TITLE = "loopctl"
-    COMMANDS = App.COMMANDS | {_commands}
+    COMMANDS = {_commands}  # loopctl's own, in its order; Textual's theme and quit are among them
     CSS = """
     #counts { padding: 0 1; height: auto; }
     #config-body { padding: 1 2; }

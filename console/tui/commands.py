@@ -1,4 +1,5 @@
-"""The command palette (ctrl+p): the same actions as the keys, and the tabs, by name."""
+"""The command palette (ctrl+p): the same actions as the keys, then the tabs by name, in that order
+(the only provider: Textual's system commands would come first, sorted in among them)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ class LoopctlCommands(Provider):
             commands.append((label, f"switch to the {tab} tab", app.make_tab_switcher(tab)))
         commands.append(("Filter rows", "type to filter the rows of this tab", app.action_filter))
         commands.append(("Help", "every key and what it does", app.action_help))
+        # Of Textual's own commands, these two: a screenshot file or a maximized widget is not an
+        # operator's need, and Textual's key panel would sit beside `?`.
+        commands.append(("Theme", "change the colours (for a light terminal, say)", app.action_change_theme))
+        commands.append(("Quit", "as q: an engine this console owns stops with it", app.action_quit))
         return commands
 
     async def discover(self) -> Hits:

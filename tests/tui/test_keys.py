@@ -283,6 +283,16 @@ async def test_the_palette_offers_the_same_actions(fixed_app):
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         await select(pilot, app, "2", "sidecar:agent-monitor")
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.3)
+        from textual.command import CommandList
+
+        listed = [str(option.prompt).splitlines()[0] for option in app.screen.query_one(CommandList).options]
+        assert listed[:3] == ["Retry sidecar:agent-monitor", "Reclaim sidecar:agent-monitor",
+                              "Cancel sidecar:agent-monitor"]  # the actions first, as the keys offer them
+        assert listed[3:9] == [f"Show {tab}" for tab in ("Overview", "Sidecars", "Loops", "Runs", "Config", "Events")]
+        await pilot.press("escape")
+        await pilot.pause()
         await run_from_palette(pilot, "Retry sidecar")
         assert calls == [("retry", "sidecar:agent-monitor")]
 
