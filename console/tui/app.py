@@ -17,7 +17,7 @@ from rich.text import Text
 from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.css.query import NoMatches
 from textual.lazy import Lazy
 from textual.screen import ModalScreen, Screen
@@ -133,15 +133,16 @@ class LoopctlApp(App[int]):
                      id="tab-bar")
         with ContentSwitcher(initial="overview", id="tabs"):
             for tab, _label in TABS:
+                if tab == "config":  # no table: the body itself scrolls, by keys, past the fold at 80x24
+                    with VerticalScroll(id=tab):
+                        yield Static(id="config-body")
+                    continue
                 with Vertical(id=tab):
                     if tab == "overview":
                         yield Static(id="counts")
-                    if tab == "config":
-                        yield Static(id="config-body")
-                    else:
-                        spec = TABLES[tab]
-                        table = KeyedTable(spec.columns, newest_first=spec.newest_first, id=f"table-{tab}")
-                        yield table if tab == "overview" else Lazy(table)  # mounted after the first frame
+                    spec = TABLES[tab]
+                    table = KeyedTable(spec.columns, newest_first=spec.newest_first, id=f"table-{tab}")
+                    yield table if tab == "overview" else Lazy(table)  # mounted after the first frame
         yield DetailPane(id="detail")
         yield KeyBar(id="keys")
 
@@ -406,10 +407,14 @@ class LoopctlApp(App[int]):
             self._main.query_one(KeyBar).show(shown)
 
     def _focus_table(self) -> None:
-        """Arrows move the selection of the tab in view, whichever tab that is."""
-        table = self._table(self.active_tab())
+        """Arrows move the selection of the tab in view, whichever tab that is (on Config, which has
+        no rows, they scroll its body)."""
+        tab = self.active_tab()
+        table = self._table(tab)
         if table is not None:
             table.focus()
+        elif tab == "config":
+            self._main.query_one("#config", VerticalScroll).focus()
 
     def action_act(self, verb: str) -> None:
         key = self.selected_key()

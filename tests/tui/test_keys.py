@@ -170,6 +170,27 @@ async def test_tab_moves_into_the_detail_pane_whose_arrows_scroll_it_and_shift_t
         assert app.focused is table and app.selected_key() != f"run:{run_id(6)}"
 
 
+async def test_the_config_tab_scrolls_by_keys_to_what_is_below_the_fold(fixed_app):
+    from textual.containers import VerticalScroll
+
+    from tests.tui.conftest import screen_text
+
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("5")
+        await pilot.pause()
+        body = app.query_one("#config", VerticalScroll)
+        assert app.focused is body and body.max_scroll_y > 0  # at 80x24 the local config is below the fold
+        assert "state dir" not in screen_text(app)
+        await pilot.press("end")
+        await pilot.pause()
+        assert "state dir" in screen_text(app)
+        await pilot.press("4")  # and the next tab's table has the arrows again
+        await pilot.pause()
+        assert app.focused is app.query_one("#table-runs")
+
+
 async def test_slash_filters_rows_and_escape_clears(fixed_app):
     app, _ = fixed_app
     async with app.run_test(size=SIZE) as pilot:
