@@ -85,7 +85,10 @@ def run_detail(r: RunView, state_dir: Path, now: float) -> RenderableType:
     why = f"{r.error_code}: {r.error_text}" if r.error_code else r.error_text
     ended = "; ".join(part for part in (how, why) if part) or "-"  # a lost process has no exit, only a why
     timeout = "none configured"
-    if r.timeout_configured:
+    if r.timeout_configured and r.status == "running" and r.started_at is not None and r.effective_timeout_sec:
+        # counted from the start, as the engine counts it; the detail ticks each second while it runs
+        timeout = f"{r.effective_timeout_sec:g} s, fires {countdown(r.started_at + r.effective_timeout_sec, now)}"
+    elif r.timeout_configured:
         timeout = f"{r.effective_timeout_sec:g} s, " + ("fired" if r.timeout_fired else "not fired")
     lineage = []
     if r.retry_of_run_id:

@@ -45,3 +45,21 @@ def test_ended_says_how_and_why_and_a_lost_process_only_why():
                  error_text="pid 954 is gone") == "process_lost: pid 954 is gone"
     assert ended(exit_code=3, exit_signal=None, error_code="", error_text="boom") == "exit code 3; boom"
     assert ended(exit_code=None, exit_signal=None, error_code="", error_text="") == "-"
+
+
+def timeout_line(**kw: object) -> str:
+    run = dataclasses.replace(scenario_snapshot().runs[0], **kw)
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(run_detail(run, Path("/nonexistent"), NOW))
+    [line] = [line for line in console.export_text().splitlines() if line.startswith("timeout")]
+    return line.removeprefix("timeout").strip()
+
+
+def test_a_running_runs_timeout_counts_down_and_a_finished_one_says_whether_it_fired():
+    running = {"status": "running", "timeout_configured": True, "effective_timeout_sec": 1800.0,
+               "started_at": NOW - 95, "timeout_fired": False}
+    assert timeout_line(**running) == "1800 s, fires in 28m25s"
+    assert timeout_line(**running | {"started_at": NOW - 1900}) == "1800 s, fires now"
+    assert timeout_line(**running | {"status": "timed_out", "timeout_fired": True}) == "1800 s, fired"
+    assert timeout_line(**running | {"status": "succeeded"}) == "1800 s, not fired"
+    assert timeout_line(**running | {"timeout_configured": False}) == "none configured"
