@@ -11,7 +11,7 @@ from rich.text import Text
 from console.engine.snapshot import LoopView, RunView, SidecarView, Snapshot
 from console.engine.time_text import clock_time, duration
 from console.tui.format import ago, continuation_text, countdown, liveness_badge, short_id, stop_text
-from console.tui.rows import SELECT_HINT, state
+from console.tui.rows import SELECT_HINT, reason_for, state
 
 CONTINUATION_PREVIEW = 2000
 
@@ -130,14 +130,13 @@ def detail_for(snap: Snapshot | None, key: str | None, now: float, empty: str = 
     if not key:
         return Text(empty, style="dim")
     if "#" in key:  # an Overview row: the reason, then what it is about
-        subject, code, *_ = key.split("#")
-        reason = next((r for r in snap.tray.reasons if r.subject == subject and r.code == code), None)
+        reason = reason_for(snap, key)
         if reason is None:
-            return Text(f"{code} is no longer reported", style="dim")
+            return Text(f"{key.split('#')[1]} is no longer reported", style="dim")
         head = fields([("reason", reason.code), ("what", reason.text), ("clears it", reason.action)])
-        if subject.partition(":")[0] not in ("sidecar", "loop", "run"):
+        if reason.subject.partition(":")[0] not in ("sidecar", "loop", "run"):
             return head
-        return Group(head, Text(""), detail_for(snap, subject, now, empty))
+        return Group(head, Text(""), detail_for(snap, reason.subject, now, empty))
     kind, _, name = key.partition(":")
     if kind == "sidecar":
         sc = next((s for s in snap.sidecars if s.name == name), None)

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from console.engine.snapshot import Snapshot
 from console.engine.time_text import duration
+from console.engine.tray import Reason
 from console.engine.views import View
 from console.tui.format import (
     ago,
@@ -42,13 +43,26 @@ def reason_rows(snap: Snapshot, now: float) -> list[Row]:
     """Keyed `subject#code`: one thing can have several reasons (a remote config rolled back while its
     polls fail), and each is a row of its own; "" is the host's own subject."""
     rows: list[Row] = []
+    seen: set[str] = set()
     for i, r in enumerate(snap.tray.reasons):
         key = f"{r.subject}#{r.code}"
-        if any(key == seen for seen, _cells in rows):
+        if key in seen:  # the same code twice about one thing: the later ones also carry their rank
             key = f"{key}#{i}"
+        seen.add(key)
         level = Text(f"{GLYPHS[r.level]} {r.level.value}", style=LEVEL_STYLES[r.level])
         rows.append((key, (level, r.code, r.text, r.action)))
     return rows
+
+
+def reason_for(snap: Snapshot, key: str) -> Reason | None:
+    """The reason an Overview row's key names (see reason_rows), if it is still reported."""
+    subject, _, rest = key.partition("#")
+    code, _, rank = rest.partition("#")
+    reasons = snap.tray.reasons
+    if rank:
+        r = reasons[int(rank)] if int(rank) < len(reasons) else None
+        return r if r is not None and (r.subject, r.code) == (subject, code) else None
+    return next((r for r in reasons if (r.subject, r.code) == (subject, code)), None)
 
 
 def subject_of(key: str) -> str:

@@ -7,7 +7,17 @@ import io
 from rich.console import Console
 
 from console.tui.detail import sidecar_detail
-from console.tui.rows import SELECT_HINT, TABLES, loop_rows, matches, placeholder, run_rows, sidecar_rows
+from console.tui.rows import (
+    SELECT_HINT,
+    TABLES,
+    loop_rows,
+    matches,
+    placeholder,
+    reason_for,
+    reason_rows,
+    run_rows,
+    sidecar_rows,
+)
 from console.tui.scenario import NOW, run_id, scenario_snapshot
 
 
@@ -63,3 +73,5 @@ def test_every_table_keys_its_rows_uniquely_even_with_several_reasons_about_one_
     for tab, spec in TABLES.items():
         keys = [key for key, _cells in spec.rows(snap, NOW)]
         assert len(keys) == len(set(keys)), tab
+    # and each Overview key names its own reason, the repeated one included
+    assert [reason_for(snap, key) for key, _cells in reason_rows(snap, NOW)] == snap.tray.reasons
