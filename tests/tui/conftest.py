@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from rich.console import Console, RenderableType
 
 from console.engine.config import HostConfig, LoadedConfig
 from console.engine.fake_clock import FakeClock
@@ -75,3 +77,16 @@ def write_handoff(state_dir: Path, run_id: str, text: str) -> None:
     handoff = state_dir / "runs" / run_id / "continuation.md"
     handoff.parent.mkdir(parents=True)
     handoff.write_text(text)
+
+
+def rendered(renderable: RenderableType, width: int = 200) -> list[str]:
+    """A detail or tab body as the lines of plain text it prints at `width` columns."""
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(renderable)
+    return console.export_text().splitlines()
+
+
+def field(renderable: RenderableType, label: str) -> str:
+    """The value beside `label` in a detail's fields (its first line, unwrapped at 200 columns)."""
+    [line] = [line for line in rendered(renderable) if line.startswith(f"{label} ")]
+    return line.removeprefix(label).strip()

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import io
-
-from rich.console import Console
-
 from console.tui.config_tab import config_body
 from console.tui.scenario import NOW, scenario_snapshot
+from tests.tui.conftest import rendered
 
 
 def text(width: int) -> list[str]:
-    console = Console(width=width, record=True, file=io.StringIO())
-    console.print(config_body(scenario_snapshot(), NOW))
-    return console.export_text().splitlines()
+    return rendered(config_body(scenario_snapshot(), NOW), width)
 
 
 def test_a_long_value_wraps_under_its_value_and_both_sections_share_one_value_column():

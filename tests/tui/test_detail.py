@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 from pathlib import Path
-
-from rich.console import Console
 
 from console.tui.detail import loop_detail, run_detail
 from console.tui.scenario import NOW, scenario_snapshot
+from tests.tui.conftest import field
 
 
 def provenance(loop_id: str, provenance: str, joined: bool = True) -> str:
@@ -17,10 +15,7 @@ def provenance(loop_id: str, provenance: str, joined: bool = True) -> str:
     if not joined:
         snap = dataclasses.replace(snap, control_plane=None)
     lp = dataclasses.replace(next(lp for lp in snap.loops if lp.id == loop_id), provenance=provenance)
-    console = Console(width=200, record=True, file=io.StringIO())
-    console.print(loop_detail(lp, snap, NOW))
-    [line] = [line for line in console.export_text().splitlines() if line.startswith("provenance")]
-    return line.removeprefix("provenance").strip()
+    return field(loop_detail(lp, snap, NOW), "provenance")
 
 
 def test_provenance_says_whose_token_and_never_calls_a_joined_host_local():
@@ -30,12 +25,13 @@ def test_provenance_says_whose_token_and_never_calls_a_joined_host_local():
     assert provenance("docs", "local").startswith("managed, not created on the control plane yet")
 
 
-def ended(**kw: object) -> str:
+def run_field(label: str, **kw: object) -> str:
     run = dataclasses.replace(scenario_snapshot().runs[0], **kw)
-    console = Console(width=200, record=True, file=io.StringIO())
-    console.print(run_detail(run, Path("/nonexistent"), NOW))
-    [line] = [line for line in console.export_text().splitlines() if line.startswith("ended")]
-    return line.removeprefix("ended").strip()
+    return field(run_detail(run, Path("/nonexistent"), NOW), label)
+
+
+def ended(**kw: object) -> str:
+    return run_field("ended", **kw)
 
 
 def test_ended_says_how_and_why_and_a_lost_process_only_why():
@@ -48,11 +44,7 @@ def test_ended_says_how_and_why_and_a_lost_process_only_why():
 
 
 def timeout_line(**kw: object) -> str:
-    run = dataclasses.replace(scenario_snapshot().runs[0], **kw)
-    console = Console(width=200, record=True, file=io.StringIO())
-    console.print(run_detail(run, Path("/nonexistent"), NOW))
-    [line] = [line for line in console.export_text().splitlines() if line.startswith("timeout")]
-    return line.removeprefix("timeout").strip()
+    return run_field("timeout", **kw)
 
 
 def test_a_running_runs_timeout_counts_down_and_a_finished_one_says_whether_it_fired():
