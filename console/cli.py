@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console import __version__
-from console.engine.errors import EXIT_BAD_INPUT, EXIT_UNKNOWN, LoopctlError
-from console.engine.printable import printable  # what it prints may carry host text (engine/printable.py)
+from console.core.errors import EXIT_BAD_INPUT, EXIT_UNKNOWN, LoopctlError
+from console.core.printable import printable  # what it prints may carry host text (core/printable.py)
 
 if TYPE_CHECKING:
-    from console.engine.paths import Paths
+    from console.core.paths import Paths
 
 VERBS = ("reclaim", "retry", "cancel")
 
@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LoopctlError as exc:
         print(printable(f"loopctl: {exc.message}"), file=sys.stderr)
         if getattr(args, "once", False) and getattr(args, "format", "") == "nagios":
-            from console.engine.nagios import unevaluated
+            from console.readmodel.nagios import unevaluated
 
             sys.stdout.write(printable(unevaluated(exc.exit_code, exc.message)))
         return exc.exit_code
@@ -119,14 +119,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "controlplane":
-        from console.controlplane.server import serve
+        from console.reference_plane.server import serve
 
         return serve(args.host, args.port, Path(args.state).absolute() if args.state else None)
     if args.command == "demo":
         from console.demo import run_demo
 
         return run_demo(args.state_dir, once=args.once)
-    from console.engine.paths import resolve_paths
+    from console.core.paths import resolve_paths
 
     paths = resolve_paths(args.state_dir, args.config, os.environ, Path.home())
     if args.command == "join":
@@ -138,8 +138,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in VERBS:  # said to the engine, which runs its own config: the file is not read
         return _action(paths.socket, paths.state_dir, args.command, args.target, read_only=args.read_only)
     if args.command == "run":
-        from console.engine import daemon
-        from console.engine.config import load_config
+        from console.core.config import load_config
+        from console.host import daemon
 
         textfile = Path(args.metrics_textfile).absolute() if args.metrics_textfile else None
         return daemon.run(paths, load_config(paths), standby=args.standby, read_only=args.read_only,
@@ -148,11 +148,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _once(paths: Paths, report_format: str) -> int:
-    from console.engine.clock import SystemClock
-    from console.engine.config import LoadedConfig, load_config
-    from console.engine.errors import ConfigError
-    from console.engine.observe import current_snapshot
-    from console.engine.report import exit_code, render
+    from console.core.clock import SystemClock
+    from console.core.config import LoadedConfig, load_config
+    from console.core.errors import ConfigError
+    from console.host.observe import current_snapshot
+    from console.readmodel.report import exit_code, render
 
     loaded: LoadedConfig | ConfigError
     try:
@@ -180,7 +180,7 @@ def _console(paths: Paths, *, read_only: bool) -> int:
 
 
 def _action(socket_path: Path, state_dir: Path, verb: str, target: str, *, read_only: bool) -> int:
-    from console.engine.client import NotPermitted, request
+    from console.host.client import NotPermitted, request
 
     if read_only:
         raise LoopctlError(f"{verb} {target} refused: --read-only was given")

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from console.engine.errors import LoopctlError
+from console.core.errors import LoopctlError
 
 AGENTS = {
     # Writes a handoff with evidence: the run advanced.
@@ -84,7 +84,7 @@ class Demo:
     def close(self) -> None:
         """End what the demo started. Its own children are certainly ours (unwaited Popen handles: the
         pid cannot have been reused); anything an engine left is swept by `sweep`."""
-        from console.engine.procs import signal_group  # noqa: PLC0415
+        from console.core.processes import signal_group  # noqa: PLC0415
 
         self._stop.set()
         for proc in self.procs:
@@ -103,7 +103,7 @@ class Demo:
         command line names this demo's unique directory, and it started after the demo on this boot."""
         import psutil  # noqa: PLC0415
 
-        from console.engine.procs import signal_pid  # noqa: PLC0415
+        from console.core.processes import signal_pid  # noqa: PLC0415
 
         for proc in psutil.process_iter(["pid", "cmdline", "create_time"]):
             with contextlib.suppress(psutil.Error, ValueError, PermissionError):
@@ -140,7 +140,7 @@ class Demo:
     # -- the staged host -------------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        from console.engine.paths import Paths, ensure_state_dir  # noqa: PLC0415
+        from console.core.paths import Paths, ensure_state_dir  # noqa: PLC0415
 
         self.root.mkdir(parents=True, exist_ok=True)
         self.agents.mkdir(exist_ok=True)
@@ -157,7 +157,7 @@ class Demo:
     def _join(self) -> None:
         from console.controlplane.client import ControlPlaneClient  # noqa: PLC0415
         from console.controlplane.identity import load_or_create_key, store_refresh_token  # noqa: PLC0415
-        from console.engine.atomic import atomic_write_text  # noqa: PLC0415
+        from console.core.atomic import atomic_write_text  # noqa: PLC0415
 
         key = load_or_create_key(self.state)
         token = self._admin("join-tokens")["join_token"]
@@ -233,12 +233,12 @@ class Demo:
     def _stage_history(self) -> None:
         """What an earlier engine would have left: document A proven, document B applied and then the
         engine died inside B's probation (its window now past), and a run whose process died with it."""
-        from console.engine.clock import SystemClock  # noqa: PLC0415
-        from console.engine.ledger import RunIds, queue_run  # noqa: PLC0415
-        from console.engine.probation import Marker  # noqa: PLC0415
-        from console.engine.procs import boot_time  # noqa: PLC0415
-        from console.engine.slots import ControlState, Slots  # noqa: PLC0415
-        from console.engine.store import RUN_KIND, Store  # noqa: PLC0415
+        from console.core.clock import SystemClock  # noqa: PLC0415
+        from console.core.processes import boot_time  # noqa: PLC0415
+        from console.core.store import RUN_KIND, Store  # noqa: PLC0415
+        from console.remote.probation import Marker  # noqa: PLC0415
+        from console.remote.slots import ControlState, Slots  # noqa: PLC0415
+        from console.runs.ledger import RunIds, queue_run  # noqa: PLC0415
 
         slots = Slots(self.state / "config")
         good = json.dumps(self.document()).encode()
@@ -273,10 +273,10 @@ class Demo:
             time.sleep(0.2)
         if self._stop.is_set():
             return
-        from console.engine.store import Store  # noqa: PLC0415
+        from console.core.store import Store  # noqa: PLC0415
 
         with contextlib.suppress(Exception):  # the demo goes on if the stage cannot be set
-            from console.engine.clock import SystemClock  # noqa: PLC0415
+            from console.core.clock import SystemClock  # noqa: PLC0415
 
             store = Store.open_snapshot(self.state / "loopctl.db", SystemClock())
             if store is not None:
@@ -318,12 +318,12 @@ def designed(snap: Any) -> list[str]:
 
 
 async def _once(demo: Demo) -> int:
-    from console.engine.clock import SystemClock  # noqa: PLC0415
-    from console.engine.config import load_config  # noqa: PLC0415
-    from console.engine.lease import Lease  # noqa: PLC0415
-    from console.engine.owner import Owner  # noqa: PLC0415
-    from console.engine.paths import Paths  # noqa: PLC0415
-    from console.engine.report import exit_code, render_text  # noqa: PLC0415
+    from console.core.clock import SystemClock  # noqa: PLC0415
+    from console.core.config import load_config  # noqa: PLC0415
+    from console.core.paths import Paths  # noqa: PLC0415
+    from console.host.lease import Lease  # noqa: PLC0415
+    from console.host.owner import Owner  # noqa: PLC0415
+    from console.readmodel.report import exit_code, render_text  # noqa: PLC0415
 
     paths = Paths(demo.state, demo.config, True)
     lease = Lease.try_acquire(paths.lock)
@@ -358,7 +358,7 @@ def run_demo(state_dir: str | None, *, once: bool) -> int:
         print(f"loopctl demo: state in {demo.state}, control plane {demo.plane}", file=sys.stderr)
         if once:
             return asyncio.run(_once(demo))
-        from console.engine.paths import Paths  # noqa: PLC0415
+        from console.core.paths import Paths  # noqa: PLC0415
         from console.tui.app import run_console  # noqa: PLC0415
         from console.tui.source import choose_source  # noqa: PLC0415
 

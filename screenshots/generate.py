@@ -14,11 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from console.engine.config import HostConfig, HostSection, LoadedConfig
-from console.engine.fake_clock import FakeClock
-from console.engine.lease import Lease
-from console.engine.owner import Owner
-from console.engine.paths import resolve_paths
+from console.core.config import HostConfig, HostSection, LoadedConfig
+from console.core.fake_clock import FakeClock
+from console.host.lease import Lease
+from console.host.owner import Owner
+from console.core.paths import resolve_paths
 from console.tui.app import LoopctlApp
 from console.tui.scenario import NOW, scenario_snapshot
 from console.tui.source import FixedSource, OwnedSource

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from console.engine.lease import lease_is_held
-from console.engine.paths import MAX_SOCKET_PATH
+from console.core.paths import MAX_SOCKET_PATH
+from console.host.lease import lease_is_held
 from tests.conftest import NOBODY, Host, as_user, requires_root, wait_for
 
 
@@ -168,9 +168,11 @@ def test_once_imports_neither_textual_nor_httpx_nor_rich(host: Host):
 def test_the_engine_package_never_imports_textual():
     probe = textwrap.dedent("""
         import importlib, pkgutil, sys
-        import console.engine
-        for info in pkgutil.iter_modules(console.engine.__path__):
-            importlib.import_module(f"console.engine.{info.name}")
+        import console
+        for package in ("core", "sidecars", "runs", "remote", "readmodel", "host"):
+            path = importlib.import_module(f"console.{package}").__path__
+            for info in pkgutil.iter_modules(path):
+                importlib.import_module(f"console.{package}.{info.name}")
         print(sorted(m for m in sys.modules if m.split(".")[0] in {"textual", "rich", "httpx"}))
     """)
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30, check=True)
@@ -244,7 +246,7 @@ def test_the_longest_state_dir_a_socket_allows_works_and_one_byte_more_is_a_clea
 
 @requires_root
 def test_a_state_dir_that_is_not_writable_is_a_clear_error(shared_dir):
-    import console.engine.daemon  # noqa: F401  (loaded before the fork: nobody cannot read under /root)
+    import console.host.daemon  # noqa: F401  (loaded before the fork: nobody cannot read under /root)
     from console.cli import main
 
     state = shared_dir / "root-owned"

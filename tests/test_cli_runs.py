@@ -8,7 +8,7 @@ import textwrap
 
 import psutil
 
-from console.engine.procs import group_alive
+from console.core.processes import group_alive
 from tests.conftest import Host, wait_for
 
 AGENT = """

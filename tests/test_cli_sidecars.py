@@ -9,7 +9,7 @@ import sys
 
 import psutil
 
-from console.engine.procs import group_alive
+from console.core.processes import group_alive
 from tests.conftest import Host, free_port, wait_for
 
 

@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from console.engine.config import parse_config
+from console.core.config import parse_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from console.controlplane.bounded import BadEncoding, TooLarge, download
-from console.engine.plugins import PluginError
+from console.remote.plugins import PluginError
 
 ARTIFACT_DEADLINE = 120.0
 

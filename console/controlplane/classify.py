@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from console.engine.views import View
+from console.core.records import View
 
 
 class Outcome(StrEnum):

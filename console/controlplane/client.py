@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from console.controlplane.bounded import ACCEPT_ENCODING, BadEncoding, TooLarge, read_capped
 from console.controlplane.classify import Provenance, Verdict, classify
 from console.controlplane.dpop import make_proof, public_jwk
-from console.engine.views import View
+from console.core.records import View
 
 TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=10.0, pool=3.0)
 DEADLINE = 30.0

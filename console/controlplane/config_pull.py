@@ -15,10 +15,10 @@ import logging
 
 from console.controlplane.client import ConfigFetch, ControlPlaneClient
 from console.controlplane.poll_schedule import Streak, advance, next_delay, parse_retry_after
-from console.engine.clock import Clock
-from console.engine.remote_config import MAX_DOCUMENT_BYTES, RemoteConfig
-from console.engine.remote_records import PollRecord
-from console.engine.waiting import sleep_unless
+from console.core.clock import Clock
+from console.core.waiting import sleep_unless
+from console.remote.apply import MAX_DOCUMENT_BYTES, RemoteConfig
+from console.remote.records import PollRecord
 
 log = logging.getLogger("loopctl.config_pull")
 

@@ -19,7 +19,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from console.engine.views import View
+from console.core.records import View
 
 MAX_AGE = 60.0  # seconds a proof's iat may be off from the verifier's clock
 

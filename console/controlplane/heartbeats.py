@@ -22,11 +22,11 @@ from typing import Any
 
 from console.controlplane.classify import Outcome, Provenance, Verdict
 from console.controlplane.client import Answer, ControlPlaneClient
-from console.engine.atomic import atomic_write
-from console.engine.clock import Clock
-from console.engine.config import LoopConfig
-from console.engine.loops import HELD, LOOP_KIND, Loops
-from console.engine.store import Store
+from console.core.atomic import atomic_write
+from console.core.clock import Clock
+from console.core.config import LoopConfig
+from console.core.store import Store
+from console.runs.scheduler import HELD, LOOP_KIND, Loops
 
 log = logging.getLogger("loopctl.heartbeats")
 BINDING_KIND = "binding"  # the loop's link to the control plane: remote id, token jti and expiry

@@ -12,8 +12,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from console.engine.atomic import atomic_write
-from console.engine.errors import LoopctlError
+from console.core.atomic import atomic_write
+from console.core.errors import LoopctlError
 
 
 def key_path(state_dir: Path) -> Path:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from console.controlplane.client import ControlPlaneClient
 from console.controlplane.identity import load_or_create_key, store_refresh_token
-from console.engine.atomic import atomic_write_text
-from console.engine.errors import LoopctlError
-from console.engine.paths import Paths, ensure_state_dir
+from console.core.atomic import atomic_write_text
+from console.core.errors import LoopctlError
+from console.core.paths import Paths, ensure_state_dir
 
 UNIT = """[Unit]
 Description=loopctl engine

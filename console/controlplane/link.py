@@ -19,13 +19,13 @@ from console.controlplane.client import ControlPlaneClient
 from console.controlplane.config_pull import ConfigPuller
 from console.controlplane.heartbeats import LoopHeartbeats
 from console.controlplane.identity import load_key, load_refresh_token
-from console.engine.clock import Clock
-from console.engine.config import ControlPlaneSection, LoopConfig
-from console.engine.errors import LoopctlError
-from console.engine.loops import Loops
-from console.engine.remote_config import RemoteConfig
-from console.engine.snapshot import ControlPlaneView
-from console.engine.store import Store
+from console.core.clock import Clock
+from console.core.config import ControlPlaneSection, LoopConfig
+from console.core.errors import LoopctlError
+from console.core.store import Store
+from console.readmodel.snapshot import ControlPlaneView
+from console.remote.apply import RemoteConfig
+from console.runs.scheduler import Loops
 
 log = logging.getLogger("loopctl.controlplane")
 HOST_KIND = "host"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar
 import time
 
-from console.engine.views import View
+from console.core.records import View
 
 RETRY_AFTER_FLOOR = 1.0
 RETRY_AFTER_CAP = 3600.0

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from console.engine.snapshot import RunView, Snapshot
-from console.engine.tray import Level, Reason
-from console.engine.views import View
+from console.core.records import View
+from console.readmodel.snapshot import RunView, Snapshot
+from console.readmodel.tray import Level, Reason
 from console.tui.format import short_id, stop_text
 
 FAILED_RUNS = frozenset({"failed", "timed_out"})  # cancelled is an operator's doing, not a failure

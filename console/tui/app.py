@@ -23,12 +23,12 @@ from textual.lazy import Lazy
 from textual.screen import ModalScreen, Screen
 from textual.widgets import ContentSwitcher, DataTable, Input, Static
 
-from console.engine.actions import ActionError
-from console.engine.clock import Clock, SystemClock
-from console.engine.errors import LoopctlError, OwnerUnavailable
-from console.engine.paths import Paths
-from console.engine.snapshot import Snapshot
-from console.engine.time_text import duration
+from console.core.actions import ActionError
+from console.core.clock import Clock, SystemClock
+from console.core.errors import LoopctlError, OwnerUnavailable
+from console.core.paths import Paths
+from console.core.time_text import duration
+from console.readmodel.snapshot import Snapshot
 from console.tui.alerts import new_failures
 from console.tui.config_tab import config_body
 from console.tui.detail import ticks
@@ -48,7 +48,7 @@ if TYPE_CHECKING:  # what only some paths need is imported there: the first fram
     from textual.filter import LineFilter
     from textual.notifications import SeverityLevel
 
-    from console.engine.config import LoadedConfig
+    from console.core.config import LoadedConfig
 
 CONTROL_PICTURES = ControlPictures()
 TABS = [("overview", "Overview"), ("sidecars", "Sidecars"), ("loops", "Loops"), ("runs", "Runs"),
@@ -171,13 +171,13 @@ class LoopctlApp(App[int]):
             await self._owner_gone()
 
     async def _owner_gone(self) -> None:
-        from console.engine.observe import offline_snapshot, wait_until_released  # noqa: PLC0415
+        from console.host.observe import offline_snapshot, wait_until_released  # noqa: PLC0415
 
         await asyncio.to_thread(wait_until_released, self.paths.lock)
         self.role = "observer (owner gone)"
         loaded = self._local_config()
         if loaded is None:  # said why; the host is still shown as it was left, and no take-over is offered
-            from console.engine.config import HostConfig, LoadedConfig  # noqa: PLC0415
+            from console.core.config import HostConfig, LoadedConfig  # noqa: PLC0415
 
             blank = LoadedConfig(HostConfig(), self.paths.config_path, present=False)
             self.show_snapshot(offline_snapshot(self.paths, blank, SystemClock()))
@@ -190,7 +190,7 @@ class LoopctlApp(App[int]):
     def _local_config(self) -> LoadedConfig | None:
         """The host's config file, read when first needed: an observer needs it only to take over."""
         if self.loaded is None:
-            from console.engine.config import load_config  # noqa: PLC0415
+            from console.core.config import load_config  # noqa: PLC0415
 
             try:
                 self.loaded = load_config(self.paths)
@@ -204,8 +204,8 @@ class LoopctlApp(App[int]):
             self.notify("Showing the last recorded state. Start `loopctl run` or this console to take over.",
                         severity="warning", timeout=15)
             return
-        from console.engine.lease import Lease  # noqa: PLC0415
-        from console.engine.owner import Owner  # noqa: PLC0415
+        from console.host.lease import Lease  # noqa: PLC0415
+        from console.host.owner import Owner  # noqa: PLC0415
 
         lease = Lease.try_acquire(self.paths.lock)
         if lease is None:

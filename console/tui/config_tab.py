@@ -5,9 +5,9 @@ from __future__ import annotations
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from console.engine.plurals import counted
-from console.engine.remote_lines import remote_lines
-from console.engine.snapshot import Snapshot
+from console.core.plurals import counted
+from console.readmodel.remote_lines import remote_lines
+from console.readmodel.snapshot import Snapshot
 from console.tui.detail import fields
 
 

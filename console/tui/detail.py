@@ -8,8 +8,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from console.engine.snapshot import LoopView, RunView, SidecarView, Snapshot
-from console.engine.time_text import clock_time, duration
+from console.core.time_text import clock_time, duration
+from console.readmodel.snapshot import LoopView, RunView, SidecarView, Snapshot
 from console.tui.format import ago, continuation_text, countdown, liveness_badge, short_id, stop_text
 from console.tui.rows import SELECT_HINT, reason_for, state
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from console.engine.snapshot import RunView
-from console.engine.time_text import duration
+from console.core.time_text import duration
+from console.readmodel.snapshot import RunView
 
 
 def ago(at: float | None, now: float) -> str:

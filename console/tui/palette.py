@@ -8,7 +8,7 @@ comes out at 141, and reads as well in colour on a dark background.
 
 from __future__ import annotations
 
-from console.engine.tray import Level
+from console.readmodel.tray import Level
 
 RED = "#ff6e6e"
 

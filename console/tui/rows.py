@@ -9,10 +9,10 @@ from typing import Any
 
 from rich.text import Text
 
-from console.engine.snapshot import Snapshot
-from console.engine.time_text import duration
-from console.engine.tray import Reason
-from console.engine.views import View
+from console.core.records import View
+from console.core.time_text import duration
+from console.readmodel.snapshot import Snapshot
+from console.readmodel.tray import Reason
 from console.tui.format import (
     ago,
     continuation_text,

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from console.engine.ledger import ulid
-from console.engine.remote_records import ApplyRecord, BootRecord, PollRecord, Rollback
-from console.engine.snapshot import (
+from console.readmodel.snapshot import (
     ControlPlaneView,
     EngineView,
     EventView,
@@ -21,6 +19,8 @@ from console.engine.snapshot import (
     ThingView,
     compose,
 )
+from console.remote.records import ApplyRecord, BootRecord, PollRecord, Rollback
+from console.runs.ledger import ulid
 
 NOW = 1_767_225_600.0 + 3 * 3600  # 2026-01-01 03:00:00 UTC
 

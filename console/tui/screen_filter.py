@@ -3,7 +3,7 @@
 Every widget's lines pass through the app's line filters on their way to the screen, so this is
 the one place that covers every path host text takes into view (table cells, the detail pane, a
 handoff's markdown, toasts, the palette), whichever widget or library drew it (see
-engine/printable.py for why).
+core/printable.py for why).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from rich.segment import Segment
 from textual.color import Color
 from textual.filter import LineFilter
 
-from console.engine.printable import printable
+from console.core.printable import printable
 
 
 class ControlPictures(LineFilter):

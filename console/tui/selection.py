@@ -3,7 +3,7 @@ the footer can dim what would be refused (the engine still has the last word).""
 
 from __future__ import annotations
 
-from console.engine.snapshot import Snapshot
+from console.readmodel.snapshot import Snapshot
 
 VERBS = ("reclaim", "retry", "cancel")
 DESTRUCTIVE = ("reclaim", "cancel")  # confirmed in a modal first

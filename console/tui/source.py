@@ -15,14 +15,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from console.engine.actions import ActionError
-from console.engine.errors import OwnerUnavailable
-from console.engine.paths import Paths, ensure_state_dir
-from console.engine.snapshot import Snapshot
-from console.engine.watch import EarlyWatch, arequest, watch
+from console.core.actions import ActionError
+from console.core.errors import OwnerUnavailable
+from console.core.paths import Paths, ensure_state_dir
+from console.host.watch import EarlyWatch, arequest, watch
+from console.readmodel.snapshot import Snapshot
 
 if TYPE_CHECKING:  # an observing console never loads the engine stack
-    from console.engine.owner import Owner
+    from console.host.owner import Owner
 
 SnapshotSink = Callable[[Snapshot], None]
 
@@ -135,15 +135,15 @@ def choose_source(paths: Paths, *, read_only: bool) -> Source:
     """Own the host if no engine does (its config file and database opened first, so their errors are
     one line on the terminal, not a broken screen); otherwise observe the engine that does, its watch
     opened now. An observer never reads the config file: the owner runs the config it started with."""
-    from console.engine.lease import Lease  # noqa: PLC0415
+    from console.host.lease import Lease  # noqa: PLC0415
 
     ensure_state_dir(paths)
     lease = Lease.try_acquire(paths.lock)
     if lease is None:
         return ObservedSource(paths.socket, EarlyWatch(paths.socket))
-    from console.engine.clock import SystemClock  # noqa: PLC0415
-    from console.engine.config import load_config  # noqa: PLC0415
-    from console.engine.owner import Owner  # noqa: PLC0415  (an observer never loads the engine stack)
+    from console.core.clock import SystemClock  # noqa: PLC0415
+    from console.core.config import load_config  # noqa: PLC0415
+    from console.host.owner import Owner  # noqa: PLC0415  (an observer never loads the engine stack)
 
     try:
         loaded = load_config(paths)

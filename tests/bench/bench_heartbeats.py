@@ -29,10 +29,10 @@ from harness import free_port, wait_for
 
 from console.controlplane.client import ControlPlaneClient
 from console.controlplane.heartbeats import LoopHeartbeats
-from console.engine.config import LoopConfig
-from console.engine.fake_clock import FakeClock
-from console.engine.loops import Loops
-from console.engine.store import Store
+from console.core.config import LoopConfig
+from console.core.fake_clock import FakeClock
+from console.core.store import Store
+from console.runs.scheduler import Loops
 
 
 class Survivors(Loops):

@@ -21,10 +21,10 @@ import time
 import psutil
 import pytest
 
-from console.engine.crashpoints import POINTS, CrashPoints
-from console.engine.plugins import RECORD, STAGING, installed
-from console.engine.probation import Marker
-from console.engine.slots import ControlState, Slots
+from console.core.crashpoints import POINTS, CrashPoints
+from console.remote.plugins import RECORD, STAGING, installed
+from console.remote.probation import Marker
+from console.remote.slots import ControlState, Slots
 from tests.conftest import Host, loopctl_argv, make_artifact, wait_for
 from tests.controlplane.conftest import admin
 from tests.controlplane.test_join import join

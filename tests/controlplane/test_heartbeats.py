@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from console.controlplane.client import ControlPlaneClient
 from console.controlplane.heartbeats import BINDING_KIND, LoopHeartbeats
-from console.engine.config import LoopConfig
-from console.engine.fake_clock import FakeClock
-from console.engine.ledger import RunIds, latest_runs, queue_run
-from console.engine.loops import LOOP_KIND, Loops
-from console.engine.store import RUN_KIND, Store
+from console.core.config import LoopConfig
+from console.core.fake_clock import FakeClock
+from console.core.store import RUN_KIND, Store
+from console.runs.ledger import RunIds, latest_runs, queue_run
+from console.runs.scheduler import LOOP_KIND, Loops
 from tests.conftest import finish_with_clock
 from tests.controlplane.conftest import admin
 

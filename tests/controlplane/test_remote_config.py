@@ -21,12 +21,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from console.controlplane.artifacts import ArtifactFetcher
 from console.controlplane.client import ControlPlaneClient
 from console.controlplane.config_pull import ConfigPuller
-from console.engine.config import ControlPlaneSection, HostConfig
-from console.engine.fake_clock import FakeClock
-from console.engine.plugins import Plugins, installed
-from console.engine.remote_config import KIND, NAME, RemoteConfig
-from console.engine.slots import Slots
-from console.engine.store import Store
+from console.core.config import ControlPlaneSection, HostConfig
+from console.core.fake_clock import FakeClock
+from console.core.store import Store
+from console.remote.apply import KIND, NAME, RemoteConfig
+from console.remote.plugins import Plugins, installed
+from console.remote.slots import Slots
 from tests.conftest import finish_with_clock, make_artifact
 from tests.controlplane.conftest import admin
 

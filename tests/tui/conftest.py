@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from rich.console import Console, RenderableType
 
-from console.engine.config import HostConfig, LoadedConfig
-from console.engine.fake_clock import FakeClock
-from console.engine.paths import resolve_paths
+from console.core.config import HostConfig, LoadedConfig
+from console.core.fake_clock import FakeClock
+from console.core.paths import resolve_paths
 from console.tui.app import LoopctlApp
 from console.tui.scenario import NOW, scenario_snapshot
 from console.tui.source import FixedSource

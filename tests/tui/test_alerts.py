@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from console.engine.snapshot import EngineView
-from console.engine.tray import Level, Reason, roll_up
+from console.readmodel.snapshot import EngineView
+from console.readmodel.tray import Level, Reason, roll_up
 from console.tui.alerts import Alert, new_failures
 from console.tui.scenario import run_id, scenario_snapshot
 from tests.tui.conftest import wait_snapshot

@@ -7,12 +7,12 @@ import dataclasses
 import gc
 import signal
 
-from console.engine.config import HostConfig, LoadedConfig
-from console.engine.fake_clock import FakeClock
-from console.engine.lease import Lease, lease_is_held
-from console.engine.owner import Owner
-from console.engine.paths import resolve_paths
-from console.engine.snapshot import EngineView, HostView, compose
+from console.core.config import HostConfig, LoadedConfig
+from console.core.fake_clock import FakeClock
+from console.core.paths import resolve_paths
+from console.host.lease import Lease, lease_is_held
+from console.host.owner import Owner
+from console.readmodel.snapshot import EngineView, HostView, compose
 from console.tui.app import LoopctlApp
 from console.tui.scenario import NOW, scenario_snapshot
 from console.tui.screens.confirm import ConfirmScreen

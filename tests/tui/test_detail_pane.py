@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from console.engine.tray import Level, Reason, roll_up
+from console.readmodel.tray import Level, Reason, roll_up
 from console.tui.widgets.detail_pane import DetailPane
 from console.tui.widgets.keyed_table import KeyedTable
 from tests.tui.conftest import scenario_app, screen_text, select, wait_snapshot, write_handoff

@@ -138,7 +138,7 @@ async def test_read_only_disables_every_action(tmp_path):
 
 
 async def test_an_engine_refusal_is_shown_as_an_error(tmp_path):
-    from console.engine.actions import ActionError
+    from console.core.actions import ActionError
 
     async def refuse(verb: str, target: str) -> dict:
         raise ActionError("kill_failed", "group 812 survived SIGKILL")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from console.engine.tray import Level
+from console.readmodel.tray import Level
 from console.tui.palette import GLYPHS, LEVEL_STYLES, STATE_STYLES, TRAY_STYLES
 from tests.tui.conftest import scenario_app, wait_snapshot
 

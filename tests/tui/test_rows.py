@@ -57,7 +57,7 @@ def test_runs_show_the_short_id_and_the_filter_still_finds_the_whole_one():
 def test_every_table_keys_its_rows_uniquely_even_with_several_reasons_about_one_thing():
     import dataclasses
 
-    from console.engine.tray import Level, Reason, roll_up
+    from console.readmodel.tray import Level, Reason, roll_up
 
     snap = scenario_snapshot()
     same = [Reason(Level.DEGRADED, "remote_config_poll_failed", "poll failed", "check", "remote_config:host"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from console.engine.tray import Level, Reason, roll_up
+from console.readmodel.tray import Level, Reason, roll_up
 from tests.tui.conftest import scenario_app, screen_text, select, wait_snapshot, write_handoff
 
 TITLE = "\x1b]2;PWNED\x1b\\"  # OSC, ended by ST (Rich drops a BEL itself)

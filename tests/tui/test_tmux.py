@@ -13,7 +13,7 @@ import time
 import psutil
 import pytest
 
-from console.engine.procs import group_alive
+from console.core.processes import group_alive
 from tests.conftest import Host, loopctl_argv, wait_for
 from tests.test_cli_runs import loop_config
 from tests.test_demo import end_survivors, survivors

@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from console.engine.snapshot import Snapshot
+from console.readmodel.snapshot import Snapshot
 from console.tui.detail import detail_for
 from console.tui.rows import SELECT_HINT
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from console.engine.snapshot import Snapshot
-from console.engine.tray import Level
+from console.readmodel.snapshot import Snapshot
+from console.readmodel.tray import Level
 from console.tui.palette import GLYPHS, TRAY_STYLES
 
 

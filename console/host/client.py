@@ -1,0 +1,75 @@
+"""Talking to the engine that owns the host, as an observer: one request, one answer.
+
+Synchronous on purpose: `--once` and the CLI actions must not pay asyncio's start-up cost. The
+async side (`watch`, `arequest`) for the console and standby engines is in watch.py.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from console.core.errors import OwnerUnavailable
+from console.host.protocol import MAX_RESPONSE_BYTES, decode_line, encode_line
+
+DEFAULT_TIMEOUT = 5.0
+
+
+class NotPermitted(Exception):
+    """The socket exists but belongs to someone else (EACCES)."""
+
+
+def request(socket_path: Path, op: str, *, timeout: float = DEFAULT_TIMEOUT, **fields: Any) -> dict[str, Any] | None:
+    """One request/response. None when no engine listens (no socket, or a dead engine's socket)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(os.fspath(socket_path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            return None
+        except PermissionError:
+            raise NotPermitted(str(socket_path)) from None
+        answer, _rest = exchange(sock, socket_path, {"id": 1, "op": op, **fields}, timeout)
+        return answer
+    finally:
+        sock.close()
+
+
+def exchange(sock: socket.socket, socket_path: Path, message: dict[str, Any],
+             timeout: float) -> tuple[dict[str, Any], bytes]:
+    """Send one request on a connected socket and read its answer: the answer, and whatever arrived
+    after it (a watch's next snapshot). A hung or vanished engine is a one-line OwnerUnavailable."""
+    try:
+        sock.sendall(encode_line(message))
+        line, rest = read_line(sock)
+    except TimeoutError:
+        raise OwnerUnavailable(
+            f"the engine on {socket_path} did not answer within {timeout:g} s: it may be hung; "
+            f"check `loopctl run` logs"
+        ) from None
+    except ConnectionError as exc:
+        raise OwnerUnavailable(f"the engine on {socket_path} hung up ({exc}): try again") from None
+    if line is None:
+        raise OwnerUnavailable(f"the engine on {socket_path} closed the connection without answering")
+    return decode_line(line), rest
+
+
+def read_line(sock: socket.socket) -> tuple[bytes | None, bytes]:
+    """One answer line (None if the engine hung up first) and whatever arrived after it."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = sock.recv(1 << 16)
+        if not chunk:
+            return None, b""
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            chunks.append(chunk[: newline + 1])
+            return b"".join(chunks), chunk[newline + 1:]
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise OwnerUnavailable(f"the engine's answer exceeded {MAX_RESPONSE_BYTES} bytes")

@@ -1,0 +1,188 @@
+"""`loopctl run`: the engine without a screen, for systemd. SIGTERM/SIGINT stop it cleanly
+(socket removed, stop recorded, lease released); SIGHUP reads the config file again. With
+`--standby`, a second engine observes the owner and takes the host over the moment the owner exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+from console.core.clock import Clock, SystemClock
+from console.core.config import LoadedConfig, load_config
+from console.core.errors import EXIT_RELOAD, LeaseError, LoopctlError, OwnerUnavailable
+from console.core.paths import Paths, ensure_state_dir
+from console.core.waiting import first_done
+from console.host.engine import Engine
+from console.host.lease import Lease, read_holder
+from console.host.owner import Owner
+from console.host.watch import watch
+
+log = logging.getLogger("loopctl.daemon")
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s loopctl[%(process)d] %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe is noise
+
+
+def run(paths: Paths, loaded: LoadedConfig, *, standby: bool = False, read_only: bool = False,
+        clock: Clock | None = None, metrics_textfile: Path | None = None) -> int:
+    setup_logging()
+    return asyncio.run(_main(paths, loaded, clock or SystemClock(), standby=standby, read_only=read_only,
+                             metrics_textfile=metrics_textfile))
+
+
+async def _main(paths: Paths, loaded: LoadedConfig, clock: Clock, *, standby: bool, read_only: bool,
+                metrics_textfile: Path | None = None) -> int:
+    ensure_state_dir(paths)
+    if metrics_textfile is not None and not metrics_textfile.parent.is_dir():
+        raise LoopctlError(f"--metrics-textfile {metrics_textfile}: directory {metrics_textfile.parent} does not "
+                           f"exist: point it at node_exporter's textfile directory")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
+    hangups = asyncio.Event()  # SIGHUP: read the config file again (`systemctl reload`), never die of it
+    loop.add_signal_handler(signal.SIGHUP, hangups.set)
+
+    lease = Lease.try_acquire(paths.lock)
+    if lease is None:
+        holder = read_holder(paths.lock)
+        who = f"pid {holder.pid} since {time.strftime('%H:%M:%S', time.localtime(holder.started_at))}" \
+            if holder else "another process"
+        if not standby:
+            raise LeaseError(
+                f"an engine already owns {paths.state_dir} ({who}): watch it with `loopctl` or "
+                f"`loopctl --once`, or wait to take over with `loopctl run --standby`"
+            )
+        log.info("observing the engine that owns %s (%s); taking over when it exits", paths.state_dir, who)
+        lease = await wait_for_lease(paths, stop)
+        if lease is None:
+            log.info("stopped while in standby")
+            return 0
+        log.info("took over %s", paths.state_dir)
+
+    async with Owner(paths, loaded, clock, lease, read_only=read_only) as engine:
+        log.info("engine owns %s (pid %d, config %s%s)", paths.state_dir, engine.pid, loaded.path,
+                 "" if loaded.present else ": not present, embedded default")
+        engine.reload_exit = True
+        exporter = asyncio.create_task(_export(engine, metrics_textfile)) if metrics_textfile else None
+        reloader = asyncio.create_task(_reload_on_hangup(engine, paths, hangups))
+        stopping = asyncio.create_task(stop.wait())
+        reloading = asyncio.create_task(engine.reload_requested.wait())
+        await first_done(stopping, reloading)
+        stopping.cancel()
+        reloading.cancel()
+        reloader.cancel()
+        if exporter is not None:
+            exporter.cancel()
+        log.info("stopping" + (" for a staged restart (exit 75)" if engine.reload_requested.is_set() else ""))
+        code = EXIT_RELOAD if engine.reload_requested.is_set() else 0
+    log.info("stopped")
+    return code
+
+
+async def _reload_on_hangup(engine: Engine, paths: Paths, hangups: asyncio.Event) -> None:
+    while True:
+        await hangups.wait()
+        hangups.clear()
+        try:
+            outcome = await engine.reload_local(load_config(paths))
+        except LoopctlError as exc:
+            log.error("SIGHUP: config not reloaded, the running one stays: %s", exc.message)
+            engine.refuse_reload(exc.message)
+            continue
+        except Exception as exc:  # a bug must not end reloading (or the engine): say it, keep serving
+            log.exception("SIGHUP: reloading the config failed")
+            engine.refuse_reload(f"{type(exc).__name__}: {exc}; see the engine's log")
+            continue
+        log.info("SIGHUP: config reloaded from %s: %s", paths.config_path, outcome)
+
+
+def _dump_tasks() -> None:
+    """`kill -USR1 <pid>`: what every task of the engine is waiting on, in the log (for a hang)."""
+    import io  # noqa: PLC0415
+
+    for task in asyncio.all_tasks():
+        out = io.StringIO()
+        task.print_stack(file=out)
+        log.warning("task %s:\n%s", task.get_name(), out.getvalue().rstrip())
+
+
+async def _export(engine: Engine, path: Path) -> None:
+    """Rewrite the textfile on every change (slow readers coalesce to the newest state)."""
+    from console.readmodel.metrics import write_textfile  # noqa: PLC0415  (only when asked for)
+
+    seen = -1
+    while True:
+        seen = await engine.changes.wait_newer(seen)
+        try:
+            await asyncio.to_thread(write_textfile, path, engine.snapshot())
+        except OSError as exc:
+            log.error("cannot write the metrics textfile %s: %s", path, exc)
+
+
+async def wait_for_lease(paths: Paths, stop: asyncio.Event) -> Lease | None:
+    """Block on the lease in a thread (the kernel wakes us when the owner exits) while observing
+    the owner over its socket. None if asked to stop first."""
+    loop = asyncio.get_running_loop()
+    got: asyncio.Future[Lease] = loop.create_future()
+
+    def deliver(lease: Lease) -> None:
+        if got.done():
+            lease.release()
+        else:
+            got.set_result(lease)
+
+    def fail(exc: BaseException) -> None:
+        if not got.done():
+            got.set_exception(exc)
+
+    def worker() -> None:
+        try:
+            lease = Lease.acquire_blocking(paths.lock)
+        except BaseException as exc:
+            with contextlib.suppress(RuntimeError):  # the loop may be gone if we stopped meanwhile
+                loop.call_soon_threadsafe(fail, exc)
+            return
+        try:
+            loop.call_soon_threadsafe(deliver, lease)
+        except RuntimeError:
+            lease.release()
+
+    # A daemon thread: a blocked flock must not keep the process alive once we decide to stop.
+    threading.Thread(target=worker, name="loopctl-standby", daemon=True).start()
+    observer = asyncio.create_task(_observe(paths))
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await first_done(got, stopping)
+    finally:
+        observer.cancel()
+        stopping.cancel()
+    if got.done():
+        return got.result()
+    got.cancel()
+    return None
+
+
+async def _observe(paths: Paths) -> None:
+    """Log the owner's tray as it changes, the way an observer console would show it."""
+    last: tuple[str, str] | None = None
+    try:
+        async for snap in watch(paths.socket):
+            top = snap.tray.top
+            current = (snap.tray.state.value, top.text if top else "")
+            if current != last:
+                log.info("owner pid %s: tray %s%s", snap.engine.pid, current[0],
+                         f": {current[1]}" if current[1] else "")
+                last = current
+        log.info("the owning engine went away")
+    except (OSError, OwnerUnavailable) as exc:
+        log.info("cannot observe the owner (%s); waiting for the lease", exc)

@@ -1,0 +1,241 @@
+"""The engine facade: the one object the faces talk to (snapshot, changes, actions).
+
+Capabilities (sidecars, runs, loops, remote config) plug in here; everything they change goes
+through `Store.transition`, and every transition bumps the change feed that watchers await.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from console import __version__
+from console.core.actions import ActionRegistry
+from console.core.changes import ChangeFeed
+from console.core.clock import Clock
+from console.core.config import HostConfig, LoadedConfig
+from console.core.crashpoints import CrashPoints
+from console.core.errors import ConfigError
+from console.core.paths import Paths
+from console.core.plurals import counted
+from console.core.store import Store
+from console.readmodel.snapshot import (
+    ENGINE_KIND,
+    ENGINE_NAME,
+    SNAPSHOT_EVENTS,
+    EngineView,
+    Snapshot,
+    compose,
+    events_view,
+    host_view,
+    things_view,
+)
+from console.readmodel.tray import reload_refused_reason
+from console.remote.plugins import PluginError, Plugins, is_installed, missing_programs, resolve
+from console.runs.scheduler import Loops
+from console.sidecars.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from console.controlplane.artifacts import ArtifactFetcher
+    from console.controlplane.link import HostLink
+    from console.core.transitions import Transition
+    from console.remote.apply import RemoteConfig
+
+log = logging.getLogger("loopctl.engine")
+
+
+class Engine:
+    def __init__(self, *, paths: Paths, loaded: LoadedConfig, store: Store, clock: Clock,
+                 read_only: bool = False, pid: int | None = None) -> None:
+        self.paths = paths
+        self.loaded = loaded
+        self.store = store
+        self.clock = clock
+        self.read_only = read_only
+        self.pid = pid if pid is not None else os.getpid()
+        self.started_at: float | None = None
+        self.changes = ChangeFeed()
+        self.actions = ActionRegistry()
+        self._cached: tuple[int, Snapshot] | None = None
+        store.bus.subscribe(lambda _t: self.changes.bump())
+        self.reload_exit = False  # the daemon sets it: a change of code exits 75 instead of restarting in process
+        self.reload_refused: str | None = None  # why the last SIGHUP kept the running config, until one applies
+        self.reload_requested = asyncio.Event()
+        self.crash = CrashPoints(paths.state_dir)
+        self._fetcher: ArtifactFetcher | None = None
+        self.plugins = Plugins(paths.state_dir / "plugins", store=store, clock=clock, fetch=self._fetch)
+        self.remote: RemoteConfig | None = None
+        self.config: HostConfig = resolve(loaded.config, self.plugins.root)
+        if loaded.config.control_plane is not None:
+            from console.remote.apply import RemoteConfig  # noqa: PLC0415
+
+            self.remote = RemoteConfig(paths.state_dir, loaded.config, plugins=self.plugins, store=store, clock=clock,
+                                       crash=self.crash)
+            self.config = self.remote.boot()  # before any component exists: expiry, orphans, torn slots
+            self.remote.restart = self.reconfigure
+        self.supervisor = Supervisor(self.config.sidecar, directory=paths.state_dir / "sidecars", store=store,
+                                     clock=clock, on_change=self.changes.bump)
+        self.actions.register("retry", "sidecar", self.supervisor.retry)
+        self.actions.register("reclaim", "sidecar", self.supervisor.reclaim)
+        self.loops = Loops(self.config.loop, store=store, clock=clock, runs_root=paths.state_dir / "runs",
+                           on_change=self.changes.bump)
+        self.actions.register("cancel", "run", self.loops.cancel)
+        self.actions.register("retry", "run", self.loops.retry)
+        self.actions.register("retry", "loop", self.loops.retry)
+        self.link: HostLink | None = None
+        if loaded.config.control_plane is not None:
+            # Imported only for a joined host: the control-plane client brings httpx and cryptography.
+            from console.controlplane.link import HostLink  # noqa: PLC0415
+
+            self.link = HostLink(loaded.config.control_plane, state_dir=paths.state_dir, store=store, clock=clock,
+                                 on_change=self.changes.bump, loops=self.loops, loop_configs=self.config.loop,
+                                 remote=self.remote)
+        # Plugins reconcile when the control plane first sees the host online, whichever path records it.
+        store.bus.subscribe(self._on_online, kind="host", from_="provisioning", to="online")
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        previous = self.store.thing(ENGINE_KIND, ENGINE_NAME)
+        if previous is not None and previous.state == "running":
+            # The last owner never recorded its stop: it was killed or crashed.
+            self.store.transition(
+                ENGINE_KIND, ENGINE_NAME, "crashed",
+                f"engine pid {previous.detail.get('pid', '?')} ended without stopping cleanly",
+                {"pid": previous.detail.get("pid")},
+            )
+        self.started_at = self.clock.time()
+        self.store.transition(ENGINE_KIND, ENGINE_NAME, "running", f"engine started (pid {self.pid})",
+                              {"pid": self.pid, "version": __version__})
+        if self.remote is not None:
+            await self.remote.start()
+        if any(not is_installed(self.plugins.root, p) for p in self.config.plugin):
+            await self.reconcile_plugins()  # what the config declares is there before what uses it starts
+        await self.supervisor.start()
+        await self.loops.reap_at_boot()
+        if self.link is not None:
+            await self.link.start()  # boot recovery against the control plane before any loop schedules
+        self.loops.start_runners()
+
+    async def stop(self) -> None:
+        if self.link is not None:
+            await self.link.stop()
+        if self.remote is not None:
+            await self.remote.stop()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.loops.stop()
+        await self.supervisor.stop()
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
+        self.store.transition(ENGINE_KIND, ENGINE_NAME, "stopped", f"engine stopped (pid {self.pid})",
+                              {"pid": self.pid})
+
+    def snapshot(self) -> Snapshot:
+        version = self.changes.version
+        if self._cached is not None and self._cached[0] == version:
+            return self._cached[1]
+        loops, runs = self.loops.views()
+        cp = self.link.view() if self.link is not None else None
+        if self.link is not None and self.link.heartbeats is not None:
+            last = self.link.heartbeats.last
+            loops = [replace(lp, last_heartbeat=last[lp.id][0], last_heartbeat_at=last[lp.id][1]) if lp.id in last
+                     else lp for lp in loops]
+        snap = compose(
+            now=self.clock.time(),
+            host=host_view(self.paths, replace(self.loaded, config=self.config)),
+            engine=EngineView(running=True, source="owner", pid=self.pid, started_at=self.started_at,
+                              version=__version__, read_only=self.read_only),
+            things=things_view(self.store.things()),
+            events=events_view(self.store.recent_events(SNAPSHOT_EVENTS)),
+            sidecars=self.supervisor.views(),
+            loops=loops,
+            runs=runs,
+            control_plane=cp,
+            remote_config=self.remote.view(cp.status if cp else "") if self.remote else None,
+        )
+        if self.reload_refused is not None:
+            snap = snap.with_reasons(reload_refused_reason(self.reload_refused))
+        self._cached = (version, snap)
+        return snap
+
+    def refuse_reload(self, problem: str) -> None:
+        """A SIGHUP whose config could not run: said in the snapshot until a later reload applies."""
+        self.reload_refused = problem
+        self.changes.bump()
+
+    async def act(self, verb: object, target: object) -> dict[str, Any]:
+        return await self.actions.dispatch(verb, target, read_only=self.read_only)
+
+    # -- remote config and plugins -------------------------------------------------------------------
+
+    async def reconfigure(self, config: HostConfig, code_changed: bool) -> None:
+        """The staged restart after a flip or a rollback: sidecars first (stop what changed, then start
+        it anew), then loops, then their heartbeats. Unchanged components keep running. When the
+        code on disk changed and this is the daemon, exit 75 instead: the service manager restarts
+        it and the boot runs the new slot (its probation continues across the restart)."""
+        if code_changed and self.reload_exit:
+            self.crash("during_restart")
+            log.info("plugins changed: exiting 75 for a staged restart by the service manager")
+            self.reload_requested.set()
+            return
+        await self.supervisor.reconfigure(config.sidecar, between=lambda: self.crash("during_restart"))
+        await self.loops.reconfigure(config.loop)
+        if self.link is not None:
+            await self.link.reconfigure(config.loop)
+        self.config = config
+        self.changes.bump()
+
+    async def reload_local(self, loaded: LoadedConfig) -> str:
+        """SIGHUP to `loopctl run`: the local config file, read again. Sidecars and loops apply as the
+        staged restart (what did not change keeps running); a change only a new boot can apply
+        ([host], [control_plane], [[plugin]]) asks the service manager for a restart (exit 75), as
+        new plugin code does. While a remote document is active it still decides sidecars and loops.
+        Raises ConfigError, with nothing changed, for a config that cannot run here."""
+        old, new = self.loaded.config, loaded.config
+        if (new.host, new.control_plane, new.plugin) != (old.host, old.control_plane, old.plugin):
+            self.reload_requested.set()
+            return "[host], [control_plane] or [[plugin]] changed: exiting 75 for a restart"
+        if self.remote is not None:
+            from console.remote.apply import effective  # noqa: PLC0415
+
+            target = effective(new, self.remote.document, self.plugins.root)
+        else:
+            target = resolve(new, self.plugins.root)
+        problem = missing_programs(target, self.plugins.root)
+        if problem:
+            raise ConfigError(f"{loaded.path}: {problem}")
+        if self.remote is not None:
+            self.remote.local = new
+        self.loaded = loaded
+        if self.reload_refused is not None:
+            self.reload_refused = None
+            self.changes.bump()
+        if (target.sidecar, target.loop) == (self.config.sidecar, self.config.loop):
+            return "nothing to change"
+        await self.reconfigure(target, code_changed=False)
+        return f"applied: {counted(len(target.sidecar), 'sidecar')}, {counted(len(target.loop), 'loop')}"
+
+    async def _fetch(self, url: str, destination: Any, cap: int) -> None:
+        if self._fetcher is None:
+            from console.controlplane.artifacts import ArtifactFetcher  # noqa: PLC0415
+
+            self._fetcher = ArtifactFetcher()
+        await self._fetcher(url, destination, cap)
+
+    async def reconcile_plugins(self) -> None:
+        try:
+            if self.remote is not None:
+                await self.remote.reconcile()
+            else:
+                await self.plugins.reconcile(self.config.plugin)
+        except PluginError as exc:
+            log.warning("plugin reconcile: %s", exc.message)
+
+    def _on_online(self, _transition: Transition) -> None:
+        task = asyncio.get_running_loop().create_task(self.reconcile_plugins(), name="plugin-reconcile")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,146 @@
+"""The async side of talking to the owner: `watch` (a snapshot now and after every change),
+`EarlyWatch` (the same watch opened on a thread before the event loop exists) and `arequest`
+(actions from the console)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from console.core.errors import OwnerUnavailable
+from console.host.client import DEFAULT_TIMEOUT, exchange
+from console.host.protocol import MAX_RESPONSE_BYTES, decode_line, encode_line
+from console.readmodel.snapshot import Snapshot
+
+WATCH = {"id": 1, "op": "watch"}
+
+
+async def watch(socket_path: Path, early: EarlyWatch | None = None) -> AsyncIterator[Snapshot]:
+    """Yield the owner's snapshot now and after every change; return when the owner goes away.
+    With `early`, the connection it opened is carried on (its first snapshot is yielded first)."""
+    if early is None:
+        reader, writer = await asyncio.open_unix_connection(os.fspath(socket_path), limit=MAX_RESPONSE_BYTES)
+        writer.write(encode_line(WATCH))
+    else:
+        yield await early.first_snapshot()
+        reader, writer = await early.stream()
+    try:
+        await writer.drain()
+        while True:
+            try:
+                line = await reader.readline()
+            except (ConnectionError, ValueError):
+                return
+            if not line:
+                return
+            yield _snapshot_of(decode_line(line))
+    finally:
+        writer.close()
+
+
+def _snapshot_of(message: dict[str, Any]) -> Snapshot:
+    if not message.get("ok"):
+        err = message.get("error", {})
+        raise OwnerUnavailable(f"the engine refused to be watched: {err.get('message', err)}")
+    return Snapshot.from_dict(message["snapshot"])
+
+
+class EarlyWatch:
+    """The watch opened, and its first snapshot read, on a thread while the console imports its UI
+    library (about half a second on a small host): the first frame then has the owner's data in hand
+    instead of waiting for it after start-up. The stream carries on over the same connection, so the
+    owner builds that first snapshot once."""
+
+    def __init__(self, socket_path: Path, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.socket_path = socket_path
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._rest = b""  # bytes read past the first line: the start of the next snapshot
+        self._first: Snapshot | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._open, name="loopctl-early-watch", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.timeout)
+            self._connect(sock)
+            answer, self._rest = exchange(sock, self.socket_path, WATCH, self.timeout)
+            self._first = _snapshot_of(answer)
+            sock.setblocking(False)
+            self._sock = sock
+        except BaseException as exc:  # handed to the event loop's side, raised there
+            sock.close()
+            self._error = exc
+
+    def _connect(self, sock: socket.socket) -> None:
+        """An engine that has just taken the lease binds its socket moments later: this runs that early,
+        so it retries for a while before it calls the engine gone."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                sock.connect(os.fspath(self.socket_path))
+                return
+            except (FileNotFoundError, ConnectionRefusedError):
+                if time.monotonic() >= deadline:
+                    raise OwnerUnavailable(f"no engine answers on {self.socket_path}: it has stopped") from None
+                time.sleep(0.05)
+
+    def ready(self) -> Snapshot | None:
+        """The first snapshot if it has already arrived; never waits."""
+        return None if self._thread.is_alive() else self._first
+
+    async def first_snapshot(self) -> Snapshot:
+        if self._thread.is_alive():
+            await asyncio.to_thread(self._thread.join)
+        if self._error is not None:
+            raise self._error
+        assert self._first is not None
+        return self._first
+
+    async def stream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """The connection as asyncio streams, with whatever was read past the first line fed first."""
+        assert self._sock is not None, "first_snapshot() comes first"
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=MAX_RESPONSE_BYTES, loop=loop)
+        reader.feed_data(self._rest)
+        transport, protocol = await loop.create_unix_connection(
+            lambda: asyncio.StreamReaderProtocol(reader, loop=loop), sock=self._sock)
+        self._sock = None  # the transport owns it now
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+    def close(self) -> None:
+        """For a console that never ran its feed: the connection must not outlive it."""
+        self._thread.join()
+        if self._sock is not None:
+            self._sock.close()
+
+
+async def arequest(socket_path: Path, op: str, *, timeout: float = DEFAULT_TIMEOUT, **fields: Any) -> dict[str, Any]:
+    """Async request/response for the TUI (actions sent to another owner)."""
+    async def exchange() -> dict[str, Any]:
+        reader, writer = await asyncio.open_unix_connection(os.fspath(socket_path), limit=MAX_RESPONSE_BYTES)
+        try:
+            writer.write(encode_line({"id": 1, "op": op, **fields}))
+            await writer.drain()
+            line = await reader.readline()
+        finally:
+            writer.close()
+        if not line:
+            raise OwnerUnavailable(f"the engine on {socket_path} closed the connection without answering")
+        return decode_line(line)
+
+    try:
+        async with asyncio.timeout(timeout):
+            return await exchange()
+    except TimeoutError:
+        raise OwnerUnavailable(f"the engine on {socket_path} did not answer within {timeout:g} s") from None
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise OwnerUnavailable(f"no engine answers on {socket_path}: it has stopped") from None

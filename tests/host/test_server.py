@@ -1,0 +1,180 @@
+"""The owner's socket, end to end over a real Unix socket."""
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import stat
+
+import pytest
+
+from console.core.config import HostConfig, LoadedConfig
+from console.core.fake_clock import FakeClock
+from console.core.paths import resolve_paths
+from console.core.store import Store
+from console.host.client import request
+from console.host.engine import Engine
+from console.host.server import SocketServer
+from console.host.watch import arequest, watch
+from tests.conftest import NOBODY, as_user, requires_root, wait_for
+
+
+@pytest.fixture
+async def served(shared_dir):
+    paths = resolve_paths(str(shared_dir / "s"), None, {}, shared_dir)
+    paths.state_dir.mkdir()
+    store = Store.open(paths.database, FakeClock())
+    engine = Engine(paths=paths, loaded=LoadedConfig(HostConfig(), paths.config_path, False), store=store,
+                    clock=store.clock, pid=4242)
+    await engine.start()
+    server = SocketServer(paths.socket, engine)
+    await server.start()
+    yield engine, server, paths
+    await server.close()
+    store.close()
+
+
+async def raw_exchange(path, payload: bytes) -> list[dict]:
+    reader, writer = await asyncio.open_unix_connection(str(path))
+    writer.write(payload)
+    await writer.drain()
+    writer.write_eof()
+    lines = []
+    while line := await reader.readline():
+        lines.append(json.loads(line))
+    writer.close()
+    return lines
+
+
+async def test_socket_is_private_and_answers_snapshot_and_hello(served):
+    _engine, _server, paths = served
+    assert stat.S_IMODE(paths.socket.stat().st_mode) == 0o600
+    answer = await arequest(paths.socket, "snapshot")
+    assert answer["ok"] and answer["snapshot"]["engine"]["pid"] == 4242
+    hello = await arequest(paths.socket, "hello")
+    assert hello["protocol"] == 1 and hello["engine"]["running"] is True
+
+
+async def test_sync_client_used_by_once_gets_the_same_snapshot(served):
+    engine, _server, paths = served
+    answer = await asyncio.to_thread(request, paths.socket, "snapshot")
+    assert answer["snapshot"] == engine.snapshot().to_dict()
+
+
+async def test_bad_lines_get_structured_errors_and_the_connection_survives(served):
+    _engine, _server, paths = served
+    lines = await raw_exchange(paths.socket, b"not json\n[1]\n" + json.dumps({"id": 3, "op": "nope"}).encode()
+                               + b"\n" + json.dumps({"id": 4, "op": "hello"}).encode() + b"\n")
+    assert [line.get("error", {}).get("code") for line in lines[:3]] == ["bad_request", "bad_request", "unknown_op"]
+    assert lines[2]["id"] == 3
+    assert lines[3]["ok"] is True and lines[3]["id"] == 4
+
+
+async def test_oversized_request_is_refused(served):
+    _engine, _server, paths = served
+    reader, writer = await asyncio.open_unix_connection(str(paths.socket))
+
+    async def flood() -> None:
+        with contextlib.suppress(ConnectionError):
+            writer.write(b"x" * (2 << 20) + b"\n")
+            await writer.drain()
+
+    sender = asyncio.ensure_future(flood())
+    line = await asyncio.wait_for(reader.readline(), 5)
+    assert json.loads(line)["error"]["code"] == "too_large"
+    # And the engine hung up on it: EOF, or a reset because our flood was left unread.
+    with contextlib.suppress(ConnectionResetError):
+        assert await reader.read() == b""
+    await sender
+    writer.close()
+
+
+async def test_actions_answer_with_a_result_or_a_structured_error(served):
+    engine, _server, paths = served
+
+    async def retry(target):
+        engine.store.transition(target.kind, target.name, "starting", "operator retry")
+        return {"message": f"{target.name} relaunched"}
+
+    engine.actions.register("retry", "sidecar", retry)
+    ok = await arequest(paths.socket, "action", verb="retry", target="sidecar:web")
+    assert ok["ok"] and ok["result"]["message"] == "web relaunched"
+    assert engine.store.thing("sidecar", "web").state == "starting"
+    refused = await arequest(paths.socket, "action", verb="cancel", target="sidecar:web")
+    assert refused["ok"] is False and refused["error"]["code"] == "not_applicable"
+    engine.read_only = True
+    ro = await arequest(paths.socket, "action", verb="retry", target="sidecar:web")
+    assert ro["error"]["code"] == "read_only"
+
+
+async def test_watch_pushes_on_change_not_on_a_timer(served):
+    engine, _server, paths = served
+    stream = watch(paths.socket)
+    first = await anext(stream)
+    assert [t.key for t in first.things] == ["engine:main"]
+    pending = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.3)  # real time passes; nothing changed, so nothing may be pushed
+    assert not pending.done()
+    engine.store.transition("sidecar", "web", "ready", "health check passed")
+    second = await asyncio.wait_for(pending, 5)
+    assert "sidecar:web" in [t.key for t in second.things]
+    assert second.events[0].reason == "health check passed"
+    await stream.aclose()
+
+
+async def test_watchers_get_the_final_stop_before_the_socket_closes(served):
+    engine, server, paths = served
+    stream = watch(paths.socket)
+    await anext(stream)
+    await engine.stop()
+    await server.close()
+    final = [snap async for snap in stream]
+    assert final and final[-1].events[0].new == "stopped"
+    assert not paths.socket.exists()
+
+
+async def test_a_stale_socket_file_is_replaced(tmp_path):
+    paths = resolve_paths(str(tmp_path / "s"), None, {}, tmp_path)
+    paths.state_dir.mkdir()
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(str(paths.socket))
+    dead.close()  # what a SIGKILLed engine leaves: a socket file nobody listens on
+    assert request(paths.socket, "hello") is None
+    store = Store.open(paths.database, FakeClock())
+    engine = Engine(paths=paths, loaded=LoadedConfig(HostConfig(), paths.config_path, False), store=store,
+                    clock=store.clock)
+    server = SocketServer(paths.socket, engine)
+    await server.start()
+    try:
+        assert (await arequest(paths.socket, "hello"))["ok"]
+    finally:
+        await server.close()
+        store.close()
+
+
+@requires_root
+def test_peers_of_another_uid_are_refused_by_so_peercred(shared_dir):
+    """The engine runs as its own process and this test forks the `nobody` client from its main
+    thread: forking a process that also runs an event loop and executor threads can inherit a
+    lock some other thread held, which is not what this test is about."""
+    import subprocess
+    import sys
+
+    state = shared_dir / "state"
+    state.mkdir(mode=0o755)
+    state.chmod(0o755)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(shared_dir / "no-config")}  # the embedded default
+    engine = subprocess.Popen([sys.executable, "-m", "console", "--state-dir", str(state), "run"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    socket_path = state / "engine.sock"
+    try:
+        wait_for(lambda: request(socket_path, "hello") is not None, what="the engine's socket")
+        # Open every door a file mode could close, so only SO_PEERCRED stands between nobody and the engine.
+        os.chmod(socket_path, 0o666)
+        answer = as_user(NOBODY, lambda: request(socket_path, "snapshot"))
+    finally:
+        engine.terminate()
+        engine.wait(timeout=15)
+    assert "'code': 'forbidden'" in answer and "uid 65534" in answer
+    assert "snapshot" not in answer.split("'error'")[0]

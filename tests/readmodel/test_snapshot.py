@@ -1,0 +1,45 @@
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from console.readmodel.snapshot import EngineView, EventView, HostView, Snapshot, ThingView, compose
+from console.readmodel.tray import Level
+
+names = st.text(min_size=1, max_size=8)
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner,
+                                                                                        max_size=3), max_leaves=6)
+times = st.floats(min_value=0, max_value=4e9, allow_nan=False)
+snapshots = st.builds(
+    compose,
+    now=times,
+    host=st.builds(HostView, name=names, state_dir=names, config_path=names, config_present=st.booleans(),
+                   configured_count=st.integers(0, 5)),
+    engine=st.builds(EngineView, running=st.booleans(), source=st.sampled_from(["owner", "offline"]),
+                     pid=st.none() | st.integers(1, 99999), started_at=st.none() | times,
+                     last_owner_pid=st.none() | st.integers(1, 9), last_stop_clean=st.none() | st.booleans()),
+    things=st.lists(st.builds(ThingView, kind=names, name=names, state=names, reason=names, since=times,
+                              detail=st.dictionaries(st.text(max_size=4), json_values, max_size=3)), max_size=4),
+    events=st.lists(st.builds(EventView, id=st.integers(1, 10**6), at=times, kind=names, name=names,
+                              previous=st.none() | names, new=names, reason=names), max_size=4),
+)
+
+
+@given(snapshots)
+def test_snapshot_json_round_trip(snap):
+    assert Snapshot.from_json(snap.to_json()) == snap
+
+
+@given(snapshots)
+def test_engine_not_running_always_rolls_up_down(snap):
+    assert (snap.tray.state is Level.DOWN) == (not snap.engine.running)
+
+
+def test_unknown_keys_from_a_newer_owner_are_ignored():
+    snap = compose(now=1.0, host=HostView("h", "/s", "/c", False, 0), engine=EngineView(True, "owner", pid=2),
+                   things=[], events=[])
+    data = json.loads(snap.to_json())
+    data["added_later"] = {"x": 1}
+    data["engine"]["new_field"] = True
+    assert Snapshot.from_dict(data) == snap

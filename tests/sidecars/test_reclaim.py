@@ -1,0 +1,138 @@
+"""Reclaim never signals what it cannot prove is ours. Live processes; the file is the only input."""
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+from console.core.processes import Identity, boot_time, group_alive, identify
+from console.sidecars.pidfile import CorruptPidFile, PidRecord, read_pidfile, write_pidfile
+from console.sidecars.reclaim import Outcome, Verdict, ownership_verdict, reclaim, same_command
+
+BOOT = 1_000.0
+
+
+def record(**changes) -> PidRecord:
+    base = dict(pid=4242, pgid=4242, session_token="tok", create_time=50.0, cmdline=["python3", "-m", "srv"],
+                boot_time=BOOT, written_at=60.0)
+    return PidRecord(**{**base, **changes})
+
+
+def live(**changes) -> Identity:
+    base = dict(pid=4242, create_time=50.0, cmdline=["python3", "-m", "srv"], boot_time=BOOT, environ_token="tok")
+    return Identity(**{**base, **changes})
+
+
+@pytest.mark.parametrize(
+    ("rec", "proc", "verdict"),
+    [
+        (None, None, Verdict.NO_PIDFILE),
+        (CorruptPidFile("truncated"), None, Verdict.STALE),
+        (record(pid=1), live(pid=1), Verdict.STALE),
+        (record(pgid=0), live(), Verdict.STALE),
+        (record(boot_time=BOOT - 3600), live(), Verdict.STALE),
+        (record(), None, Verdict.STALE),
+        (record(), live(create_time=51.0), Verdict.FOREIGN),
+        (record(), live(cmdline=["nginx", "-g", "daemon off;"]), Verdict.FOREIGN),
+        (record(), live(environ_token="other"), Verdict.FOREIGN),
+        (record(), live(create_time=-1.0, cmdline=[]), Verdict.FOREIGN),
+        (record(), live(), Verdict.OURS),
+        (record(), live(environ_token=None), Verdict.OURS),  # environ unreadable: the rest must hold
+        (record(), live(cmdline=["/root/.pyenv/versions/3.11.7/bin/python3", "-m", "srv"]), Verdict.OURS),
+    ],
+)
+def test_ownership_verdict(rec, proc, verdict):
+    got, why = ownership_verdict(rec, proc, BOOT)
+    assert got is verdict, why
+    assert why and "\n" not in why
+
+
+@pytest.mark.parametrize(
+    ("live_cmd", "launched", "same"),
+    [
+        (["python3", "-m", "x"], ["python3", "-m", "x"], True),
+        (["/usr/bin/python3", "-m", "x"], ["python3", "-m", "x"], True),  # exec through a shim
+        (["/bin/bash", "/opt/run.sh", "a"], ["/opt/run.sh", "a"], True),  # a shebang script
+        (["python3", "-m", "y"], ["python3", "-m", "x"], False),
+        (["/usr/bin/perl", "-m", "x"], ["python3", "-m", "x"], False),
+        (["sleep", "30"], ["python3", "-m", "x"], False),
+        ([], ["python3"], False),
+    ],
+)
+def test_same_command_allows_shims_and_shebangs_only(live_cmd, launched, same):
+    assert same_command(live_cmd, launched) is same
+
+
+@pytest.fixture
+def foreign(tmp_path):
+    """A live process that is not ours: its own group, its own command."""
+    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def forge(path, proc, **changes):
+    me = identify(proc.pid)
+    base = dict(pid=proc.pid, pgid=proc.pid, session_token="x", create_time=me.create_time,
+                cmdline=me.cmdline, boot_time=boot_time(), written_at=time.time())
+    write_pidfile(path, PidRecord(**{**base, **changes}))
+
+
+@pytest.mark.parametrize("lie", [{"create_time_shift": 5.0}, {"cmdline": ["python3", "-m", "http.server"]}])
+async def test_a_foreign_process_in_the_pid_file_is_never_signalled(tmp_path, foreign, lie):
+    pidfile = tmp_path / "web.pid"
+    if "create_time_shift" in lie:
+        forge(pidfile, foreign, create_time=identify(foreign.pid).create_time - lie["create_time_shift"])
+    else:
+        forge(pidfile, foreign, cmdline=lie["cmdline"])
+    result = await reclaim(pidfile, port=0, grace=0.5)
+    assert result.outcome is Outcome.FOREIGN and result.pid == foreign.pid
+    time.sleep(0.1)
+    assert foreign.poll() is None, "a foreign process was signalled"
+    assert not pidfile.exists()
+
+
+async def test_our_orphan_group_is_ended_and_the_file_removed(tmp_path):
+    # A member that ignores SIGTERM, so the group needs the SIGKILL after the grace.
+    orphan = subprocess.Popen(["sh", "-c", "(trap '' TERM; sleep 60) & exec sleep 61"], start_new_session=True)
+    pidfile = tmp_path / "web.pid"
+    time.sleep(0.2)  # let the shell exec: same pid and start time, new argv
+    me = identify(orphan.pid)
+    forge(pidfile, orphan, cmdline=me.cmdline)
+    result = await reclaim(pidfile, port=0, grace=1.0)
+    orphan.wait(timeout=5)
+    assert result.outcome is Outcome.RECLAIMED
+    assert not pidfile.exists()
+    # Members may linger as zombies where pid 1 does not reap; no member may still be running.
+    assert not group_alive(orphan.pid), "a member of the orphan's group survived"
+
+
+@pytest.mark.parametrize("content", [b"", b"{\"pid\": 12", b"\x00\xff garbage", b"[]",
+                                     json.dumps({"pid": "12", "pgid": 12}).encode(),
+                                     json.dumps(dict(pid=True, pgid=5, session_token="", create_time=1.0,
+                                                     cmdline=["x"], boot_time=1.0, written_at=1.0)).encode()])
+async def test_a_corrupt_or_truncated_pid_file_is_stale_never_a_crash(tmp_path, content):
+    pidfile = tmp_path / "web.pid"
+    pidfile.write_bytes(content)
+    assert isinstance(read_pidfile(pidfile), CorruptPidFile)
+    result = await reclaim(pidfile, port=0, grace=0.5)
+    assert result.outcome is Outcome.STALE_PIDFILE and "corrupt" in result.detail
+    assert not pidfile.exists()
+
+
+async def test_a_pid_file_of_a_dead_process_is_stale(tmp_path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    pidfile = tmp_path / "web.pid"
+    write_pidfile(pidfile, PidRecord(gone.pid, gone.pid, "t", 1.0, ["true"], boot_time(), 1.0))
+    assert (await reclaim(pidfile, port=0, grace=0.5)).outcome is Outcome.STALE_PIDFILE
+
+
+def test_pid_files_are_private(tmp_path):
+    pidfile = tmp_path / "web.pid"
+    write_pidfile(pidfile, record())
+    assert oct(os.stat(pidfile).st_mode & 0o777) == "0o600"
+    assert read_pidfile(pidfile) == record()
