@@ -109,3 +109,13 @@ class View:
     def __repr__(self) -> str:
         values = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._names)
         return f"{type(self).__name__}({values})"
+
+
+# The verbs every module uses on records, in one place so the base can change beneath them.
+field = dataclasses.field
+replace = dataclasses.replace
+
+
+def to_builtins(record: View) -> dict[str, Any]:
+    """A record as plain JSON-ready data (nested records, lists and dicts included)."""
+    return dataclasses.asdict(record)
