@@ -176,7 +176,12 @@ def _console(paths: Paths, *, read_only: bool) -> int:
     source = choose_source(paths, read_only=read_only)  # before the UI library loads
     from console.tui.app import run_console
 
-    return run_console(source, paths, read_only=read_only)
+    def open_demo() -> int:
+        from console.demo import run_demo
+
+        return run_demo(None, once=False)
+
+    return run_console(source, paths, read_only=read_only, open_demo=open_demo)
 
 
 def _action(socket_path: Path, state_dir: Path, verb: str, target: str, *, read_only: bool) -> int:

@@ -140,7 +140,7 @@ def test_sighup_with_a_broken_config_keeps_everything_running(host: Host):
     code, report = host.once_json()
     config_reasons = [r for r in report["snapshot"]["tray"]["reasons"] if r["subject"] == "config:file"]
     assert code == 1 and [r["code"] for r in config_reasons] == ["config_reload_refused"]
-    assert "sidecar[0].command: expected a list of a string" in config_reasons[0]["text"]
+    assert "sidecar[0].command: expected a list of strings" in config_reasons[0]["text"]
     _sleepers(host, "keep")  # fixed: the next SIGHUP finds nothing to change
     engine.send_signal(signal.SIGHUP)
     wait_for(lambda: "config reloaded" in host.log(engine), what="the second reload")

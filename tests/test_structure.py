@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import console
 
 ROOT = Path(console.__file__).parent
-ENGINE_PACKAGES = {"core", "sidecars", "runs", "remote", "readmodel", "host"}
 
 
 def lines_matching(pattern: str) -> list[str]:
@@ -24,6 +29,33 @@ def test_no_asyncio_wait_for():
     assert lines_matching(r"asyncio\.wait_for\(") == []
 
 
-def test_the_engine_never_imports_textual():
-    hits = lines_matching(r"^\s*(from|import) (textual|rich)\b")
-    assert [hit for hit in hits if hit.split("/")[0] in ENGINE_PACKAGES] == []
+def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--no-cache"], cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, check=False)
+
+
+def test_the_layering_contracts_hold():
+    """The layers of DESIGN rule 11 are import-linter contracts in pyproject.toml (the engine never imports
+    Textual, rich, httpx outside the control-plane client, or the reference control plane; concepts never
+    import each other; nothing imports upward)."""
+    result = _lint_imports(ROOT.parent)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Contracts: 5 kept, 0 broken." in result.stdout
+
+
+@pytest.mark.parametrize(("module", "line", "broken"), [
+    ("core/clock.py", "import console.sidecars.ports", "layers"),
+    ("sidecars/ports.py", "import console.runs.ledger", "layers"),
+    ("runs/liveness.py", "import textual", "the engine never imports Textual or rich"),
+    ("sidecars/health.py", "import httpx", "only the control-plane client speaks HTTP"),
+    ("tui/rows.py", "import console.runs.ledger", "the TUI sees the read model"),
+])
+def test_a_forbidden_import_breaks_a_contract(tmp_path: Path, module: str, line: str, broken: str):
+    """The contracts are not decoration: one forbidden import in a copy of the tree fails `lint-imports`."""
+    shutil.copytree(ROOT, tmp_path / "console", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT.parent / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / "console" / module
+    target.write_text(target.read_text() + f"\n{line}  # the forbidden import\n")
+    result = _lint_imports(tmp_path)
+    assert result.returncode == 1 and "1 broken" in result.stdout
+    assert broken in result.stdout.split("Broken contracts", 1)[1]

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from console.controlplane.bounded import BadEncoding, TooLarge, download
-from console.remote.plugins import PluginError
+from console.remote.plugin_error import PluginError
 
 ARTIFACT_DEADLINE = 120.0
 

@@ -25,13 +25,13 @@ class Why(StrEnum):
     GONE = "gone"
 
 
-class Provenance(View):
+class Provenance(View, frozen=True):
     managed: bool  # created by this host and bound to its key (else: a user's token)
     runner_alive: bool  # the loop's local runner process is alive and verified ours
     key_available: bool  # the host key can sign a proof
 
 
-class Verdict(View):
+class Verdict(View, frozen=True):
     outcome: Outcome
     why: Why | None = None
 

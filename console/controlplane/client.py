@@ -21,7 +21,7 @@ TIMEOUT = httpx.Timeout(connect=3.0, read=10.0, write=10.0, pool=3.0)
 DEADLINE = 30.0
 
 
-class Answer(View):
+class Answer(View, frozen=True):
     """One exchange as the classifier needs it: a status, or the kind of failure there was instead."""
 
     status: int | None
@@ -33,7 +33,7 @@ class Answer(View):
         return classify(self.status, self.failure, provenance)
 
 
-class ConfigFetch(View):
+class ConfigFetch(View, frozen=True):
     """One config GET: the status and, for a 200, the document bytes and their strong ETag."""
 
     status: int | None

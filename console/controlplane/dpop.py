@@ -78,7 +78,7 @@ class ReplayCache:
         self._seen[jti] = now
 
 
-class Verified(View):
+class Verified(View, frozen=True):
     jkt: str  # thumbprint of the key that signed
     jti: str
 

@@ -19,11 +19,11 @@ from console.controlplane.client import ControlPlaneClient
 from console.controlplane.config_pull import ConfigPuller
 from console.controlplane.heartbeats import LoopHeartbeats
 from console.controlplane.identity import load_key, load_refresh_token
+from console.controlplane.view import ControlPlaneView
 from console.core.clock import Clock
 from console.core.config import ControlPlaneSection, LoopConfig
 from console.core.errors import LoopctlError
 from console.core.store import Store
-from console.readmodel.snapshot import ControlPlaneView
 from console.remote.apply import RemoteConfig
 from console.runs.scheduler import Loops
 

@@ -39,7 +39,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return None
 
 
-class Streak(View):
+class Streak(View, frozen=True):
     """Consecutive outcomes that lengthen the wait; any success resets both."""
 
     failures: int = 0

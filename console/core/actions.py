@@ -28,7 +28,7 @@ class ActionError(Exception):
         self.message = message
 
 
-class Target(View):
+class Target(View, frozen=True):
     kind: str
     name: str
 

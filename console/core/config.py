@@ -1,4 +1,4 @@
-"""The host config: TOML read with tomllib into typed dataclasses. Unknown keys are errors.
+"""The host config: TOML read with tomllib into typed records (msgspec). Unknown keys are errors.
 
 A missing file at the default location is the embedded default (an empty host); a missing
 file named by --config is an error.
@@ -9,14 +9,20 @@ from __future__ import annotations
 import re
 import socket
 import tomllib
-from dataclasses import field
 from pathlib import Path
 from typing import Literal
 
-from console.core.decoding import DecodeError, check, decode, in_range
+from console.core.decode import DecodeError, convert
 from console.core.errors import ConfigError
 from console.core.paths import Paths
-from console.core.records import View
+from console.core.records import Check, StrictView, View, field
+
+
+def in_range(low: float, high: float, what: str = "a number") -> Check:
+    def check(value: float) -> str | None:
+        return None if low <= value <= high else f"{what} from {low:g} to {high:g}"
+
+    return check
 
 
 def _host_name(value: str) -> str | None:
@@ -25,8 +31,9 @@ def _host_name(value: str) -> str | None:
     return "a host name (1 to 253 characters, no surrounding spaces)"
 
 
-class HostSection(View):
-    name: str = check(_host_name, default="")  # "" means the machine's host name
+class HostSection(StrictView, frozen=True):
+    checks = {"name": _host_name}
+    name: str = ""  # "" means the machine's host name
 
 
 def _sidecar_name(value: str) -> str | None:
@@ -45,18 +52,22 @@ def _health(value: str) -> str | None:
     return "'tcp' or an http:// URL"
 
 
-class SidecarConfig(View):
+class SidecarConfig(StrictView, frozen=True):
     """A long-running helper service the agents need (DESIGN section 3 has the defaults)."""
 
-    name: str = check(_sidecar_name)
-    command: list[str] = check(_argv)
+    checks = {"name": _sidecar_name, "command": _argv, "port": in_range(0, 65535, "a port (0 for none)"),
+              "health": _health, "max_restarts": in_range(0, 1000, "a count"),
+              "ready_timeout_seconds": in_range(0.1, 86400, "seconds"),
+              "stop_grace_seconds": in_range(0, 3600, "seconds")}
+    name: str
+    command: list[str]
     cwd: str = ""
     env: dict[str, str] = field(default_factory=dict)
-    port: int = check(in_range(0, 65535, "a port (0 for none)"), default=0)
-    health: str = check(_health, default="")  # "" means: tcp when there is a port, else the process being up
-    max_restarts: int = check(in_range(0, 1000, "a count"), default=5)
-    ready_timeout_seconds: float = check(in_range(0.1, 86400, "seconds"), default=60.0)
-    stop_grace_seconds: float = check(in_range(0, 3600, "seconds"), default=2.0)
+    port: int = 0
+    health: str = ""  # "" means: tcp when there is a port, else the process being up
+    max_restarts: int = 5
+    ready_timeout_seconds: float = 60.0
+    stop_grace_seconds: float = 2.0
     plugin: str = ""  # a declared plugin: the command runs in its install directory (LOOPCTL_PLUGIN_DIR)
 
     @property
@@ -67,16 +78,19 @@ class SidecarConfig(View):
         return "tcp" if self.port else "process"
 
 
-class LoopConfig(View):
+class LoopConfig(StrictView, frozen=True):
     """A long-lived agent job, run locally as a series of runs (the control plane comes later)."""
 
-    id: str = check(_sidecar_name)
-    command: list[str] = check(_argv)
+    checks = {"id": _sidecar_name, "command": _argv,
+              "run_timeout_seconds": in_range(0, 7 * 86400, "seconds (0 for none)"),
+              "interval_seconds": in_range(0, 86400, "seconds")}
+    id: str
+    command: list[str]
     cwd: str = ""
     env: dict[str, str] = field(default_factory=dict)
     objective: str = ""
-    run_timeout_seconds: float = check(in_range(0, 7 * 86400, "seconds (0 for none)"), default=0.0)
-    interval_seconds: float = check(in_range(0, 86400, "seconds"), default=60.0)
+    run_timeout_seconds: float = 0.0
+    interval_seconds: float = 60.0
     enabled: bool = True
     # With a joined control plane: "managed" loops are created there by the engine and bound to the
     # host key; "user" loops run on a token a person supplies (token_file) for an existing loop (remote_id).
@@ -106,31 +120,39 @@ def _sha256(value: str) -> str | None:
     return "a sha256 digest: 64 lowercase hex digits, optionally prefixed 'sha256:'"
 
 
-class PluginConfig(View):
+class PluginConfig(StrictView, frozen=True):
     """A hash-pinned artifact (tar or zip), installed under <state>/plugins/<name>/<version>/."""
 
-    name: str = check(_sidecar_name)
-    version: str = check(_version)
-    source: str = check(_url)
-    artifact_hash: str = check(_sha256)
+    checks = {"name": _sidecar_name, "version": _version, "source": _url, "artifact_hash": _sha256}
+    name: str
+    version: str
+    source: str
+    artifact_hash: str
 
     @property
     def sha256(self) -> str:
         return self.artifact_hash.removeprefix("sha256:")
 
 
-class ControlPlaneSection(View):
+def _host_id(value: str) -> str | None:
+    return None if value else "the host id the control plane gave at join"
+
+
+class ControlPlaneSection(StrictView, frozen=True):
     """Written by `loopctl join`: where the control plane is and who this host is there."""
 
-    url: str = check(_url)
-    host_id: str = check(lambda v: None if v else "the host id the control plane gave at join")
-    heartbeat_interval_seconds: float = check(in_range(5, 3600, "seconds"), default=60.0)
-    loop_heartbeat_seconds: float = check(in_range(5, 3600, "seconds"), default=30.0)  # each loop, +-10 %
+    checks = {"url": _url, "host_id": _host_id, "heartbeat_interval_seconds": in_range(5, 3600, "seconds"),
+              "loop_heartbeat_seconds": in_range(5, 3600, "seconds"),
+              "poll_interval_seconds": in_range(5, 3600, "seconds")}
+    url: str
+    host_id: str
+    heartbeat_interval_seconds: float = 60.0
+    loop_heartbeat_seconds: float = 30.0  # each loop, +-10 %
     # Until a remote config says otherwise (the join answer's value is written here).
-    poll_interval_seconds: float = check(in_range(5, 3600, "seconds"), default=300.0)
+    poll_interval_seconds: float = 300.0
 
 
-class HostConfig(View):
+class HostConfig(StrictView, frozen=True):
     host: HostSection = field(default_factory=HostSection)
     control_plane: ControlPlaneSection | None = None
     sidecar: list[SidecarConfig] = field(default_factory=list)
@@ -153,7 +175,7 @@ class HostConfig(View):
         return len(self.sidecar) + len(self.loop) + len(self.plugin)
 
 
-class LoadedConfig(View):
+class LoadedConfig(View, frozen=True):
     config: HostConfig
     path: Path
     present: bool  # False: the default path does not exist and the embedded default is in use
@@ -189,7 +211,7 @@ def parse_config(raw: bytes, path: Path) -> HostConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}; {EXAMPLE_HINT}") from None
     try:
-        config = decode(HostConfig, data, strict=True)
+        config = convert(HostConfig, data)
     except DecodeError as exc:
         raise ConfigError(f"{path}: {exc}; {EXAMPLE_HINT}") from None
     problem = cross_check(config)
@@ -232,12 +254,13 @@ def cross_check(config: HostConfig | RemoteDocument) -> str | None:
     return None
 
 
-class RemoteDocument(View):
+class RemoteDocument(StrictView, frozen=True):
     """The config document a control plane serves (JSON): the host's sidecar, loop and plugin
     sections plus the poll interval. On a joined host its active slot replaces those sections of
     the local file; the local file keeps the host-level settings."""
 
-    poll_interval_seconds: float = check(in_range(5, 3600, "seconds"), default=300.0)
+    checks = {"poll_interval_seconds": in_range(5, 3600, "seconds")}
+    poll_interval_seconds: float = 300.0
     sidecar: list[SidecarConfig] = field(default_factory=list)
     loop: list[LoopConfig] = field(default_factory=list)
     plugin: list[PluginConfig] = field(default_factory=list)

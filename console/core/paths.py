@@ -13,7 +13,7 @@ from console.core.records import View
 MAX_SOCKET_PATH = 107
 
 
-class Paths(View):
+class Paths(View, frozen=True):
     state_dir: Path
     config_path: Path
     config_explicit: bool  # given by --config: then a missing file is an error, not the embedded default

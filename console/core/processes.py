@@ -82,7 +82,7 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-class Identity(View):
+class Identity(View, frozen=True):
     """What identifies one process across pid reuse."""
 
     pid: int

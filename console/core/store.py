@@ -102,7 +102,7 @@ RUN_COLUMNS = frozenset({
 })
 
 
-class ThingRecord(View):
+class ThingRecord(View, frozen=True):
     kind: str
     name: str
     state: str

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import field
 from typing import Any
 
-from console.core.records import View
+from console.core.records import View, field
 
 log = logging.getLogger("loopctl.transitions")
 
 
-class Transition(View):
+class Transition(View, frozen=True):
     event_id: int
     at: float
     kind: str
@@ -29,7 +28,7 @@ Subscriber = Callable[[Transition], None]
 Unsubscribe = Callable[[], None]
 
 
-class _Subscription(View):
+class _Subscription(View, frozen=True):
     callback: Subscriber
     kind: str | None
     to: str | None

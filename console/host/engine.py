@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from console import __version__
@@ -21,6 +20,7 @@ from console.core.crashpoints import CrashPoints
 from console.core.errors import ConfigError
 from console.core.paths import Paths
 from console.core.plurals import counted
+from console.core.records import replace
 from console.core.store import Store
 from console.readmodel.snapshot import (
     ENGINE_KIND,
@@ -34,7 +34,8 @@ from console.readmodel.snapshot import (
     things_view,
 )
 from console.readmodel.tray import reload_refused_reason
-from console.remote.plugins import PluginError, Plugins, is_installed, missing_programs, resolve
+from console.remote.plugin_error import PluginError
+from console.remote.plugins import Plugins, is_installed, missing_programs, resolve
 from console.runs.scheduler import Loops
 from console.sidecars.supervisor import Supervisor
 

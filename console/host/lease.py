@@ -13,14 +13,13 @@ import fcntl
 import json
 import os
 import pwd
-from dataclasses import asdict
 from pathlib import Path
 
 from console.core.errors import LeaseError
-from console.core.records import View
+from console.core.records import View, to_builtins
 
 
-class Holder(View):
+class Holder(View, frozen=True):
     pid: int
     uid: int
     started_at: float
@@ -115,7 +114,7 @@ class Lease:
 
     def record_holder(self, holder: Holder) -> None:
         assert self._fd is not None
-        data = json.dumps(asdict(holder)).encode()
+        data = json.dumps(to_builtins(holder)).encode()
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, data, 0)
         os.fsync(self._fd)

@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+import msgspec
+import msgspec.json
 
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 1 << 20
@@ -29,14 +31,18 @@ class ProtocolError(Exception):
         self.message = message
 
 
+_encoder = msgspec.json.Encoder()
+
+
 def encode_line(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), sort_keys=True).encode("utf-8") + b"\n"
+    """A frame: records (a Snapshot, an EngineView) are encoded as they are, without a copy as dicts."""
+    return _encoder.encode(obj) + b"\n"
 
 
 def decode_line(line: bytes) -> dict[str, Any]:
     try:
-        obj = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        obj = msgspec.json.decode(line)
+    except msgspec.DecodeError as exc:
         raise ProtocolError("bad_request", f"not a JSON line: {exc}") from None
     if not isinstance(obj, dict):
         raise ProtocolError("bad_request", "a request must be a JSON object")

@@ -140,9 +140,9 @@ class SocketServer:
     async def _answer(self, rid: object, op: object, request: dict[str, Any]) -> dict[str, Any]:
         if op == "hello":
             snap = self.engine.snapshot()
-            return ok(rid, protocol=PROTOCOL_VERSION, engine=snap.to_dict()["engine"])
+            return ok(rid, protocol=PROTOCOL_VERSION, engine=snap.engine)
         if op == "snapshot":
-            return ok(rid, snapshot=self.engine.snapshot().to_dict(), version=self.engine.changes.version)
+            return ok(rid, snapshot=self.engine.snapshot(), version=self.engine.changes.version)
         if op == "action":
             try:
                 result = await self.engine.act(request.get("verb"), request.get("target"))
@@ -160,7 +160,7 @@ class SocketServer:
         try:
             while True:
                 seen = changes.version
-                await _send(writer, ok(rid, snapshot=self.engine.snapshot().to_dict(), version=seen))
+                await _send(writer, ok(rid, snapshot=self.engine.snapshot(), version=seen))
                 self._watch_sent[task] = seen
                 newer = asyncio.ensure_future(changes.wait_newer(seen))
                 await first_done(newer, hangup)

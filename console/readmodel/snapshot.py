@@ -1,17 +1,19 @@
 """The Snapshot: the only read model. The TUI, the reports and the socket all render one.
 
-Plain dataclasses with a JSON round-trip; decoding is lenient so an observer and an owner of
-different loopctl versions can still talk.
+Plain records (msgspec Structs) with a JSON round-trip; decoding is lenient (unknown keys are
+ignored) so an observer and an owner of different loopctl versions can still talk. Each concept
+defines its own view (sidecars.view, runs.view, remote.view, controlplane.view); the snapshot
+composes them.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import field, replace
 from typing import TYPE_CHECKING, Any
 
-from console.core.decoding import DecodeError, decode, encode
-from console.core.records import View
+from console.controlplane.view import ControlPlaneView
+from console.core.decode import DecodeError, convert, decode_json, encode_json
+from console.core.records import View, field, replace, to_builtins
+from console.core.things import ThingView
 from console.readmodel.tray import (
     Reason,
     Tray,
@@ -25,6 +27,9 @@ from console.readmodel.tray import (
     sidecar_reasons,
 )
 from console.remote.records import ApplyRecord, BootRecord, PollRecord, Rollback
+from console.remote.view import PluginView, RemoteConfigView
+from console.runs.view import LoopView, RunView
+from console.sidecars.view import PortHolderView, SidecarView
 
 if TYPE_CHECKING:  # type-only: `--once` against a running engine must not load sqlite3
     from console.core.config import LoadedConfig
@@ -32,10 +37,31 @@ if TYPE_CHECKING:  # type-only: `--once` against a running engine must not load 
     from console.core.store import ThingRecord
     from console.core.transitions import Transition
 
+# The faces import every view from here (the read model), never from the concept that defines it.
+__all__ = [
+    "ApplyRecord",
+    "BootRecord",
+    "ControlPlaneView",
+    "EngineView",
+    "EventView",
+    "HostView",
+    "LoopView",
+    "PluginView",
+    "PollRecord",
+    "PortHolderView",
+    "RemoteConfigView",
+    "Rollback",
+    "RunView",
+    "SidecarView",
+    "Snapshot",
+    "ThingView",
+    "compose",
+]
+
 SNAPSHOT_SCHEMA = 1
 
 
-class HostView(View):
+class HostView(View, frozen=True):
     name: str
     state_dir: str
     config_path: str
@@ -43,7 +69,7 @@ class HostView(View):
     configured_count: int
 
 
-class EngineView(View):
+class EngineView(View, frozen=True):
     running: bool
     source: str  # "owner": served by the running engine; "offline": read from the state dir
     pid: int | None = None
@@ -54,149 +80,7 @@ class EngineView(View):
     last_stop_clean: bool | None = None
 
 
-class ThingView(View):
-    kind: str
-    name: str
-    state: str
-    reason: str
-    since: float
-    detail: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}:{self.name}"
-
-
-class PortHolderView(View):
-    pid: int | None
-    program: str
-    ours: bool  # launched by an earlier loopctl engine (reclaimable), else foreign
-
-
-class SidecarView(View):
-    """One sidecar as the operator sees it. Everything but the output tail is also stored with each
-    transition, so a snapshot read from disk shows the last known picture."""
-
-    name: str
-    state: str = "stopped"
-    reason: str = ""  # failure reason code when failed or in backoff
-    reason_text: str = ""
-    attempts: int = 0  # failed starts since the sidecar was last stable (see `restarts`)
-    max_restarts: int = 5
-    next_retry_at: float | None = None
-    pid: int | None = None
-    started_at: float | None = None
-    ready_at: float | None = None
-    port: int = 0
-    health: str = ""
-    command: list[str] = field(default_factory=list)
-    holder: PortHolderView | None = None
-    last_exit: str = ""
-    action: str = ""  # what clears the failure
-    last_reclaim: str = ""
-    output_tail: list[str] = field(default_factory=list)
-
-    @property
-    def key(self) -> str:
-        return f"sidecar:{self.name}"
-
-    @property
-    def restarts(self) -> int:
-        """Restarts used since the sidecar was last stable, counting the one a backoff has scheduled.
-        A sidecar that gave up failed one start more than it was restarted: 6 failed starts, 5 of 5
-        restarts."""
-        return min(self.attempts, self.max_restarts)
-
-
-class LoopView(View):
-    id: str
-    state: str = "active"  # active | escalated | disabled (paused, transient, finalized come with the control plane)
-    reason: str = ""
-    enabled: bool = True
-    objective: str = ""
-    interval_seconds: float = 0.0
-    run_timeout_seconds: float = 0.0
-    current_run: str | None = None
-    next_run_at: float | None = None
-    provenance: str = "local"  # local (no runner token), managed (created by this engine), or user (its own token)
-    token_expires_at: float | None = None  # the runner token's expiry (never the token)
-    last_heartbeat: str = ""  # the classifier's last verdict, e.g. "live" or "transient/server_error"
-    last_heartbeat_at: float | None = None
-
-    @property
-    def key(self) -> str:
-        return f"loop:{self.id}"
-
-
-class RunView(View):
-    id: str
-    loop_id: str
-    status: str
-    pid: int | None = None
-    queued_at: float | None = None
-    started_at: float | None = None
-    finished_at: float | None = None
-    exit_code: int | None = None
-    exit_signal: int | None = None
-    error_code: str | None = None
-    error_text: str | None = None
-    stop_reason: str | None = None
-    timeout_configured: bool = False
-    timeout_fired: bool = False
-    effective_timeout_sec: float | None = None
-    liveness: str | None = None
-    liveness_reason: str | None = None
-    next_action: str | None = None
-    continuation_attempt: int = 0
-    retry_of_run_id: str | None = None
-    process_loss_retry_count: int = 0
-    last_useful_action_at: float | None = None
-    summary: str | None = None
-
-    @property
-    def key(self) -> str:
-        return f"run:{self.id}"
-
-
-class ControlPlaneView(View):
-    url: str
-    host_id: str
-    status: str  # as the control plane sees the host: provisioning, online, offline, degraded, failed
-    last_heartbeat_at: float | None = None
-    last_error: str = ""
-
-
-class PluginView(View):
-    name: str
-    version: str
-    state: str  # installed | removed | failed
-    reason: str = ""
-
-
-class RemoteConfigView(View):
-    """The host's remote config as the operator needs it: what runs, whether it is on probation,
-    what was refused or rolled back and why, and how the last poll went."""
-
-    state: str = "none"  # none | probation | active | rejected | rolled_back
-    reason: str = ""
-    running_etag: str | None = None
-    slot: str | None = None
-    poll_interval_seconds: float = 300.0
-    probation_etag: str | None = None
-    probation_started_at: float | None = None
-    probation_deadline: float | None = None
-    probation_seconds_left: float | None = None  # at the snapshot's generated_at
-    bad_etag: str | None = None
-    bad_until: float | None = None
-    last_rollback: Rollback | None = None
-    last_apply: ApplyRecord | None = None
-    last_boot: BootRecord | None = None
-    last_poll: PollRecord | None = None
-    next_poll_at: float | None = None
-    host_status: str = ""
-
-
-class EventView(View):
+class EventView(View, frozen=True):
     id: int
     at: float
     kind: str
@@ -206,7 +90,7 @@ class EventView(View):
     reason: str
 
 
-class Snapshot(View):
+class Snapshot(View, frozen=True):
     schema: int
     generated_at: float
     host: HostView
@@ -226,19 +110,19 @@ class Snapshot(View):
         return replace(self, tray=roll_up([*self.tray.reasons, *reasons]))
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = encode(self)
+        data: dict[str, Any] = to_builtins(self)
         return data
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+    def to_json(self) -> bytes:
+        return encode_json(self)
 
     @classmethod
     def from_dict(cls, data: object) -> Snapshot:
-        return decode(cls, data, strict=False)
+        return convert(cls, data)
 
     @classmethod
-    def from_json(cls, text: str) -> Snapshot:
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: bytes | str) -> Snapshot:
+        return decode_json(cls, text)
 
 
 ENGINE_KIND = "engine"
@@ -272,7 +156,7 @@ def sidecars_from_things(things: list[ThingView]) -> list[SidecarView]:
             continue
         data = {**thing.detail, "name": thing.name, "state": thing.state}
         try:
-            views.append(decode(SidecarView, data, strict=False))
+            views.append(convert(SidecarView, data))
         except DecodeError:
             views.append(SidecarView(name=thing.name, state=thing.state, reason_text=thing.reason))
     return views

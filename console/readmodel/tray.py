@@ -7,22 +7,17 @@ level `ok` are notes (for instance "nothing configured"): shown, but they never 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from console.core.errors import EXIT_CRITICAL, EXIT_OK, EXIT_WARNING, MONITORING_WORDS
-from console.core.records import View
+from console.core.records import View, field
 
 if TYPE_CHECKING:
-    from console.readmodel.snapshot import (
-        ControlPlaneView,
-        LoopView,
-        PluginView,
-        RemoteConfigView,
-        RunView,
-        SidecarView,
-    )
+    from console.controlplane.view import ControlPlaneView
+    from console.remote.view import PluginView, RemoteConfigView
+    from console.runs.view import LoopView, RunView
+    from console.sidecars.view import SidecarView
 
 
 class Level(StrEnum):
@@ -73,7 +68,7 @@ CODE_PRIORITY: dict[str, int] = {
 DEFAULT_PRIORITY = 50
 
 
-class Reason(View):
+class Reason(View, frozen=True):
     level: Level
     code: str
     text: str  # one line: what is wrong, naming the thing
@@ -81,7 +76,7 @@ class Reason(View):
     subject: str = ""  # "kind:name" of the thing it is about, "" for the host
 
 
-class Tray(View):
+class Tray(View, frozen=True):
     state: Level
     reasons: list[Reason] = field(default_factory=list)
 

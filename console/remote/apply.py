@@ -14,20 +14,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from pathlib import Path
 
 from console.core.clock import Clock
 from console.core.config import HostConfig, RemoteDocument, cross_check
 from console.core.crashpoints import CrashPoints
-from console.core.decoding import DecodeError, decode
+from console.core.decode import DecodeError, decode_json
+from console.core.records import replace
 from console.core.store import Store
+from console.core.things import ThingView
 from console.core.waiting import sleep_unless
-from console.readmodel.snapshot import RemoteConfigView, ThingView
-from console.remote.plugins import PluginError, Plugins, missing_programs, resolve
+from console.remote.plugin_error import PluginError
+from console.remote.plugins import Plugins, missing_programs, resolve
 from console.remote.probation import (
     Boot,
     Decision,
@@ -43,6 +43,7 @@ from console.remote.probation import (
 )
 from console.remote.records import ApplyRecord, BootRecord, PollRecord, Rollback
 from console.remote.slots import ControlState, Slots
+from console.remote.view import RemoteConfigView
 
 log = logging.getLogger("loopctl.remote_config")
 
@@ -68,16 +69,14 @@ def parse_document(raw: bytes) -> RemoteDocument:
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise ApplyError("document_too_large", f"{len(raw)} bytes, over the {MAX_DOCUMENT_BYTES}-byte cap")
     try:
-        data = json.loads(raw.decode("utf-8"))
+        raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ApplyError("config_invalid", f"not UTF-8 (byte {exc.start})") from None
-    except ValueError as exc:
-        raise ApplyError("config_invalid", f"invalid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ApplyError("config_invalid", f"the document must be a JSON object, not {type(data).__name__}")
     try:
-        return decode(RemoteDocument, data, strict=True)
+        return decode_json(RemoteDocument, raw)
     except DecodeError as exc:
+        if exc.expected == "JSON":
+            raise ApplyError("config_invalid", f"invalid JSON: {exc.got}") from None
         raise ApplyError("config_invalid", str(exc)) from None
 
 

@@ -11,7 +11,7 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from console.remote.plugins import PluginError
+from console.remote.plugin_error import PluginError
 
 
 def _safe_name(name: str) -> str | None:

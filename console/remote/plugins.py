@@ -16,15 +16,15 @@ import os
 import secrets
 import shutil
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import field, replace
 from pathlib import Path
 from typing import TypeVar
 
 from console.core.atomic import atomic_write_json, fsync_dir
 from console.core.clock import Clock
 from console.core.config import HostConfig, LoopConfig, PluginConfig, SidecarConfig
-from console.core.records import View
+from console.core.records import View, field, replace
 from console.core.store import Store
+from console.remote.plugin_error import PluginError
 
 log = logging.getLogger("loopctl.plugins")
 
@@ -37,16 +37,6 @@ DIR_VARIABLE = "LOOPCTL_PLUGIN_DIR"
 
 # fetch(url, destination file, byte cap) -> None; raises PluginError("plugin_install_failed", ...)
 Fetch = Callable[[str, Path, int], Awaitable[None]]
-
-
-class PluginError(Exception):
-    """`code` is one of DESIGN's apply errors: plugin_install_failed, artifact_hash_mismatch,
-    bundled_version_mismatch."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def install_dir(root: Path, name: str, version: str) -> Path:
@@ -64,7 +54,7 @@ def sha256_file(path: Path) -> str:
 # -- what is installed ------------------------------------------------------------------------------
 
 
-class Installed(View):
+class Installed(View, frozen=True):
     name: str
     version: str
     sha256: str  # "" when the directory has no valid record (not a complete install)
@@ -100,7 +90,7 @@ def is_installed(root: Path, plugin: PluginConfig) -> bool:
 # -- reconcile, decided purely -------------------------------------------------------------------------
 
 
-class Plan(View):
+class Plan(View, frozen=True):
     install: list[PluginConfig] = field(default_factory=list)
     remove: list[Installed] = field(default_factory=list)
 

@@ -40,13 +40,13 @@ def bad_backoff(count: int) -> float:
     return min(BAD_BACKOFF_CAP, BAD_BACKOFF_BASE * 2.0 ** max(0, count - 1))
 
 
-class SlotInfo(View):
+class SlotInfo(View, frozen=True):
     name: str  # "a" | "b"
     etag: str
     intact: bool  # the document parses and its digest is the one its etag file recorded
 
 
-class Marker(View):
+class Marker(View, frozen=True):
     """Written before the pointer flips: probation for `etag` in `slot`, until `deadline`."""
 
     slot: str
@@ -57,7 +57,7 @@ class Marker(View):
     previous_etag: str | None = None
 
 
-class Bad(View):
+class Bad(View, frozen=True):
     etag: str
     count: int
     until: float  # re-applying it is refused until then
@@ -92,7 +92,7 @@ def rollback_target(active: SlotInfo | None, other: SlotInfo | None, marker: Mar
     return other.name
 
 
-class Decision(View):
+class Decision(View, frozen=True):
     outcome: Boot
     reason: str = ""  # the rollback reason (probation_expired, validation_failed) when there is one
     flip_to: str | None = None

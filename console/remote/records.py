@@ -9,7 +9,7 @@ from __future__ import annotations
 from console.core.records import View
 
 
-class Rollback(View):
+class Rollback(View, frozen=True):
     etag: str
     reason: str
     at: float
@@ -18,20 +18,20 @@ class Rollback(View):
     to_etag: str | None = None
 
 
-class ApplyRecord(View):
+class ApplyRecord(View, frozen=True):
     etag: str
     result: str  # applied | noop_same_etag | skipped_bad_etag | an apply error code
     at: float
     detail: str = ""
 
 
-class BootRecord(View):
+class BootRecord(View, frozen=True):
     outcome: str
     at: float
     detail: str = ""
 
 
-class PollRecord(View):
+class PollRecord(View, frozen=True):
     at: float
     result: str  # ok | not_modified | no_remote_config | rate_limited | an error code
     status: int | None = None

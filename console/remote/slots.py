@@ -18,15 +18,15 @@ import os
 from pathlib import Path
 
 from console.core.atomic import atomic_write, atomic_write_json, fsync_dir
-from console.core.decoding import DecodeError, decode, encode
-from console.core.records import View
+from console.core.decode import DecodeError, decode_json
+from console.core.records import View, to_builtins
 from console.remote.probation import Bad, Marker, SlotInfo
 from console.remote.records import ApplyRecord, BootRecord, PollRecord, Rollback
 
 SLOTS = ("a", "b")
 
 
-class ControlState(View):
+class ControlState(View, frozen=True):
     marker: Marker | None = None
     bad: Bad | None = None
     last_rollback: Rollback | None = None
@@ -81,8 +81,7 @@ class Slots:
 
     def load_state(self) -> ControlState:
         try:
-            data = json.loads(self.state_file.read_text())
-            return decode(ControlState, data, strict=False)
+            return decode_json(ControlState, self.state_file.read_bytes())
         except FileNotFoundError:
             return ControlState()
         except (OSError, ValueError, DecodeError):
@@ -110,4 +109,4 @@ class Slots:
 
     def save_state(self, state: ControlState) -> None:
         self.ensure()
-        atomic_write_json(self.state_file, encode(state), mode=0o600)
+        atomic_write_json(self.state_file, to_builtins(state), mode=0o600)

@@ -13,7 +13,7 @@ SECTION_MAX = 1200
 EXHAUSTED = "continuation attempts exhausted"
 
 
-class NextStep(View):
+class NextStep(View, frozen=True):
     kind: str  # "continue" | "escalate" | "none"
     attempt: int = 0  # the continuation attempt number to queue (1 or 2)
 
@@ -27,7 +27,7 @@ def after_run(liveness: Liveness, continuation_attempt: int) -> NextStep:
     return NextStep("continue", continuation_attempt + 1)
 
 
-class RunLine(View):
+class RunLine(View, frozen=True):
     run_id: str
     status: str
     stop_reason: str

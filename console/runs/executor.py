@@ -31,7 +31,7 @@ STOP_GRACE = 2.0  # TERM, this long, then KILL
 ACTIVITY_SAMPLE = 5.0  # how often a running run's handoff is looked at for activity
 
 
-class Observed(View):
+class Observed(View, frozen=True):
     """What one execution window came to, as seen from outside."""
 
     ending: Ending

@@ -9,15 +9,14 @@ liveness classifier turns into a verdict like any other.
 from __future__ import annotations
 
 import json
-from dataclasses import field
 from pathlib import Path
 
-from console.core.records import View
+from console.core.records import View, field
 
 MAX_HANDOFF_BYTES = 256 * 1024
 
 
-class Evidence(View):
+class Evidence(View, frozen=True):
     files_changed: list[str] = field(default_factory=list)
     commits: list[str] = field(default_factory=list)
     artifacts: list[str] = field(default_factory=list)
@@ -27,7 +26,7 @@ class Evidence(View):
         return bool(self.files_changed or self.commits or self.artifacts)
 
 
-class Handoff(View):
+class Handoff(View, frozen=True):
     summary: str = ""
     next_action: str = ""
     actionability: str = ""  # done | runnable | blocked | approval_required | "" (unsaid)

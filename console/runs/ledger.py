@@ -6,52 +6,16 @@ Writes go through `Store.transition(kind="run", ...)`, the one write path; this 
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import fields
 from typing import Any
 
-from console.core.records import View
+from console.core.records import View, field_names
+from console.core.run_ids import CROCKFORD
 from console.core.store import RUN_KIND, Store
-from console.readmodel.snapshot import RunView
+from console.runs.view import RunView
 
 SNAPSHOT_RUNS = 50  # the newest runs a snapshot carries; the ledger itself is never loaded whole
 
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-class RunIds:
-    """ULID-style ids (48-bit millisecond time + 80 bits): sorting by id sorts by creation time.
-    Within one millisecond the random part counts up, so order holds there too."""
-
-    def __init__(self) -> None:
-        self._last_ms = -1
-        self._last_rand = 0
-
-    def new(self, now: float) -> str:
-        ms = int(now * 1000)
-        if ms <= self._last_ms:
-            ms = self._last_ms
-            self._last_rand += 1
-        else:
-            self._last_ms = ms
-            self._last_rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to count up
-        return ulid(ms, self._last_rand)
-
-
-def ulid(ms: int, rand: int) -> str:
-    """The id of a run queued at `ms` (milliseconds since the epoch), `rand` its 80 random bits."""
-    return _encode(ms, 10) + _encode(rand, 16)
-
-
-def _encode(value: int, width: int) -> str:
-    chars = []
-    for _ in range(width):
-        value, digit = divmod(value, 32)
-        chars.append(_CROCKFORD[digit])
-    return "".join(reversed(chars))
-
-
-class RunRecord(View):
+class RunRecord(View, frozen=True):
     id: str
     loop_id: str
     status: str
@@ -83,7 +47,7 @@ class RunRecord(View):
     summary: str | None
 
 
-COLUMNS = [f.name for f in fields(RunRecord)]
+COLUMNS = list(field_names(RunRecord))
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM runs"
 
 
@@ -108,7 +72,7 @@ def run_ids_ending(store: Store, ending: str, limit: int = 2) -> list[str]:
     letter): what the console's short ids name. A scan of the ids, fine for an operator's action and
     never used on a snapshot's path. Nothing for an ending that is too short or no id could end with."""
     ending = ending.upper()
-    if len(ending) < SHORTEST_ENDING or not set(ending) <= set(_CROCKFORD):  # also keeps LIKE's % and _ out
+    if len(ending) < SHORTEST_ENDING or not set(ending) <= set(CROCKFORD):  # also keeps LIKE's % and _ out
         return []
     return [row[0] for row in store.rows("SELECT id FROM runs WHERE id LIKE ? LIMIT ?", (f"%{ending}", limit))]
 

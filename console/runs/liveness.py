@@ -51,7 +51,7 @@ class Liveness(StrEnum):
 CONTINUABLE = (Liveness.PLAN_ONLY, Liveness.EMPTY_RESPONSE)
 
 
-class Ending(View):
+class Ending(View, frozen=True):
     """What the shell observed when the window closed."""
 
     exit_code: int | None = None  # None: no exit status (lost, detached, never started)
@@ -92,7 +92,7 @@ def stop_reason(end: Ending, handoff: Handoff) -> StopReason:
     return StopReason.ADAPTER_FAILED
 
 
-class Verdict(View):
+class Verdict(View, frozen=True):
     liveness: Liveness
     reason: str  # <= 500 characters, one line
 

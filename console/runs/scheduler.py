@@ -20,16 +20,15 @@ from console.core.actions import ActionError, Target
 from console.core.clock import Clock
 from console.core.config import LoopConfig
 from console.core.processes import CREATE_TIME_TOLERANCE, identify, members_carrying, signal_pid, wait_gone
+from console.core.run_ids import RunIds
 from console.core.store import RUN_KIND, Store
 from console.core.waiting import sleep_unless
-from console.readmodel.snapshot import LoopView, RunView
 from console.runs.continuation import EXHAUSTED, RunLine, after_run, continuation_summary
 from console.runs.executor import ACTIVITY_SAMPLE, RUN_ID_VARIABLE, STOP_GRACE, Observed, RunExecutor, mtime, run_dir
 from console.runs.handoff import read_handoff
 from console.runs.ledger import (
     SHORTEST_ENDING,
     SNAPSHOT_RUNS,
-    RunIds,
     RunRecord,
     chain_runs,
     get_run,
@@ -51,6 +50,7 @@ from console.runs.liveness import (
     run_status,
     stop_reason,
 )
+from console.runs.view import LoopView, RunView
 
 log = logging.getLogger("loopctl.loops")
 

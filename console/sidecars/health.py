@@ -1,40 +1,47 @@
 """Health probes for sidecars: an http:// URL (2xx/3xx is healthy), a TCP connect, or the process
-being up. Each probe is bounded in real time; how often to probe is the runner's (clock) business."""
+being up. Each probe is bounded in real time; how often to probe is the runner's (clock) business.
+
+The HTTP probe asks for the status line only, with the standard library's client on a thread:
+the engine speaks HTTP to a control plane through httpx in controlplane/, and nowhere else."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import http.client
+from urllib.parse import urlsplit
 
 PROBE_TIMEOUT = 1.0
 
 
 class HealthProber:
-    def __init__(self) -> None:
-        self._client: Any = None  # httpx.AsyncClient, made on first use: only http checks pay for httpx
-
     async def healthy(self, check: str, port: int) -> bool:
         """For "tcp" or an http:// URL. ("process" is the runner's: up, and still up after a settle time.)"""
         if check == "tcp":
             return await tcp_accepts(port)
-        return await self._http_ok(check)
-
-    async def _http_ok(self, url: str) -> bool:
-        if self._client is None:
-            import httpx  # noqa: PLC0415  (the engine loads httpx only when a sidecar has an http check)
-
-            self._client = httpx.AsyncClient(timeout=PROBE_TIMEOUT, follow_redirects=False, trust_env=False)
-        try:
-            response = await self._client.get(url)
-        except Exception:  # any transport failure means "not healthy yet"
-            return False
-        return bool(response.status_code < 400)
+        return await asyncio.to_thread(http_ok, check)
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        """Nothing is held between probes (each one connects afresh, as a health check should)."""
+
+
+def http_ok(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
+    """GET `url` without following redirects: any status below 400 is healthy, any failure is not."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    except ValueError:  # a port that is not a number
+        return False
+    try:
+        connection.request("GET", path, headers={"User-Agent": "loopctl-health"})
+        return connection.getresponse().status < 400
+    except (OSError, http.client.HTTPException, ValueError):
+        return False
+    finally:
+        connection.close()
 
 
 async def tcp_accepts(port: int, host: str = "127.0.0.1") -> bool:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 from console.core.atomic import atomic_write_json
-from console.core.records import View
+from console.core.records import View, to_builtins
 
 
-class PidRecord(View):
+class PidRecord(View, frozen=True):
     pid: int
     pgid: int
     session_token: str
@@ -29,7 +28,7 @@ class CorruptPidFile:
 
 
 def write_pidfile(path: Path, record: PidRecord) -> None:
-    atomic_write_json(path, asdict(record), mode=0o600)
+    atomic_write_json(path, to_builtins(record), mode=0o600)
 
 
 def read_pidfile(path: Path) -> PidRecord | CorruptPidFile | None:

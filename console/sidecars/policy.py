@@ -23,7 +23,7 @@ class FailureReason(StrEnum):
     SPAWN_ERROR = "spawn_error"
 
 
-class Failure(View):
+class Failure(View, frozen=True):
     reason: FailureReason
     text: str  # one line, names the sidecar's problem (not the sidecar: the caller prefixes it)
 

@@ -10,7 +10,7 @@ import psutil
 from console.core.records import View
 
 
-class PortHolder(View):
+class PortHolder(View, frozen=True):
     pid: int | None  # None when the kernel shows a listener but not its process (another user's)
     program: str
     cmdline: list[str]

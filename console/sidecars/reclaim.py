@@ -86,7 +86,7 @@ def ownership_verdict(record: PidRecord | CorruptPidFile | None, live: Identity 
     return Verdict.OURS, f"pid {record.pid} matches the PID file (boot, start time, command)"
 
 
-class ReclaimResult(View):
+class ReclaimResult(View, frozen=True):
     outcome: Outcome
     detail: str
     pid: int | None = None

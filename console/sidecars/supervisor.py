@@ -17,7 +17,7 @@ import logging
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +27,9 @@ from console.core.config import SidecarConfig
 from console.core.files import read_tail
 from console.core.plurals import counted
 from console.core.processes import boot_time, end_group, identify
+from console.core.records import to_builtins
 from console.core.store import Store
 from console.core.waiting import sleep_unless
-from console.readmodel.snapshot import PortHolderView, SidecarView
 from console.sidecars.health import HealthProber
 from console.sidecars.pidfile import PidRecord, remove_pidfile, write_pidfile
 from console.sidecars.policy import (
@@ -45,6 +45,7 @@ from console.sidecars.policy import (
 )
 from console.sidecars.ports import port_free, port_holder
 from console.sidecars.reclaim import TOKEN_VARIABLE, Outcome, ReclaimResult, reclaim
+from console.sidecars.view import PortHolderView, SidecarView
 
 log = logging.getLogger("loopctl.sidecars")
 
@@ -359,7 +360,7 @@ class SidecarRunner:
 
 
 def _stored(view: SidecarView) -> dict[str, Any]:
-    data = asdict(view)
+    data: dict[str, Any] = to_builtins(view)
     data.pop("output_tail")
     data.pop("name")
     data.pop("state")

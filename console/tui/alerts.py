@@ -19,7 +19,7 @@ FAILED_RUNS = frozenset({"failed", "timed_out"})  # cancelled is an operator's d
 LIMIT = 3  # toasts for one snapshot; a storm (every sidecar at once) gets a count instead of a wall
 
 
-class Alert(View):
+class Alert(View, frozen=True):
     text: str
     severity: Literal["error", "warning"]  # as Textual's toasts name them: down or a failed run; degraded
 

@@ -509,12 +509,12 @@ def _collect_again() -> None:
         gc.enable()
 
 
-def run_console(source: Source, paths: Paths, *, read_only: bool = False) -> int:
+def run_console(source: Source, paths: Paths, *, read_only: bool = False,
+                open_demo: Callable[[], int] | None = None) -> int:
+    """`open_demo` is the face's: the console asks for the demo, the CLI (which knows it) runs it."""
     app = LoopctlApp(source, paths=paths, read_only=read_only, quit_on_hangup=True)
     app.run()
-    if app.next_step == "demo":  # this console's engine has stopped: the demo runs its own
-        from console.demo import run_demo  # noqa: PLC0415
-
-        return run_demo(None, once=False)
+    if app.next_step == "demo" and open_demo is not None:  # this console's engine has stopped: the demo runs its own
+        return open_demo()
     return app.return_code or 0
 

@@ -3,12 +3,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-if TYPE_CHECKING:
-    from console.tui.app import LoopctlApp
+
+class PaletteHost(Protocol):
+    """What the palette needs of the app (the app imports the palette, not the other way round)."""
+
+    def selected_key(self) -> str | None: ...
+    def refusal(self, verb: str) -> str | None: ...
+    def make_action_runner(self, verb: str) -> Callable[[], object]: ...
+    def make_tab_switcher(self, tab: str) -> Callable[[], object]: ...
+    def action_filter(self) -> object: ...
+    def action_help(self) -> object: ...
+    def action_change_theme(self) -> object: ...
+    async def action_quit(self) -> None: ...
 
 TAB_COMMANDS = [("overview", "Show Overview"), ("sidecars", "Show Sidecars"), ("loops", "Show Loops"),
                 ("runs", "Show Runs"), ("config", "Show Config"), ("events", "Show Events")]
@@ -16,7 +27,7 @@ TAB_COMMANDS = [("overview", "Show Overview"), ("sidecars", "Show Sidecars"), ("
 
 class LoopctlCommands(Provider):
     def _commands(self) -> list[tuple[str, str, object]]:
-        app: LoopctlApp = self.app  # type: ignore[assignment]
+        app: PaletteHost = self.app  # type: ignore[assignment]
         key = app.selected_key() or "the selection"
         commands: list[tuple[str, str, object]] = []
         for verb in ("retry", "reclaim", "cancel"):

@@ -32,7 +32,7 @@ def state(value: str) -> Text:
     return Text(value, style=STATE_STYLES.get(value, ""))
 
 
-class Table(View):
+class Table(View, frozen=True):
     columns: tuple[tuple[str, str], ...]  # (key, label)
     rows: Callable[[Snapshot, float], list[Row]]
     empty: str  # what a table without rows means, said in the detail pane

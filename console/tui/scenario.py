@@ -5,22 +5,25 @@ from __future__ import annotations
 
 import hashlib
 
+from console.core.run_ids import ulid
 from console.readmodel.snapshot import (
+    ApplyRecord,
+    BootRecord,
     ControlPlaneView,
     EngineView,
     EventView,
     HostView,
     LoopView,
+    PollRecord,
     PortHolderView,
     RemoteConfigView,
+    Rollback,
     RunView,
     SidecarView,
     Snapshot,
     ThingView,
     compose,
 )
-from console.remote.records import ApplyRecord, BootRecord, PollRecord, Rollback
-from console.runs.ledger import ulid
 
 NOW = 1_767_225_600.0 + 3 * 3600  # 2026-01-01 03:00:00 UTC
 

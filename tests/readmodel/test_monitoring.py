@@ -7,6 +7,7 @@ import re
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from console.core.records import replace
 from console.readmodel.metrics import prometheus_text, render_openmetrics
 from console.readmodel.nagios import render_nagios
 from console.readmodel.snapshot import EngineView, HostView, compose
@@ -104,11 +105,10 @@ def test_every_format_renders_an_empty_offline_host(fmt):
 
 
 def test_a_failed_plugin_counts_in_the_perfdata():
-    import dataclasses
 
     from console.readmodel.snapshot import PluginView
 
     plugins = [PluginView("repo-tools", "2.4.1", "failed", "hash_mismatch"), PluginView("other", "1.0", "installed")]
-    snap = dataclasses.replace(scenario_snapshot(), plugins=plugins)
+    snap = replace(scenario_snapshot(), plugins=plugins)
     _status, _text, perf, _long = parse_nagios(render_nagios(snap))
     assert perf["plugins_failed"] == "1;0;;0;2"  # above the warning threshold of 0

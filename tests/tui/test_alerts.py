@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+from console.core.records import replace
 from console.readmodel.snapshot import EngineView
 from console.readmodel.tray import Level, Reason, roll_up
 from console.tui.alerts import Alert, new_failures
@@ -17,12 +16,12 @@ NOW_BROKEN = scenario_snapshot()  # agent-monitor port conflict, triage escalate
 def healthy(snap=NOW_BROKEN):
     """The same host a moment earlier: no failing reasons, runs 005 and 006 still running."""
     reasons = [r for r in snap.tray.reasons if r.level not in (Level.DEGRADED, Level.DOWN)]
-    runs = [dataclasses.replace(r, status="running") if r.status in ("failed", "timed_out") else r for r in snap.runs]
-    return dataclasses.replace(snap, tray=roll_up(reasons), runs=runs)
+    runs = [replace(r, status="running") if r.status in ("failed", "timed_out") else r for r in snap.runs]
+    return replace(snap, tray=roll_up(reasons), runs=runs)
 
 
 def with_reasons(snap, *reasons):
-    return dataclasses.replace(snap, tray=roll_up([*snap.tray.reasons, *reasons]))
+    return replace(snap, tray=roll_up([*snap.tray.reasons, *reasons]))
 
 
 def test_the_first_snapshot_raises_no_toast_however_broken_the_host():
@@ -46,24 +45,24 @@ def test_new_failing_reasons_and_failed_runs_each_raise_one_toast():
 
 
 def test_a_failed_run_without_a_stop_reason_says_its_error_or_nothing_more():
-    run = dataclasses.replace(NOW_BROKEN.runs[0], status="failed", stop_reason=None, error_text="spawn failed: ENOENT")
-    bare = dataclasses.replace(run, error_text=None)
-    assert new_failures(healthy(), dataclasses.replace(healthy(), runs=[run]))[0].text == \
+    run = replace(NOW_BROKEN.runs[0], status="failed", stop_reason=None, error_text="spawn failed: ENOENT")
+    bare = replace(run, error_text=None)
+    assert new_failures(healthy(), replace(healthy(), runs=[run]))[0].text == \
         f"run {run_id(7)[-8:]} of loop refactor failed: spawn failed: ENOENT"
-    assert new_failures(healthy(), dataclasses.replace(healthy(), runs=[bare]))[0].text == \
+    assert new_failures(healthy(), replace(healthy(), runs=[bare]))[0].text == \
         f"run {run_id(7)[-8:]} of loop refactor failed"
 
 
 def test_down_is_an_error_and_a_reason_that_worsens_counts_as_new():
     down = Reason(Level.DOWN, "crash_loop", "web: crashed 5 times", "fix it", "sidecar:web")
-    degraded = dataclasses.replace(down, level=Level.DEGRADED)
+    degraded = replace(down, level=Level.DEGRADED)
     assert new_failures(with_reasons(healthy(), degraded), with_reasons(healthy(), down)) == \
         [Alert("web: crashed 5 times", "error")]
 
 
 def test_paused_and_ok_reasons_and_cancelled_runs_are_not_failures():
     paused = Reason(Level.PAUSED, "loop_paused", "loop docs paused by the control plane", "resume it", "loop:docs")
-    cancelled = dataclasses.replace(healthy(), runs=[dataclasses.replace(healthy().runs[0], status="cancelled")])
+    cancelled = replace(healthy(), runs=[replace(healthy().runs[0], status="cancelled")])
     assert new_failures(healthy(), with_reasons(healthy(), paused)) == []
     assert new_failures(healthy(), cancelled) == []
 
@@ -75,7 +74,7 @@ def test_a_storm_gets_a_count_instead_of_a_wall_of_toasts():
 
 
 def test_no_toasts_across_an_engine_going_or_coming():
-    offline = dataclasses.replace(NOW_BROKEN, engine=EngineView(running=False, source="offline"))
+    offline = replace(NOW_BROKEN, engine=EngineView(running=False, source="offline"))
     assert new_failures(healthy(), offline) == []
     assert new_failures(offline, NOW_BROKEN) == []
 

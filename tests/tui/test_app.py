@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import gc
 import signal
 
 from console.core.config import HostConfig, LoadedConfig
 from console.core.fake_clock import FakeClock
 from console.core.paths import resolve_paths
+from console.core.records import replace
 from console.host.lease import Lease, lease_is_held
 from console.host.owner import Owner
 from console.readmodel.snapshot import EngineView, HostView, compose
@@ -166,7 +166,7 @@ async def test_tables_out_of_sight_are_filled_when_their_tab_opens(fixed_app):
         snap = await wait_snapshot(pilot, app)
         runs = app.query_one("#table-runs", KeyedTable)  # mounted after the first frame
         assert runs.row_count == 0  # nothing spent on a table nobody sees
-        fewer = dataclasses.replace(snap, runs=snap.runs[:2])
+        fewer = replace(snap, runs=snap.runs[:2])
         app.show_snapshot(fewer)  # a change while the Runs tab is closed
         await pilot.pause()
         assert runs.row_count == 0
@@ -236,7 +236,7 @@ async def test_an_observer_reads_no_config_until_it_could_take_over_and_says_why
     host.wait_owner(engine)
     host.write_config("[host\n")  # broken after the engine started: the engine runs the config it read
     paths = resolve_paths(str(host.state), None, {}, host.root)
-    paths = dataclasses.replace(paths, config_path=host.config_file)
+    paths = replace(paths, config_path=host.config_file)
     app = LoopctlApp(ObservedSource(paths.socket), paths=paths)  # no config given: it is read only if needed
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_snapshot(pilot, app, lambda s: s.engine.pid == engine.pid)

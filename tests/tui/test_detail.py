@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
+from console.core.records import replace
 from console.tui.detail import loop_detail, run_detail
 from console.tui.scenario import NOW, scenario_snapshot
 from tests.tui.conftest import field
@@ -13,8 +13,8 @@ from tests.tui.conftest import field
 def provenance(loop_id: str, provenance: str, joined: bool = True) -> str:
     snap = scenario_snapshot()
     if not joined:
-        snap = dataclasses.replace(snap, control_plane=None)
-    lp = dataclasses.replace(next(lp for lp in snap.loops if lp.id == loop_id), provenance=provenance)
+        snap = replace(snap, control_plane=None)
+    lp = replace(next(lp for lp in snap.loops if lp.id == loop_id), provenance=provenance)
     return field(loop_detail(lp, snap, NOW), "provenance")
 
 
@@ -26,7 +26,7 @@ def test_provenance_says_whose_token_and_never_calls_a_joined_host_local():
 
 
 def run_field(label: str, **kw: object) -> str:
-    run = dataclasses.replace(scenario_snapshot().runs[0], **kw)
+    run = replace(scenario_snapshot().runs[0], **kw)
     return field(run_detail(run, Path("/nonexistent"), NOW), label)
 
 

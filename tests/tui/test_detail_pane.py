@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+from console.core.records import replace
 from console.readmodel.tray import Level, Reason, roll_up
 from console.tui.widgets.detail_pane import DetailPane
 from console.tui.widgets.keyed_table import KeyedTable
@@ -12,7 +11,7 @@ from tests.tui.conftest import scenario_app, screen_text, select, wait_snapshot,
 
 async def test_a_host_with_nothing_to_report_says_so_instead_of_asking_for_a_selection(tmp_path):
     app, source = scenario_app(tmp_path)
-    source.snapshot = dataclasses.replace(source.snapshot, tray=roll_up([]))
+    source.snapshot = replace(source.snapshot, tray=roll_up([]))
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_snapshot(pilot, app)
         shown = screen_text(app)
@@ -65,7 +64,7 @@ async def test_two_reasons_about_one_thing_are_two_overview_rows_each_with_its_d
                     "check the control plane", "remote_config:host"),
              Reason(Level.DEGRADED, "loop_finalized", "loop triage finalized: heartbeat unauthorized",
                     "re-create it on the control plane", "loop:triage")]
-    source.snapshot = dataclasses.replace(snap, tray=roll_up([*snap.tray.reasons, *extra]))
+    source.snapshot = replace(snap, tray=roll_up([*snap.tray.reasons, *extra]))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_snapshot(pilot, app)
         table = app.query_one("#table-overview", KeyedTable)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from console.core.records import replace
 from console.tui.detail import sidecar_detail
 from console.tui.rows import (
     SELECT_HINT,
@@ -55,7 +56,6 @@ def test_runs_show_the_short_id_and_the_filter_still_finds_the_whole_one():
 
 
 def test_every_table_keys_its_rows_uniquely_even_with_several_reasons_about_one_thing():
-    import dataclasses
 
     from console.readmodel.tray import Level, Reason, roll_up
 
@@ -63,7 +63,7 @@ def test_every_table_keys_its_rows_uniquely_even_with_several_reasons_about_one_
     same = [Reason(Level.DEGRADED, "remote_config_poll_failed", "poll failed", "check", "remote_config:host"),
             Reason(Level.DEGRADED, "remote_config_poll_failed", "poll failed again", "check", "remote_config:host"),
             Reason(Level.OK, "nothing_configured", "nothing configured", "declare something", "")]
-    snap = dataclasses.replace(snap, tray=roll_up([*snap.tray.reasons, *same]))
+    snap = replace(snap, tray=roll_up([*snap.tray.reasons, *same]))
     for tab, spec in TABLES.items():
         keys = [key for key, _cells in spec.rows(snap, NOW)]
         assert len(keys) == len(set(keys)), tab

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
+from console.core.records import replace
 from console.readmodel.tray import Level, Reason, roll_up
 from tests.tui.conftest import scenario_app, screen_text, select, wait_snapshot, write_handoff
 
@@ -15,17 +14,17 @@ async def test_host_text_with_escape_sequences_is_shown_as_pictures_in_cells_det
     app, source = scenario_app(tmp_path, state_dir=str(tmp_path / "state"))
     snap = source.snapshot
     monitor = next(s for s in snap.sidecars if s.name == "agent-monitor")
-    hostile = dataclasses.replace(monitor, reason_text=f"exited: {TITLE}boom{CLEAR}",
+    hostile = replace(monitor, reason_text=f"exited: {TITLE}boom{CLEAR}",
                                   output_tail=[f"{TITLE}tail line{CLEAR}"])
     run = snap.runs[0]
     write_handoff(tmp_path / "state", run.id, f"# next\n\nhandoff {TITLE}text{CLEAR}\n")
-    source.snapshot = dataclasses.replace(
+    source.snapshot = replace(
         snap, sidecars=[hostile if s.name == "agent-monitor" else s for s in snap.sidecars])
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
         await wait_snapshot(pilot, app)
         await select(pilot, app, "2", "sidecar:agent-monitor")
         web = Reason(Level.DOWN, "spawn_error", f"web: {TITLE}gone", "fix", "sidecar:web")
-        app.show_snapshot(dataclasses.replace(app.snapshot, tray=roll_up([*app.snapshot.tray.reasons, web])))
+        app.show_snapshot(replace(app.snapshot, tray=roll_up([*app.snapshot.tray.reasons, web])))
         await pilot.pause(0.2)
         sidecar_screen = screen_text(app)
         await select(pilot, app, "4", f"run:{run.id}")
