@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 
 import psutil
@@ -41,7 +42,9 @@ def test_the_demo_shows_every_state_then_ends_every_process(tmp_path):
     assert "web              ready" in out
     assert "loop_escalated [loop:triage]" in out and "continuation attempts exhausted" in out
     assert "loop_finalized [loop:ci-bot]" in out and "heartbeat unauthorized" in out
-    assert "remote_config_probation" in out and "left)" in out  # the probation timer runs
+    # the probation timer runs: a real time left on the demo's update, not a placeholder
+    assert "remote_config_probation" in out
+    assert re.search(r'probation +"[^"]+" until [\d-]+ [\d:]+ \(\d+[dhms](\d\d[hms])? left\)', out), out
     assert 'last rollback  "demo-b" -> "demo-a"' in out and "probation_expired (rolled_back)" in out
     assert "repo-tools 2.4.1 (installed)" in out
     events = subprocess.run([*loopctl_argv(), "--once", "--format", "json", "--state-dir", str(root / "state"),

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -65,6 +66,11 @@ def test_signalling_a_group_reaches_every_member_and_reports_when_it_is_gone():
 def test_identify_sees_create_time_cmdline_and_the_token():
     proc = subprocess.Popen(["sleep", "30"], env={**os.environ, "LOOPCTL_SIDECAR_TOKEN": "t0k"})
     try:
+        # Until the child has exec'd, /proc shows the forking Python's cmdline: wait for the program itself.
+        deadline = time.monotonic() + 10
+        while (found := identify(proc.pid)) is None or found.cmdline != ["sleep", "30"]:
+            assert time.monotonic() < deadline, "sleep never exec'd"
+            time.sleep(0.005)
         me = identify(proc.pid, "LOOPCTL_SIDECAR_TOKEN")
         assert me is not None and me.cmdline == ["sleep", "30"] and me.environ_token == "t0k"
         assert identify(proc.pid).create_time == me.create_time  # stable across reads

@@ -7,7 +7,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from console.runs.continuation import (
-    EXHAUSTED,
     SECTION_MAX,
     SUMMARY_MAX,
     RunLine,
@@ -129,7 +128,10 @@ def test_continuation_summary_has_the_sections_and_respects_the_limits():
     assert all(len("## " + s) <= SECTION_MAX for s in sections)
     assert "Do it now, not another plan: edit README" in text
     assert "attempt 1 of 2" in text
-    assert EXHAUSTED == "continuation attempts exhausted"
+    # The last attempt's summary says that no continuation follows it, in the words the escalation uses.
+    last = continuation_summary(loop_id="docs", objective="o", attempt=2, liveness=Liveness.PLAN_ONLY,
+                                agent_next_action="edit README", recent=recent[:3])
+    assert "attempt 2 of 2" in last and after_run(Liveness.PLAN_ONLY, 2).kind == "escalate"
 
 
 def test_the_evidence_reason_counts_in_words_an_operator_reads():
