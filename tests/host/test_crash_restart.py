@@ -164,3 +164,70 @@ def test_a_run_recorded_but_never_spawned_is_lost_once_and_retried(rig: Rig):
     lost = rig.runs()[run_id]
     assert (lost["status"], lost["stop_reason"]) == ("failed", "process_lost")
     assert "no process leads a group with its run id" in lost["error_text"]
+
+
+def sidecars_config(rig: Rig, *names: str) -> None:
+    """Process-health sidecars (no port: a second copy could run beside the first unnoticed)."""
+    body = "".join(f"[[sidecar]]\nname = \"{name}\"\ncommand = {json.dumps([sys.executable, '-c', SLEEPER])}\n\n"
+                   for name in names)
+    rig.host.write_config(body)
+
+
+SLEEPER = "import time\nwhile True: time.sleep(60)"
+
+
+def sidecar_processes(rig: Rig) -> dict[int, str]:
+    """pid -> session token of every live sidecar process of this host (scanned by its environment)."""
+    found = {}
+    for proc in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.Error):
+            env = proc.environ()
+            if env.get("LOOPCTL_HOME") == str(rig.host.state) and "LOOPCTL_SIDECAR_TOKEN" in env \
+                    and proc.status() != psutil.STATUS_ZOMBIE:
+                found[proc.pid] = env["LOOPCTL_SIDECAR_TOKEN"]
+    return found
+
+
+def pidfile_pids(rig: Rig) -> dict[str, int]:
+    return {p.stem: json.loads(p.read_text())["pid"] for p in (rig.host.state / "sidecars").glob("*.pid")}
+
+
+def sidecar_state(rig: Rig, name: str) -> str | None:
+    _code, report = rig.host.once_json()
+    return next((s["state"] for s in report["snapshot"]["sidecars"] if s["name"] == name), None)  # type: ignore[index]
+
+
+def test_a_sidecar_spawned_before_its_pid_file_is_found_by_its_token_and_reclaimed(rig: Rig):
+    sidecars_config(rig, "web")
+    first = rig.start(LOOPCTL_TESTING="1", LOOPCTL_CRASH_AT="sidecar_after_spawn")
+    wait_for((rig.host.state / "crashpoint").exists, 20, "the engine at the spawn")
+    wait_for(lambda: len(sidecar_processes(rig)) == 1, 10, "the spawned sidecar")
+    [untracked] = sidecar_processes(rig)
+    rig.kill(first)
+    assert pidfile_pids(rig) == {}  # nothing on disk names it
+    second = rig.start()
+    rig.host.wait_owner(second)
+    wait_for(lambda: sidecar_state(rig, "web") == "ready", 20, "web ready")
+    wait_for(lambda: not psutil.pid_exists(untracked), 10, "the untracked sidecar ended")
+    live = sidecar_processes(rig)
+    assert list(live) == [pidfile_pids(rig)["web"]], f"sidecar processes {live}, PID files {pidfile_pids(rig)}"
+
+
+def test_a_sidecar_dropped_from_the_config_while_the_engine_was_dead_is_reclaimed_at_boot(rig: Rig):
+    sidecars_config(rig, "web", "extra")
+    first = rig.start()
+    rig.host.wait_owner(first)
+    wait_for(lambda: sidecar_state(rig, "extra") == "ready" and sidecar_state(rig, "web") == "ready", 20, "ready")
+    extra = pidfile_pids(rig)["extra"]
+    rig.kill(first)
+    sidecars_config(rig, "web")
+    second = rig.start()
+    rig.host.wait_owner(second)
+    wait_for(lambda: sidecar_state(rig, "web") == "ready", 20, "web ready again")
+    wait_for(lambda: not psutil.pid_exists(extra), 10, "the dropped sidecar ended")
+    assert list(sidecar_processes(rig)) == [pidfile_pids(rig)["web"]]
+    assert "extra" not in pidfile_pids(rig)
+    _code, report = rig.host.once_json()
+    events = [e for e in report["snapshot"]["events"] if e["name"] == "extra"]  # type: ignore[index]
+    assert any("no longer in the config" in e["reason"] and "reclaimed at boot" in e["reason"] for e in events), \
+        events
