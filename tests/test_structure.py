@@ -24,6 +24,13 @@ def test_no_asyncio_wait_for():
     assert lines_matching(r"asyncio\.wait_for\(") == []
 
 
+def test_no_cancelled_error_is_suppressed():
+    """`with suppress(CancelledError): await task` after `task.cancel()` swallows the caller's own
+    cancellation too (an engine stop cancelled mid-way carried on as if it had not been):
+    `waiting.cancel_and_wait` re-raises when the caller itself is being cancelled."""
+    assert lines_matching(r"suppress\(asyncio\.CancelledError") == []
+
+
 def test_the_engine_never_imports_textual():
     hits = lines_matching(r"^\s*(from|import) (textual|rich)\b")
     assert [hit for hit in hits if hit.split("/")[0] in ENGINE_PACKAGES] == []

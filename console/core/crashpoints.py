@@ -15,7 +15,7 @@ from pathlib import Path
 
 from console.core.atomic import atomic_write_text
 
-POINTS = (
+APPLY_POINTS = (  # the remote apply's steps, in order
     "after_shape_check",
     "after_plugin_install",
     "after_slot_write",
@@ -24,9 +24,12 @@ POINTS = (
     "after_flip",
     "during_restart",
     "during_probation",
+)
+SPAWN_POINTS = (
     "run_after_spawn",  # a run's process exists, its pid is not yet in the ledger
     "sidecar_after_spawn",  # a sidecar's process exists, its PID file is not yet written
 )
+POINTS = APPLY_POINTS + SPAWN_POINTS
 
 
 class CrashPoints:

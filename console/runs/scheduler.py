@@ -30,7 +30,7 @@ from console.core.processes import (
     wait_gone,
 )
 from console.core.store import RUN_KIND, Store
-from console.core.waiting import sleep_unless
+from console.core.waiting import cancel_and_wait, sleep_unless
 from console.readmodel.snapshot import LoopView, RunView
 from console.runs.continuation import EXHAUSTED, RunLine, after_run, continuation_summary
 from console.runs.executor import ACTIVITY_SAMPLE, RUN_ID_VARIABLE, STOP_GRACE, Observed, RunExecutor, mtime, run_dir
@@ -180,9 +180,7 @@ class Loops:
                 await self._await_finished(runner.current, STOP_GRACE + 3.0)
             task = self._runner_tasks.pop(loop_id, None)
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
                 self._tasks.remove(task)
             del self.runners[loop_id]
         self.configs = wanted
@@ -225,10 +223,7 @@ class Loops:
         for run_id in list(self.executor.live):
             await self._await_finished(run_id, STOP_GRACE + 3.0)
         for task in [*self._tasks, *self.detached.values()]:
-            task.cancel()
-        for task in [*self._tasks, *self.detached.values()]:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._tasks.clear()
         self.detached.clear()
 

@@ -29,7 +29,7 @@ from console.core.files import read_tail
 from console.core.plurals import counted
 from console.core.processes import Carrier, boot_time, carrying, end_group, identify, leads_group
 from console.core.store import Store
-from console.core.waiting import sleep_unless
+from console.core.waiting import cancel_and_wait, sleep_unless
 from console.readmodel.snapshot import PortHolderView, SidecarView
 from console.sidecars.health import HealthProber
 from console.sidecars.pidfile import PidRecord, read_pidfile, remove_pidfile, write_pidfile
@@ -149,9 +149,7 @@ class SidecarRunner:
     async def _cancel_task(self) -> None:
         task, self._task = self._task, None
         if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def _terminate(self, launch: _Launch) -> None:
         await end_group(launch.pgid, launch.proc.wait(), self.cfg.stop_grace_seconds, self.clock)
