@@ -49,6 +49,7 @@ s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(3600)
 """,
 }
 DESIGNED_WITHIN = 75.0
+DEMO_VARIABLE = "LOOPCTL_DEMO"  # the demo's directory, in the environment of everything it starts
 
 
 def free_port() -> int:
@@ -69,9 +70,9 @@ class Demo:
         self.plane = ""
         self.host_id = ""
         self.ports = {name: free_port() for name in ("plane", "web", "monitor", "metrics")}
-        self.started = time.time() - 1.0  # psutil's create_time is rounded
         self.user_loop = ""
         self._stop = threading.Event()
+        os.environ[DEMO_VARIABLE] = str(root)  # before anything starts: what `sweep` proves ownership by
 
     # -- processes the demo owns ---------------------------------------------------------------------
 
@@ -100,16 +101,21 @@ class Demo:
 
     def sweep(self) -> None:
         """Processes left by an engine that did not stop cleanly (a killed console). Ours, proven: the
-        command line names this demo's unique directory, and it started after the demo on this boot."""
+        demo's own directory in their environment (LOOPCTL_DEMO, set before anything was started, so
+        every descendant carries it). A parent (`timeout`, a CI runner, a Python subprocess) may name the
+        directory too, and shares our process group: naming it proves nothing, and it is never touched."""
         import psutil  # noqa: PLC0415
 
         from console.core.processes import signal_pid  # noqa: PLC0415
 
-        for proc in psutil.process_iter(["pid", "cmdline", "create_time"]):
-            with contextlib.suppress(psutil.Error, ValueError, PermissionError):
-                if proc.pid != os.getpid() and proc.info["create_time"] >= self.started \
-                        and any(str(self.root) in arg for arg in proc.info["cmdline"] or []):
-                    signal_pid(proc.pid, signal.SIGKILL)
+        own_group = os.getpgrp()
+        for proc in psutil.process_iter(["pid"]):
+            with contextlib.suppress(psutil.Error, OSError):
+                if proc.pid == os.getpid() or proc.environ().get(DEMO_VARIABLE) != str(self.root):
+                    continue
+                if os.getpgid(proc.pid) == own_group:
+                    continue  # nothing of the engine's runs in our group (each has its own session)
+                signal_pid(proc.pid, signal.SIGKILL)
 
     def _admin(self, what: str, **body: Any) -> dict[str, Any]:
         import httpx  # noqa: PLC0415

@@ -7,7 +7,7 @@ import subprocess
 
 import psutil
 
-from tests.conftest import loopctl_argv
+from tests.conftest import loopctl_argv, wait_for
 
 
 def survivors(marker: str) -> list[str]:
@@ -57,3 +57,34 @@ def test_the_demo_shows_every_state_then_ends_every_process(tmp_path):
     assert refresh not in out and refresh not in events
     # The control plane, the foreign listener, sidecars and runs all name the demo's directory.
     assert survivors(str(root)) == []
+
+
+def test_under_timeout_beside_a_bystander_in_its_group_the_demo_exits_1_and_ends_only_its_own(tmp_path):
+    """`timeout 170 loopctl demo --once`, from a Python parent: loopctl shares this test's process group.
+    A bystander of that group, started after the demo and naming its directory (as the `timeout` parent
+    does), is neither the demo's to end nor a reason to fail: before, the sweep hit the signal guard
+    (RefusedSignal, exit 3), or killed a bystander outside the group."""
+    import sys
+
+    root = tmp_path / "demo"
+    demo = subprocess.Popen(["timeout", "170", *loopctl_argv(), "demo", "--once", "--state-dir", str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)", str(root)]
+    wait_for((root / "state").exists, 60, "the demo under way")
+    in_group = subprocess.Popen(sleeper, process_group=demo.pid)  # timeout leads the group loopctl is in
+    outside = subprocess.Popen(sleeper, start_new_session=True)
+    try:
+        out, err = demo.communicate(timeout=160)
+        assert demo.returncode == 1, err
+        assert out.startswith("LOOPCTL WARNING"), out
+        assert in_group.poll() is None and outside.poll() is None, "the demo ended a process it did not start"
+        bystanders = {" ".join(p.args) for p in (in_group, outside)}
+        assert [s for s in survivors(str(root)) if s not in bystanders] == []
+    finally:
+        for proc in (in_group, outside):
+            proc.kill()
+            proc.wait()
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        end_survivors(str(root))

@@ -29,6 +29,13 @@ def test_no_asyncio_wait_for():
     assert lines_matching(r"asyncio\.wait_for\(") == []
 
 
+def test_no_cancelled_error_is_suppressed():
+    """`with suppress(CancelledError): await task` after `task.cancel()` swallows the caller's own
+    cancellation too (an engine stop cancelled mid-way carried on as if it had not been):
+    `waiting.cancel_and_wait` re-raises when the caller itself is being cancelled."""
+    assert lines_matching(r"suppress\(asyncio\.CancelledError") == []
+
+
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(Path(sys.executable).with_name("lint-imports")), "--no-cache"], cwd=root,
                           env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, check=False)

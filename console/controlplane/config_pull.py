@@ -10,13 +10,12 @@ incident to never repeat: a stalled config GET wedged shutdown.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from console.controlplane.client import ConfigFetch, ControlPlaneClient
 from console.controlplane.poll_schedule import Streak, advance, next_delay, parse_retry_after
 from console.core.clock import Clock
-from console.core.waiting import sleep_unless
+from console.core.waiting import cancel_and_wait, sleep_unless
 from console.remote.apply import MAX_DOCUMENT_BYTES, RemoteConfig
 from console.remote.records import PollRecord
 
@@ -71,9 +70,7 @@ class ConfigPuller:
             await sleep_unless(self.clock, self.stop_grace, inflight)
             inflight.cancel()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _run(self) -> None:
@@ -96,9 +93,7 @@ class ConfigPuller:
         try:
             await sleep_unless(self.clock, self.deadline, request)
             if not request.done():
-                request.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await request
+                await cancel_and_wait(request)
                 return ConfigFetch(None, error="timed_out",
                                    detail=f"no complete answer within {self.deadline:g} s: request cancelled")
             if request.cancelled():

@@ -8,7 +8,6 @@ path performs it. Credentials stay in their files; nothing here logs or stores a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from console.core.clock import Clock
 from console.core.config import ControlPlaneSection, LoopConfig
 from console.core.errors import LoopctlError
 from console.core.store import Store
+from console.core.waiting import cancel_and_wait
 from console.remote.apply import RemoteConfig
 from console.runs.scheduler import Loops
 
@@ -92,9 +92,7 @@ class HostLink:
         if self.heartbeats is not None:
             await self.heartbeats.stop()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
         if self.client is not None:
             await self.client.close()
 

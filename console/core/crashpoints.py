@@ -1,4 +1,4 @@
-"""Named crash points for the apply's crash matrix test.
+"""Named crash points for the crash tests (the apply's matrix, the spawn windows of runs and sidecars).
 
 With `LOOPCTL_TESTING=1` and `LOOPCTL_CRASH_AT=<point>`, the engine reaching that point writes
 `<state>/crashpoint` (the point's name) and freezes; the test then SIGKILLs it, as a power cut or
@@ -13,7 +13,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-POINTS = (
+from console.core.atomic import atomic_write_text
+
+APPLY_POINTS = (  # the remote apply's steps, in order
     "after_shape_check",
     "after_plugin_install",
     "after_slot_write",
@@ -23,6 +25,11 @@ POINTS = (
     "during_restart",
     "during_probation",
 )
+SPAWN_POINTS = (
+    "run_after_spawn",  # a run's process exists, its pid is not yet in the ledger
+    "sidecar_after_spawn",  # a sidecar's process exists, its PID file is not yet written
+)
+POINTS = APPLY_POINTS + SPAWN_POINTS
 
 
 class CrashPoints:
@@ -36,6 +43,7 @@ class CrashPoints:
         assert point in POINTS, point
         if point != self.armed:
             return
-        self.marker.write_text(point)
+        # Atomic: a test polling for the marker never reads it half written.
+        atomic_write_text(self.marker, point)
         while True:  # frozen mid-apply: nothing more is written until the SIGKILL arrives
             time.sleep(3600)

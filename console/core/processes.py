@@ -12,7 +12,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import psutil
@@ -90,6 +90,8 @@ class Identity(View, frozen=True):
     cmdline: list[str]
     boot_time: float
     environ_token: str | None  # our session token from its environment, None if unreadable or absent
+    # Whether the environment could be read: a readable one without our token is proof it is not ours.
+    environ_readable: bool = False
 
 
 def boot_time() -> float:
@@ -108,10 +110,12 @@ def identify(pid: int, token_variable: str | None = None) -> Identity | None:
             create = proc.create_time()
             cmdline = proc.cmdline()
         token = None
+        readable = False
         if token_variable:
             with contextlib.suppress(psutil.Error, OSError):
                 token = proc.environ().get(token_variable)
-        return Identity(pid, create, cmdline, boot_time(), token)
+                readable = True
+        return Identity(pid, create, cmdline, boot_time(), token, readable)
     except (psutil.NoSuchProcess, psutil.ZombieProcess):
         return None
     except psutil.AccessDenied:
@@ -177,6 +181,37 @@ def members_carrying(pgid: int, variable: str, value: str) -> list[int]:
                 continue
             if proc.environ().get(variable) == value:
                 found.append(proc.pid)
+        except (ProcessLookupError, PermissionError, psutil.Error):
+            continue
+    return found
+
+
+def leads_group(pid: int, pgid: int) -> bool:
+    """Whether `pid` is alive and leads process group `pgid` (what makes signalling the group mean
+    signalling what `pid` started, not whichever group a record names)."""
+    return pid > 1 and pid == pgid and _group_of(pid) == pgid
+
+
+class Carrier(View, frozen=True):
+    """A live process whose environment carries a variable we set."""
+
+    pid: int
+    pgid: int
+    value: str
+
+
+def carrying(variable: str, match: Callable[[str], bool]) -> list[Carrier]:
+    """Every live process whose environment has `variable` with a value `match` accepts: how the
+    engine finds what an earlier engine spawned but never got to record. A scan of the process
+    table (run it in a thread)."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.pid <= 1 or proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            value = proc.environ().get(variable)
+            if value is not None and match(value):
+                found.append(Carrier(proc.pid, os.getpgid(proc.pid), value))
         except (ProcessLookupError, PermissionError, psutil.Error):
             continue
     return found

@@ -29,3 +29,15 @@ async def sleep_unless(clock: Clock, seconds: float, *events: asyncio.Future[Any
 
 async def _sleep_until(clock: Clock, deadline: float) -> None:
     await clock.sleep(deadline - clock.monotonic())
+
+
+async def cancel_and_wait(task: asyncio.Future[Any]) -> None:
+    """Cancel `task` and wait until it has finished. Its own CancelledError ends here; the caller's
+    (a cancel that arrives while the caller waits) goes on up, never swallowed with the task's."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise

@@ -78,11 +78,11 @@ class Engine:
             self.config = self.remote.boot()  # before any component exists: expiry, orphans, torn slots
             self.remote.restart = self.reconfigure
         self.supervisor = Supervisor(self.config.sidecar, directory=paths.state_dir / "sidecars", store=store,
-                                     clock=clock, on_change=self.changes.bump)
+                                     clock=clock, on_change=self.changes.bump, crash=self.crash)
         self.actions.register("retry", "sidecar", self.supervisor.retry)
         self.actions.register("reclaim", "sidecar", self.supervisor.reclaim)
         self.loops = Loops(self.config.loop, store=store, clock=clock, runs_root=paths.state_dir / "runs",
-                           on_change=self.changes.bump)
+                           on_change=self.changes.bump, crash=self.crash)
         self.actions.register("cancel", "run", self.loops.cancel)
         self.actions.register("retry", "run", self.loops.retry)
         self.actions.register("retry", "loop", self.loops.retry)

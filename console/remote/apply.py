@@ -13,7 +13,6 @@ package; this module is the shell that joins them and records every outcome as a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,7 +24,7 @@ from console.core.decode import DecodeError, decode_json
 from console.core.records import replace
 from console.core.store import Store
 from console.core.things import ThingView
-from console.core.waiting import sleep_unless
+from console.core.waiting import cancel_and_wait, sleep_unless
 from console.remote.plugin_error import PluginError
 from console.remote.plugins import Plugins, missing_programs, resolve
 from console.remote.probation import (
@@ -232,9 +231,7 @@ class RemoteConfig:
 
     async def stop(self) -> None:
         if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+            await cancel_and_wait(self._watcher)
             self._watcher = None
 
     def _poke(self) -> None:

@@ -64,11 +64,17 @@ def mtime(path: Path) -> float | None:
         return None
 
 
+def _no_crash(_point: str) -> None:
+    pass
+
+
 class RunExecutor:
-    def __init__(self, store: Store, clock: Clock, runs_root: Path) -> None:
+    def __init__(self, store: Store, clock: Clock, runs_root: Path,
+                 crash: Callable[[str], None] = _no_crash) -> None:
         self.store = store
         self.clock = clock
         self.runs_root = runs_root
+        self.crash = crash
         self.live: dict[str, LiveRun] = {}
 
     async def execute(self, run: RunRecord, loop: LoopConfig, continuation: str | None,
@@ -85,6 +91,13 @@ class RunExecutor:
             continuation_path = directory / "continuation.md"
             atomic_write_text(continuation_path, continuation, mode=0o600)
             env["LOOPCTL_CONTINUATION"] = str(continuation_path)
+        # Intent before effect: the row is `running` with no pid before the spawn, so an engine killed
+        # between the spawn and the pid's record leaves a row the next boot looks for by its run id
+        # (in the child's environment) instead of a `queued` one it would spawn a second time.
+        self.store.transition(RUN_KIND, run.id, "running", "spawning", {"loop": loop.id}, columns={
+            "pid": None, "pgid": None, "create_time": None, "boot_time": boot_time(), "session_token": run.id,
+            "cmdline": json.dumps(loop.command), "started_at": self.clock.time(),
+        })
         try:
             with open(output_path, "ab", buffering=0) as out:
                 proc = await asyncio.create_subprocess_exec(
@@ -96,11 +109,10 @@ class RunExecutor:
                             "spawn_failed", f"cannot start {loop.command[0]!r}: {exc.strerror or exc}")
         live = LiveRun(run.id, proc, proc.pid)
         self.live[run.id] = live
+        self.crash("run_after_spawn")
         seen = identify(proc.pid)
         self.store.transition(RUN_KIND, run.id, "running", f"started pid {proc.pid}", {"loop": loop.id}, columns={
             "pid": proc.pid, "pgid": proc.pid, "create_time": seen.create_time if seen else None,
-            "boot_time": boot_time(), "session_token": run.id, "cmdline": json.dumps(loop.command),
-            "started_at": self.clock.time(),
         })
         try:
             return await self._watch(live, loop, handoff_path, output_path, on_activity)

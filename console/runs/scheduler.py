@@ -19,10 +19,19 @@ from typing import Any
 from console.core.actions import ActionError, Target
 from console.core.clock import Clock
 from console.core.config import LoopConfig
-from console.core.processes import CREATE_TIME_TOLERANCE, identify, members_carrying, signal_pid, wait_gone
+from console.core.processes import (
+    CREATE_TIME_TOLERANCE,
+    carrying,
+    end_group,
+    identify,
+    leads_group,
+    members_carrying,
+    signal_pid,
+    wait_gone,
+)
 from console.core.run_ids import RunIds
 from console.core.store import RUN_KIND, Store
-from console.core.waiting import sleep_unless
+from console.core.waiting import cancel_and_wait, sleep_unless
 from console.runs.continuation import EXHAUSTED, RunLine, after_run, continuation_summary
 from console.runs.executor import ACTIVITY_SAMPLE, RUN_ID_VARIABLE, STOP_GRACE, Observed, RunExecutor, mtime, run_dir
 from console.runs.handoff import read_handoff
@@ -93,6 +102,10 @@ class LoopRunner:
                 self.wake.clear()
                 await self.wake.wait()
                 continue
+            adopted = self.owner.detached_of(self.cfg.id)
+            if adopted is not None:  # one live run per loop, whoever started it: wait for it to end
+                await asyncio.shield(adopted)
+                continue
             run = next_queued(store, self.cfg.id) or self.owner.queue_fresh(self.cfg)
             self.current = run.id
             try:
@@ -117,16 +130,17 @@ class LoopRunner:
 
 class Loops:
     def __init__(self, loops: list[LoopConfig], *, store: Store, clock: Clock, runs_root: Path,
-                 on_change: Callable[[], None]) -> None:
+                 on_change: Callable[[], None], crash: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.clock = clock
         self.runs_root = runs_root
         self.on_change = on_change
         self.ids = RunIds()
-        self.executor = RunExecutor(store, clock, runs_root)
+        self.executor = RunExecutor(store, clock, runs_root, *([crash] if crash else []))
         self.configs = {cfg.id: cfg for cfg in loops}
         self.runners = {cfg.id: LoopRunner(cfg, self) for cfg in loops}
         self.detached: dict[str, asyncio.Task[None]] = {}
+        self.detached_cancel: dict[str, str] = {}  # run id -> why the operator cancelled it
         self.finished: dict[str, asyncio.Event] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._runner_tasks: dict[str, asyncio.Task[None]] = {}
@@ -166,9 +180,7 @@ class Loops:
                 await self._await_finished(runner.current, STOP_GRACE + 3.0)
             task = self._runner_tasks.pop(loop_id, None)
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
                 self._tasks.remove(task)
             del self.runners[loop_id]
         self.configs = wanted
@@ -190,6 +202,14 @@ class Loops:
     def runner_survived(self, loop_id: str) -> bool:
         return self.found_running.get(loop_id, False)
 
+    def detached_of(self, loop_id: str) -> asyncio.Task[None] | None:
+        """The watch over a live run of this loop that an earlier engine started, if there is one."""
+        for run_id, task in self.detached.items():
+            run = get_run(self.store, run_id)
+            if run is not None and run.loop_id == loop_id and not task.done():
+                return task
+        return None
+
     def current_run(self, loop_id: str) -> str | None:
         runner = self.runners.get(loop_id)
         if runner is not None and runner.current:
@@ -203,10 +223,7 @@ class Loops:
         for run_id in list(self.executor.live):
             await self._await_finished(run_id, STOP_GRACE + 3.0)
         for task in [*self._tasks, *self.detached.values()]:
-            task.cancel()
-        for task in [*self._tasks, *self.detached.values()]:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
         self._tasks.clear()
         self.detached.clear()
 
@@ -294,9 +311,18 @@ class Loops:
 
     async def reap(self) -> None:
         """Settle every `running` run this engine holds no handle for (DESIGN: never a silent 'running')."""
-        for run in unfinished_runs(self.store):
+        for row in unfinished_runs(self.store):
+            run = row
             if run.status != RunStatus.RUNNING or run.id in self.executor.live or run.id in self.detached:
                 continue
+            if run.pid is None:  # recorded, then spawned, but killed before the pid was: look for it
+                run = await self._find_spawned(run)
+                if run.pid is None:
+                    self.found_running[run.loop_id] = False
+                    note = await self._end_leftovers(run)
+                    self._process_lost(run, f"the engine ended while starting it, and no process leads a group "
+                                            f"with its run id{note}")
+                    continue
             ours = self._still_ours(run)
             self.found_running[run.loop_id] = ours
             if ours:
@@ -304,6 +330,26 @@ class Loops:
                 continue
             note = await self._end_leftovers(run)
             self._process_lost(run, f"pid {run.pid} is gone{note}")
+
+    async def _find_spawned(self, run: RunRecord) -> RunRecord:
+        """Look for the process of a run recorded as spawning, by the run id in its environment, and
+        write what is found into the ledger as the spawn would have: the pid of the group's leader
+        (the run is then adopted), or only the group of members that outlived it (ended as leftovers)."""
+        carriers = await asyncio.to_thread(carrying, RUN_ID_VARIABLE, lambda value: value == run.id)
+        leader = next((c for c in carriers if leads_group(c.pid, c.pgid)), None)
+        seen = identify(leader.pid) if leader is not None else None
+        if leader is not None and seen is not None:
+            self.store.transition(RUN_KIND, run.id, RunStatus.RUNNING.value,
+                                  f"found pid {leader.pid} by its run id: spawned before the last engine ended",
+                                  {"loop": run.loop_id},
+                                  columns={"pid": leader.pid, "pgid": leader.pgid, "create_time": seen.create_time})
+        elif carriers:
+            self.store.transition(RUN_KIND, run.id, RunStatus.RUNNING.value,
+                                  f"found group {carriers[0].pgid} by its run id, its leader gone",
+                                  {"loop": run.loop_id}, columns={"pgid": carriers[0].pgid})
+        found = get_run(self.store, run.id)
+        assert found is not None
+        return found
 
     def _still_ours(self, run: RunRecord) -> bool:
         if not run.pid or run.pid <= 1:
@@ -313,7 +359,9 @@ class Loops:
             return False
         if abs(live.create_time - run.create_time) > CREATE_TIME_TOLERANCE:
             return False  # the pid was reused: someone else's process, never touched
-        return live.environ_token in (run.id, None)
+        # A readable environment without the run's id is proof of another process; an unreadable
+        # one leaves the start time and the boot to decide.
+        return live.environ_token == run.id or not live.environ_readable
 
     async def _end_leftovers(self, run: RunRecord) -> str:
         """The run's process is gone; members of its group that carry its run id may not be."""
@@ -370,15 +418,23 @@ class Loops:
         self.detached[run.id] = asyncio.create_task(self._watch_detached(run), name=f"detached:{run.id}")
 
     async def _watch_detached(self, run: RunRecord) -> None:
+        """Watch an adopted run as the executor watches its own: activity, its timeout (from its
+        start on record), an operator's cancel; then settle it from what it left behind."""
         assert run.pid is not None
         handoff_path = run_dir(self.runs_root, run.id) / "handoff.json"
         # Compare with the last activity on record, not with the file as this task first finds it:
         # a touch between the reap and this task's first turn is activity too.
         last_touch = run.last_useful_action_at
+        deadline = (run.started_at or self.clock.time()) + run.effective_timeout_sec \
+            if run.effective_timeout_sec else None
+        timeout_fired = False
         gone = asyncio.ensure_future(wait_gone(run.pid, None))
         try:
             while not gone.done():
-                await sleep_unless(self.clock, ACTIVITY_SAMPLE, gone)
+                pause_for = ACTIVITY_SAMPLE
+                if deadline is not None:
+                    pause_for = min(pause_for, max(0.0, deadline - self.clock.time()))
+                await sleep_unless(self.clock, pause_for, gone)
                 touched = mtime(handoff_path)
                 if touched is not None and touched != last_touch:
                     last_touch = touched
@@ -386,20 +442,35 @@ class Loops:
                                           "activity: handoff updated (detached run)", {"loop": run.loop_id},
                                           columns={"last_useful_action_at": touched, "error_code": None,
                                                    "error_text": None})
+                if not gone.done() and deadline is not None and self.clock.time() >= deadline:
+                    timeout_fired = True
+                    await self._end_adopted(run, gone)
         finally:
             gone.cancel()
             self.detached.pop(run.id, None)
+        cancel_reason = self.detached_cancel.pop(run.id, None)
         # Not our child: its exit status is unknowable. What it left behind decides.
         handoff = read_handoff(handoff_path)
         valid = handoff.present and not handoff.problem
-        ending = Ending(exit_code=0 if valid else None, process_lost=not valid)
+        ended_by_us = timeout_fired or cancel_reason is not None
+        ending = Ending(exit_code=0 if valid else None, process_lost=not valid and not ended_by_us,
+                        timeout_fired=timeout_fired, cancelled=cancel_reason is not None and not timeout_fired)
         cfg = self.configs.get(run.loop_id)
         if cfg is None:
             return
-        observed = Observed(ending, handoff, "", last_touch, None if valid else "process_lost",
-                            "exit status unknown: the run ended while detached")
+        text = cancel_reason if ending.cancelled else "exit status unknown: the run ended while detached"
+        observed = Observed(ending, handoff, "", last_touch, None if valid or ended_by_us else "process_lost", text)
         if self.settle(run, observed, cfg):
             self.runners[cfg.id].wake.set()
+
+    async def _end_adopted(self, run: RunRecord, gone: asyncio.Future[bool]) -> bool:
+        """End an adopted run's group (TERM, grace, KILL), but only a group its recorded pid is still
+        proven to lead: the same process (start time, run id) and the leader of that very group."""
+        assert run.pid is not None
+        if not (self._still_ours(run) and run.pgid is not None and leads_group(run.pid, run.pgid)):
+            return False
+        await end_group(run.pgid, gone, STOP_GRACE, self.clock)
+        return True
 
     # -- actions -------------------------------------------------------------------------------------
 
@@ -432,10 +503,25 @@ class Loops:
             now = get_run(self.store, run.id)
             status = now.status if now else "unknown"
             return {"message": f"run {run.id} cancelled: its process group was ended ({status})", "status": status}
-        if run.id in self.detached:
-            await self._end_leftovers(run)
-            return {"message": f"run {run.id} (detached) signalled; it is settled when it exits",
-                    "status": "running"}
+        task = self.detached.get(run.id)
+        if task is not None and run.pid is not None:
+            self.detached_cancel.setdefault(run.id, "cancelled by the operator")
+            gone = asyncio.ensure_future(wait_gone(run.pid, None))
+            try:
+                ended = await self._end_adopted(run, gone)
+            finally:
+                gone.cancel()
+            if not ended:
+                self.detached_cancel.pop(run.id, None)
+                raise ActionError("not_applicable", f"run {run.id}: pid {run.pid} no longer proves to lead its "
+                                                    f"process group; nothing was signalled")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_GRACE + 5.0):
+                    await asyncio.shield(task)
+            now = get_run(self.store, run.id)
+            status = now.status if now else "unknown"
+            return {"message": f"run {run.id} (started by an earlier engine) cancelled: its process group was "
+                               f"ended ({status})", "status": status}
         raise ActionError("not_applicable", f"run {run.id} is {run.status} but not under this engine")
 
     async def retry_run(self, target: Target) -> dict[str, Any]:

@@ -20,7 +20,9 @@ from console.core.processes import (
     boot_time,
     group_alive,
     identify,
+    leads_group,
     signal_group,
+    signal_pid,
     wait_gone,
 )
 from console.core.records import View
@@ -63,14 +65,18 @@ def same_command(live: list[str], launched: list[str]) -> bool:
 
 
 def ownership_verdict(record: PidRecord | CorruptPidFile | None, live: Identity | None,
-                      current_boot: float) -> tuple[Verdict, str]:
-    """Is the process named by the PID file the one we launched? (verdict, why)."""
+                      current_boot: float, own: tuple[int, int] = (0, 0)) -> tuple[Verdict, str]:
+    """Is the process named by the PID file the one we launched? (verdict, why). `own` is the
+    engine's (pid, process group): a file naming either names no sidecar."""
     if record is None:
         return Verdict.NO_PIDFILE, "no PID file"
     if isinstance(record, CorruptPidFile):
         return Verdict.STALE, f"PID file is corrupt ({record.detail})"
     if record.pid <= 1 or record.pgid <= 1:
         return Verdict.STALE, f"PID file names pid {record.pid} / group {record.pgid}, which is never ours"
+    if record.pid in own or record.pgid in own:
+        return Verdict.STALE, (f"PID file names pid {record.pid} / group {record.pgid}: the engine's own "
+                               f"process or group, never a sidecar")
     if abs(record.boot_time - current_boot) > 1.0:
         return Verdict.STALE, "PID file is from before the last boot"
     if live is None:
@@ -83,6 +89,8 @@ def ownership_verdict(record: PidRecord | CorruptPidFile | None, live: Identity 
         return Verdict.FOREIGN, f"pid {record.pid} runs {' '.join(live.cmdline)[:80]!r}, not the recorded command"
     if live.environ_token is not None and live.environ_token != record.session_token:
         return Verdict.FOREIGN, f"pid {record.pid} carries another session token"
+    if live.environ_readable and live.environ_token is None:
+        return Verdict.FOREIGN, f"pid {record.pid} carries no loopctl session token"
     return Verdict.OURS, f"pid {record.pid} matches the PID file (boot, start time, command)"
 
 
@@ -97,7 +105,7 @@ async def reclaim(pidfile: Path, port: int, grace: float) -> ReclaimResult:
     remove the file and touch nothing."""
     record = read_pidfile(pidfile)
     live = identify(record.pid, TOKEN_VARIABLE) if isinstance(record, PidRecord) and record.pid > 1 else None
-    verdict, why = ownership_verdict(record, live, boot_time())
+    verdict, why = ownership_verdict(record, live, boot_time(), (os.getpid(), os.getpgrp()))
     if verdict is Verdict.NO_PIDFILE:
         return ReclaimResult(Outcome.NO_PIDFILE, why)
     if verdict is not Verdict.OURS:
@@ -105,20 +113,42 @@ async def reclaim(pidfile: Path, port: int, grace: float) -> ReclaimResult:
         pid = record.pid if isinstance(record, PidRecord) else None
         return ReclaimResult(Outcome(verdict.value), why, pid)
     assert isinstance(record, PidRecord)
-    signal_group(record.pgid, signal.SIGTERM)
-    gone = await wait_gone(record.pid, min(grace, RECLAIM_WAIT_SECONDS))
-    if not gone or group_alive(record.pgid):  # the leader, or another member, ignored SIGTERM
-        signal_group(record.pgid, signal.SIGKILL)
-        # No event exists for "every member of a group exited": poll, bounded.
-        gone = await wait_gone(record.pid, RECLAIM_WAIT_SECONDS) and await _within(
-            RECLAIM_WAIT_SECONDS, lambda: not group_alive(record.pgid))
-    if not gone:
-        return ReclaimResult(Outcome.KILL_FAILED, f"group {record.pgid} survived SIGKILL", record.pid)
+    if leads_group(record.pid, record.pgid):
+        gone = await end_proven_group(record.pid, record.pgid, grace)
+        if not gone:
+            return ReclaimResult(Outcome.KILL_FAILED, f"group {record.pgid} survived SIGKILL", record.pid)
+    else:
+        # The pid is ours, the recorded group is not the one it leads: the group is never signalled.
+        why = f"{why}, but it does not lead group {record.pgid}: only pid {record.pid} was signalled"
+        if not await end_proven_pid(record.pid, grace):
+            return ReclaimResult(Outcome.KILL_FAILED, f"pid {record.pid} survived SIGKILL", record.pid)
     remove_pidfile(pidfile)
     # The kernel gives no event for "port released" either.
     if port and not await _within(RECLAIM_WAIT_SECONDS, lambda: port_free(port)):
         return ReclaimResult(Outcome.RECLAIMED, f"{why}; ended it, but port {port} is still held", record.pid)
     return ReclaimResult(Outcome.RECLAIMED, f"{why}; ended it", record.pid)
+
+
+async def end_proven_group(pid: int, pgid: int, grace: float) -> bool:
+    """TERM the group `pid` was just proven to lead, a bounded wait, then KILL what is left of it.
+    True when the leader and every member are gone."""
+    signal_group(pgid, signal.SIGTERM)
+    gone = await wait_gone(pid, min(grace, RECLAIM_WAIT_SECONDS))
+    if not gone or group_alive(pgid):  # the leader, or another member, ignored SIGTERM
+        signal_group(pgid, signal.SIGKILL)
+        # No event exists for "every member of a group exited": poll, bounded.
+        gone = await wait_gone(pid, RECLAIM_WAIT_SECONDS) and await _within(
+            RECLAIM_WAIT_SECONDS, lambda: not group_alive(pgid))
+    return gone
+
+
+async def end_proven_pid(pid: int, grace: float) -> bool:
+    """TERM one process proven ours, a bounded wait, then KILL. True when it is gone."""
+    signal_pid(pid, signal.SIGTERM)
+    if await wait_gone(pid, min(grace, RECLAIM_WAIT_SECONDS)):
+        return True
+    signal_pid(pid, signal.SIGKILL)
+    return await wait_gone(pid, RECLAIM_WAIT_SECONDS)
 
 
 async def _within(timeout: float, condition: Callable[[], bool]) -> bool:

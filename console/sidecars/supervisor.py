@@ -22,16 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from console.core.actions import ActionError, Target
+from console.core.atomic import atomic_write_text
 from console.core.clock import Clock
 from console.core.config import SidecarConfig
 from console.core.files import read_tail
 from console.core.plurals import counted
-from console.core.processes import boot_time, end_group, identify
+from console.core.processes import Carrier, boot_time, carrying, end_group, identify, leads_group
 from console.core.records import to_builtins
 from console.core.store import Store
-from console.core.waiting import sleep_unless
+from console.core.waiting import cancel_and_wait, sleep_unless
 from console.sidecars.health import HealthProber
-from console.sidecars.pidfile import PidRecord, remove_pidfile, write_pidfile
+from console.sidecars.pidfile import PidRecord, read_pidfile, remove_pidfile, write_pidfile
 from console.sidecars.policy import (
     STABILITY_SECONDS,
     Failure,
@@ -44,7 +45,14 @@ from console.sidecars.policy import (
     latches,
 )
 from console.sidecars.ports import port_free, port_holder
-from console.sidecars.reclaim import TOKEN_VARIABLE, Outcome, ReclaimResult, reclaim
+from console.sidecars.reclaim import (
+    TOKEN_VARIABLE,
+    Outcome,
+    ReclaimResult,
+    end_proven_group,
+    end_proven_pid,
+    reclaim,
+)
 from console.sidecars.view import PortHolderView, SidecarView
 
 log = logging.getLogger("loopctl.sidecars")
@@ -55,6 +63,26 @@ LOG_CAP_BYTES = 8 * 1024 * 1024  # a chatty sidecar's log is cut back to nothing
 PROBE_FIRST, PROBE_MAX = 0.05, 0.5
 # With no port and no URL, "healthy" means up and still up after this long (supervisord's startsecs).
 PROCESS_SETTLE_SECONDS = 1.0
+RECLAIM_GRACE = 2.0  # for what no current config describes: the default stop grace
+SESSION_FILE = ".session"  # the host's session prefix; names start with a letter or digit, never clash
+
+
+def session_prefix(directory: Path) -> str:
+    """This state dir's secret prefix of every sidecar session token (0600, made once)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / SESSION_FILE
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        text = path.read_text(encoding="ascii").strip()
+        if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
+            return text
+    prefix = secrets.token_hex(16)
+    atomic_write_text(path, prefix, mode=0o600)
+    return prefix
+
+
+def session_token(prefix: str, name: str) -> str:
+    """`prefix:name:random`: whose sidecar (this state dir's), which one, which launch."""
+    return f"{prefix}:{name}:{secrets.token_hex(8)}"
 
 
 @dataclass
@@ -67,10 +95,18 @@ class _Launch:
     started_at: float
 
 
+def _no_crash(_point: str) -> None:
+    pass
+
+
 class SidecarRunner:
     def __init__(self, cfg: SidecarConfig, *, directory: Path, store: Store, clock: Clock,
-                 prober: HealthProber, on_change: Callable[[], None]) -> None:
+                 prober: HealthProber, on_change: Callable[[], None], token_prefix: str = "",
+                 crash: Callable[[str], None] = _no_crash) -> None:
         self.cfg = cfg
+        self.token_prefix = token_prefix
+        self.crash = crash
+        self.token = ""  # the session token of the latest launch, set before its spawn
         self.store = store
         self.clock = clock
         self.prober = prober
@@ -114,9 +150,7 @@ class SidecarRunner:
     async def _cancel_task(self) -> None:
         task, self._task = self._task, None
         if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def _terminate(self, launch: _Launch) -> None:
         await end_group(launch.pgid, launch.proc.wait(), self.cfg.stop_grace_seconds, self.clock)
@@ -175,7 +209,10 @@ class SidecarRunner:
 
     async def _spawn(self, gen: int) -> _Launch:
         self._rotate_log()
-        token = secrets.token_hex(16)
+        # The host's session prefix makes the child findable by its environment alone, should the
+        # engine die before the PID file below is written (the sweep at the next boot ends it).
+        token = session_token(self.token_prefix, self.cfg.name)
+        self.token = token
         env = {**os.environ, **self.cfg.env, TOKEN_VARIABLE: token}
         with open(self.logfile, "ab", buffering=0) as out:  # the child keeps its own descriptor
             proc = await asyncio.create_subprocess_exec(
@@ -183,6 +220,7 @@ class SidecarRunner:
                 stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
             )
         pgid = proc.pid  # start_new_session: the child leads its own session and group
+        self.crash("sidecar_after_spawn")
         live = identify(proc.pid)
         write_pidfile(self.pidfile, PidRecord(
             pid=proc.pid, pgid=pgid, session_token=token,
@@ -371,17 +409,19 @@ class Supervisor:
     """All sidecars of the host. Registers the sidecar actions on the engine."""
 
     def __init__(self, sidecars: list[SidecarConfig], *, directory: Path, store: Store, clock: Clock,
-                 on_change: Callable[[], None]) -> None:
+                 on_change: Callable[[], None], crash: Callable[[str], None] = _no_crash) -> None:
         self.directory = directory
         self.store = store
         self.clock = clock
         self.on_change = on_change
+        self.crash = crash
         self.prober = HealthProber()
+        self.prefix = session_prefix(directory)
         self.runners = {cfg.name: self._runner(cfg) for cfg in sidecars}
 
     def _runner(self, cfg: SidecarConfig) -> SidecarRunner:
         return SidecarRunner(cfg, directory=self.directory, store=self.store, clock=self.clock, prober=self.prober,
-                             on_change=self.on_change)
+                             on_change=self.on_change, token_prefix=self.prefix, crash=self.crash)
 
     async def reconfigure(self, sidecars: list[SidecarConfig], between: Callable[[], None] | None = None) -> None:
         """Stop the sidecars that changed or went away, then start the changed and the new ones.
@@ -398,11 +438,79 @@ class Supervisor:
         for name, runner in self.runners.items():
             if name not in kept:
                 runner.start()
+        await self.sweep("after a reconfigure")
 
     async def start(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # What a configured sidecar's PID file names is its runner's to reclaim (with its outcome shown).
+        recorded = {r.session_token for name in self.runners
+                    if isinstance(r := read_pidfile(self.directory / f"{name}.pid"), PidRecord)}
+        await self.sweep("at boot", spare=recorded)
         for runner in self.runners.values():
             runner.start()
+
+    async def sweep(self, when: str, spare: set[str] | None = None) -> list[str]:
+        """Reclaim every sidecar process of this host that no current runner launched: one a previous
+        engine spawned but never recorded, or one the config no longer names. Found by the host's
+        session prefix in its environment (proof it is ours), ended by the group it is proven to
+        lead, each with an event. PID files of sidecars no longer configured go the reclaim's way."""
+        spared = {r.token for r in self.runners.values() if r.token} | (spare or set())
+        prefix = f"{self.prefix}:"
+        carriers = await asyncio.to_thread(carrying, TOKEN_VARIABLE, lambda value: value.startswith(prefix))
+        by_token: dict[str, list[Carrier]] = {}
+        for carrier in carriers:
+            if carrier.value not in spared:
+                by_token.setdefault(carrier.value, []).append(carrier)
+        done = []
+        for token, members in by_token.items():
+            name = token.split(":")[1]
+            pids = await self._end_untracked(token, members)
+            if not pids:
+                continue
+            why = "no longer in the config" if name not in self.runners else "never recorded in a PID file"
+            text = f"reclaimed {when}: {counted(len(pids), 'process', 'processes')} ({', '.join(map(str, pids))}) " \
+                   f"started by an earlier engine, {why}"
+            done.append(text)
+            runner = self.runners.get(name)
+            if runner is None:
+                pidfile = self.directory / f"{name}.pid"
+                record = read_pidfile(pidfile)
+                if not isinstance(record, PidRecord) or record.session_token == token:
+                    remove_pidfile(pidfile)
+                self.store.transition(KIND, name, "stopped", text)
+            else:  # said where the runner shows its reclaims; an event only while it has none of its own
+                runner.last_reclaim = f"reclaimed: {text}"
+                if runner.state == "stopped":
+                    self.store.transition(KIND, name, "stopped", text)
+        for pidfile in sorted(self.directory.glob("*.pid")):
+            if pidfile.stem in self.runners:
+                continue
+            result = await reclaim(pidfile, 0, RECLAIM_GRACE)
+            if result.outcome is not Outcome.NO_PIDFILE:
+                text = f"{result.outcome.value} {when}: {result.detail} (no longer in the config)"
+                done.append(text)
+                self.store.transition(KIND, pidfile.stem, "stopped", text)
+        for text in done:
+            log.info("sidecars: %s", text)
+        return done
+
+    async def _end_untracked(self, token: str, members: list[Carrier]) -> list[int]:
+        """End the processes carrying `token`: through the group their leader is proven to lead, else one
+        by one; each is proven again (the token in its environment) just before it is signalled."""
+        def still(pid: int) -> bool:
+            live = identify(pid, TOKEN_VARIABLE)
+            return live is not None and live.environ_token == token
+
+        ended = []
+        leader = next((c for c in members if leads_group(c.pid, c.pgid) and still(c.pid)), None)
+        if leader is not None:
+            await end_proven_group(leader.pid, leader.pgid, RECLAIM_GRACE)
+            ended.append(leader.pid)
+        for member in members:
+            if member is not leader and still(member.pid):
+                await end_proven_pid(member.pid, RECLAIM_GRACE)
+                ended.append(member.pid)
+        return ended
 
     async def stop(self) -> None:
         await asyncio.gather(*(runner.stop() for runner in self.runners.values()))

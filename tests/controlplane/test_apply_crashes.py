@@ -21,7 +21,7 @@ import time
 import psutil
 import pytest
 
-from console.core.crashpoints import POINTS, CrashPoints
+from console.core.crashpoints import APPLY_POINTS, CrashPoints
 from console.remote.plugins import RECORD, STAGING, installed
 from console.remote.probation import Marker
 from console.remote.slots import ControlState, Slots
@@ -143,7 +143,7 @@ def settled(host: Host, service: Service, new_etag: str) -> bool:
     return rc.get("running_etag") == new_etag and rc.get("probation_deadline") is None and rc.get("state") == "active"
 
 
-@pytest.mark.parametrize("point", [p for p in POINTS])
+@pytest.mark.parametrize("point", APPLY_POINTS)
 def test_sigkill_at_each_apply_step_then_boot_again(joined, plane, point):
     host, host_id = joined
     seed_previous(host)

@@ -77,3 +77,42 @@ def test_a_torn_active_slot_rolls_back_as_validation_failed():
     torn = SlotInfo("b", '"new"', intact=False)
     decision = on_boot(torn, GOOD, None, 0.0)
     assert (decision.outcome, decision.reason, decision.flip_to) == (Boot.ROLLED_BACK, "validation_failed", "a")
+
+
+def test_a_torn_active_slot_never_rolls_back_to_its_own_document_in_the_other_slot():
+    """No marker to name the last-known-good: only the same-etag guard keeps the rollback off the bad
+    document itself (both slots hold it once the same document was applied into each)."""
+    torn = SlotInfo("b", '"new"', intact=False)
+    decision = on_boot(torn, SlotInfo("a", '"new"', intact=True), None, 0.0)
+    assert (decision.outcome, decision.flip_to) == (Boot.ROLLBACK_NO_TARGET, None)
+
+
+def test_at_boot_on_real_slots_a_torn_document_is_not_rolled_back_onto_itself(tmp_path):
+    from console.core.config import ControlPlaneSection, HostConfig
+    from console.core.fake_clock import FakeClock
+    from console.core.store import Store
+    from console.remote.apply import RemoteConfig
+    from console.remote.plugins import Plugins
+    from console.remote.slots import Slots
+
+    async def never(*_args: object) -> None:
+        raise AssertionError("boot fetched something")
+
+    raw = b'{"sidecar": []}'
+    slots = Slots(tmp_path / "config")
+    for name in ("a", "b"):  # the same document applied into each slot
+        slots.write_document(name, raw)
+        slots.write_etag(name, '"new"', raw)
+    slots.flip("b")
+    slots.document_path("b").write_bytes(raw + b" ")  # torn, or edited, after its etag file
+    clock = FakeClock(start=1_800_000_000.0)
+    store = Store.open(tmp_path / "loopctl.db", clock)
+    try:
+        local = HostConfig(control_plane=ControlPlaneSection(url="http://127.0.0.1:9", host_id="h"))
+        remote = RemoteConfig(tmp_path, local, plugins=Plugins(tmp_path / "plugins", store=store, clock=clock,
+                                                               fetch=never), store=store, clock=clock)
+        remote.boot()
+        assert slots.load_state().last_boot.outcome == "rollback_no_target"
+        assert slots.active_name() == "b"
+    finally:
+        store.close()

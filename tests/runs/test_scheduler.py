@@ -382,3 +382,19 @@ async def test_escalation_survives_an_engine_restart(rig):
     rig.clock.advance(3600)
     await asyncio.sleep(0.3)
     assert len(rig.runs()) == 3 and rig.loop_state() == "escalated"
+
+
+async def test_a_live_process_without_the_run_id_in_its_readable_environment_is_foreign(rig):
+    # Same pid, same start time: an exact forged identity, but its environment says it is not the run.
+    foreign = subprocess.Popen(["sleep", "60"], start_new_session=True, env={"PATH": os.environ["PATH"]})
+    try:
+        lost = plant_running(rig, "docs", foreign.pid, create_time=identify(foreign.pid).create_time)
+        loops = rig.loops(rig.loop("advance", interval_seconds=3600))
+        await loops.reap()
+        assert not loops.detached, "a process without the run id was adopted as the run"
+        run = get_run(rig.store, lost)
+        assert run.stop_reason == "process_lost"
+        assert foreign.poll() is None, "a foreign process was signalled"
+    finally:
+        foreign.kill()
+        foreign.wait()

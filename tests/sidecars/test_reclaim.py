@@ -9,9 +9,10 @@ import pytest
 
 from console.core.processes import Identity, boot_time, group_alive, identify
 from console.sidecars.pidfile import CorruptPidFile, PidRecord, read_pidfile, write_pidfile
-from console.sidecars.reclaim import Outcome, Verdict, ownership_verdict, reclaim, same_command
+from console.sidecars.reclaim import TOKEN_VARIABLE, Outcome, Verdict, ownership_verdict, reclaim, same_command
 
 BOOT = 1_000.0
+OWN = (777, 700)  # the engine's pid and process group
 
 
 def record(**changes) -> PidRecord:
@@ -40,11 +41,14 @@ def live(**changes) -> Identity:
         (record(), live(create_time=-1.0, cmdline=[]), Verdict.FOREIGN),
         (record(), live(), Verdict.OURS),
         (record(), live(environ_token=None), Verdict.OURS),  # environ unreadable: the rest must hold
+        (record(), live(environ_token=None, environ_readable=True), Verdict.FOREIGN),  # readable, no token
+        (record(pid=OWN[0]), live(pid=OWN[0]), Verdict.STALE),  # the engine itself
+        (record(pgid=OWN[1]), live(), Verdict.STALE),  # the engine's group
         (record(), live(cmdline=["/root/.pyenv/versions/3.11.7/bin/python3", "-m", "srv"]), Verdict.OURS),
     ],
 )
 def test_ownership_verdict(rec, proc, verdict):
-    got, why = ownership_verdict(rec, proc, BOOT)
+    got, why = ownership_verdict(rec, proc, BOOT, OWN)
     assert got is verdict, why
     assert why and "\n" not in why
 
@@ -97,7 +101,8 @@ async def test_a_foreign_process_in_the_pid_file_is_never_signalled(tmp_path, fo
 
 async def test_our_orphan_group_is_ended_and_the_file_removed(tmp_path):
     # A member that ignores SIGTERM, so the group needs the SIGKILL after the grace.
-    orphan = subprocess.Popen(["sh", "-c", "(trap '' TERM; sleep 60) & exec sleep 61"], start_new_session=True)
+    orphan = subprocess.Popen(["sh", "-c", "(trap '' TERM; sleep 60) & exec sleep 61"], start_new_session=True,
+                              env={**os.environ, TOKEN_VARIABLE: "x"})
     pidfile = tmp_path / "web.pid"
     time.sleep(0.2)  # let the shell exec: same pid and start time, new argv
     me = identify(orphan.pid)
@@ -136,3 +141,42 @@ def test_pid_files_are_private(tmp_path):
     write_pidfile(pidfile, record())
     assert oct(os.stat(pidfile).st_mode & 0o777) == "0o600"
     assert read_pidfile(pidfile) == record()
+
+
+def ours(token: str = "x") -> subprocess.Popen:
+    """An orphan of ours: its own session, our session token in its environment."""
+    return subprocess.Popen(["sleep", "60"], start_new_session=True, env={**os.environ, TOKEN_VARIABLE: token})
+
+
+async def test_a_pid_file_naming_our_orphan_with_a_foreign_group_never_signals_that_group(tmp_path, foreign):
+    orphan = ours()
+    try:
+        pidfile = tmp_path / "web.pid"
+        forge(pidfile, orphan, pgid=foreign.pid)  # the orphan is ours; the group it names is not
+        result = await reclaim(pidfile, port=0, grace=0.5)
+        orphan.wait(timeout=5)
+        assert result.outcome is Outcome.RECLAIMED and f"does not lead group {foreign.pid}" in result.detail
+        assert foreign.poll() is None, "the foreign group was signalled"
+    finally:
+        orphan.kill()
+        orphan.wait()
+
+
+async def test_an_exact_forged_identity_of_a_process_without_our_token_is_foreign(tmp_path, foreign):
+    pidfile = tmp_path / "web.pid"
+    forge(pidfile, foreign)  # pid, start time, command, boot: all exact; its environment has no token
+    result = await reclaim(pidfile, port=0, grace=0.5)
+    assert result.outcome is Outcome.FOREIGN and "no loopctl session token" in result.detail
+    assert foreign.poll() is None, "a foreign process was signalled"
+    assert not pidfile.exists()
+
+
+@pytest.mark.parametrize("names", ["own_pid", "own_group"])
+async def test_a_pid_file_naming_the_engine_itself_is_stale_and_removed(tmp_path, names):
+    pidfile = tmp_path / "web.pid"
+    me = identify(os.getpid())
+    pid, pgid = (os.getpid(), os.getpid()) if names == "own_pid" else (os.getpid(), os.getpgrp())
+    write_pidfile(pidfile, PidRecord(pid, pgid, "x", me.create_time, me.cmdline, boot_time(), time.time()))
+    result = await reclaim(pidfile, port=0, grace=0.5)  # raised RefusedSignal (or worse) before
+    assert result.outcome is Outcome.STALE_PIDFILE and "the engine's own process or group" in result.detail
+    assert not pidfile.exists()

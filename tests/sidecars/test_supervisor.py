@@ -302,3 +302,44 @@ async def test_retry_clears_the_latch_and_relaunches(rig):
     with pytest.raises(ActionError) as running:
         await sup.reclaim(Target("sidecar", "w"))
     assert running.value.code == "not_applicable" and "running under this engine" in running.value.message
+
+
+async def test_a_pid_file_naming_the_engines_own_group_is_stale_and_the_sidecar_launches(rig):
+    from console.core.processes import boot_time, identify
+    from console.sidecars.pidfile import PidRecord, write_pidfile
+
+    directory = rig.tmp / "sidecars"
+    directory.mkdir()
+    me = identify(os.getpid())
+    write_pidfile(directory / "w.pid", PidRecord(os.getpid(), os.getpgrp(), "x", me.create_time, me.cmdline,
+                                                 boot_time(), 0.0))
+    sup = rig.supervisor(SidecarConfig(name="w", command=["sleep", "60"]))
+    await sup.start()
+    await rig.drive(lambda: state(sup, "w").state == "ready", what="ready")  # was failed: RefusedSignal each try
+    assert state(sup, "w").last_reclaim.startswith("stale_pidfile: ") and "engine's own" in state(sup, "w").last_reclaim
+
+
+async def test_a_sidecar_process_no_runner_launched_is_reclaimed_after_a_reconfigure(rig):
+    """What an earlier engine spawned and never recorded: found by this host's session prefix."""
+    from console.sidecars.reclaim import TOKEN_VARIABLE
+
+    sup = rig.supervisor(SidecarConfig(name="w", command=["sleep", "60"]))
+    await sup.start()
+    await rig.drive(lambda: state(sup, "w").state == "ready", what="ready")
+    ghost = subprocess.Popen(["sleep", "61"], start_new_session=True,
+                             env={**os.environ, TOKEN_VARIABLE: f"{sup.prefix}:gone:0123"})
+    stranger = subprocess.Popen(["sleep", "62"], start_new_session=True,  # another state dir's sidecar
+                                env={**os.environ, TOKEN_VARIABLE: f"{'0' * 32}:gone:0123"})
+    try:
+        assert oct((rig.tmp / "sidecars" / ".session").stat().st_mode & 0o777) == "0o600"  # a secret
+        kept = state(sup, "w").pid
+        await sup.reconfigure([SidecarConfig(name="w", command=["sleep", "60"])])  # unchanged: w keeps running
+        ghost.wait(timeout=5)
+        assert state(sup, "w").pid == kept and stranger.poll() is None
+        [event] = [e for e in rig.store.recent_events(50) if e.name == "gone"]
+        assert event.new == "stopped" and "reclaimed after a reconfigure" in event.reason
+        assert "no longer in the config" in event.reason and str(ghost.pid) in event.reason
+    finally:
+        for proc in (ghost, stranger):
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,44 @@
+"""cancel_and_wait: the task's cancellation ends there, the caller's own never does."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from console.core.waiting import cancel_and_wait
+
+
+async def slow_to_stop(stopping: asyncio.Event, release: asyncio.Event) -> None:
+    try:
+        await asyncio.Event().wait()
+    finally:  # a task that takes a while to finish once cancelled (a grace period, a last write)
+        stopping.set()
+        await release.wait()
+
+
+async def test_the_tasks_cancellation_is_absorbed():
+    stopping, release = asyncio.Event(), asyncio.Event()
+    release.set()
+    task = asyncio.ensure_future(slow_to_stop(stopping, release))
+    await asyncio.sleep(0)
+    await cancel_and_wait(task)
+    assert task.cancelled()
+
+
+async def test_the_callers_own_cancellation_goes_on_up():
+    stopping, release = asyncio.Event(), asyncio.Event()
+    inner = asyncio.ensure_future(slow_to_stop(stopping, release))
+    went_on = asyncio.Event()
+
+    async def caller() -> None:
+        await cancel_and_wait(inner)
+        went_on.set()  # with the cancellation swallowed, the caller carried on from here
+
+    outer = asyncio.ensure_future(caller())
+    await stopping.wait()  # the inner task is finishing; now the caller itself is cancelled
+    outer.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await outer
+    assert outer.cancelled() and not went_on.is_set()
