@@ -73,6 +73,8 @@ def parse_document(raw: bytes) -> RemoteDocument:
         raise ApplyError("config_invalid", f"not UTF-8 (byte {exc.start})") from None
     except ValueError as exc:
         raise ApplyError("config_invalid", f"invalid JSON: {exc}") from None
+    except RecursionError:  # `[[[[...` a hundred thousand deep: json gives up, and so do we
+        raise ApplyError("config_invalid", "invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ApplyError("config_invalid", f"the document must be a JSON object, not {type(data).__name__}")
     try:
