@@ -161,6 +161,7 @@ class Demo:
         threading.Thread(target=self._stale_the_managed_token, name="demo-stale-token", daemon=True).start()
 
     def _join(self) -> None:
+        from console.controlplane.answers import Joined  # noqa: PLC0415
         from console.controlplane.client import ControlPlaneClient  # noqa: PLC0415
         from console.controlplane.identity import load_or_create_key, store_refresh_token  # noqa: PLC0415
         from console.core.atomic import atomic_write_text  # noqa: PLC0415
@@ -168,16 +169,19 @@ class Demo:
         key = load_or_create_key(self.state)
         token = self._admin("join-tokens")["join_token"]
 
-        async def exchange() -> dict[str, Any]:
+        async def exchange() -> Joined:
             client = ControlPlaneClient(self.plane, key)
             try:
-                return (await client.join(token, "demo-host")).body
+                joined = (await client.join(token, "demo-host")).record
             finally:
                 await client.close()
+            if joined is None:
+                raise RuntimeError("the demo's control plane did not answer the join")
+            return joined
 
-        body = asyncio.run(exchange())
-        self.host_id = str(body["host_id"])
-        store_refresh_token(self.state, str(body["refresh_token"]))
+        joined = asyncio.run(exchange())
+        self.host_id = joined.host_id
+        store_refresh_token(self.state, joined.refresh_token)
         user_loop = self._admin("create-loop", host_id=self.host_id, name="ci-bot")["loop_id"]
         secrets = self.state / "secrets"
         atomic_write_text(secrets / "ci-bot.token", "rk_not-the-token-the-control-plane-issued\n", mode=0o600)

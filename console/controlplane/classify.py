@@ -23,6 +23,7 @@ class Why(StrEnum):
     UNAUTHORIZED = "unauthorized"
     NOT_FOUND = "not_found"
     GONE = "gone"
+    BAD_ANSWER = "bad_answer"  # a status, but a body of the wrong shape (not JSON, a field missing, too large)
 
 
 class Provenance(View, frozen=True):
@@ -37,11 +38,14 @@ class Verdict(View, frozen=True):
 
 
 def classify(status: int | None, failure: str | None = None, provenance: Provenance | None = None) -> Verdict:
-    """`status`: the HTTP status, or None when there was none; `failure`: "timeout" or "network" then.
+    """`status`: the HTTP status, or None when there was none; `failure`: "timeout" or "network" then,
+    or "bad_answer" for an answer whose body was of the wrong shape (whatever its status said).
 
     Without a provenance context a 401 stays terminal. Anything unexpected is transient: an answer
     we do not understand must never finalize a live loop.
     """
+    if failure == "bad_answer":
+        return Verdict(Outcome.TRANSIENT, Why.BAD_ANSWER)
     if status is None:
         return Verdict(Outcome.TRANSIENT, Why.TIMED_OUT if failure == "timeout" else Why.NETWORK_ERROR)
     if 200 <= status < 300:

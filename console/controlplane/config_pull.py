@@ -15,6 +15,7 @@ import logging
 from console.controlplane.client import ConfigFetch, ControlPlaneClient
 from console.controlplane.poll_schedule import Streak, advance, next_delay, parse_retry_after
 from console.core.clock import Clock
+from console.core.tasks import Tasks
 from console.core.waiting import cancel_and_wait, sleep_unless
 from console.remote.apply import MAX_DOCUMENT_BYTES, RemoteConfig
 from console.remote.records import PollRecord
@@ -46,13 +47,14 @@ def describe(fetched: ConfigFetch) -> tuple[str, str]:
 
 class ConfigPuller:
     def __init__(self, client: ControlPlaneClient, host_id: str, remote: RemoteConfig, clock: Clock, *,
-                 deadline: float = POLL_DEADLINE, stop_grace: float = STOP_GRACE) -> None:
+                 deadline: float = POLL_DEADLINE, stop_grace: float = STOP_GRACE, tasks: Tasks | None = None) -> None:
         self.client = client
         self.host_id = host_id
         self.remote = remote
         self.clock = clock
         self.deadline = deadline
         self.stop_grace = stop_grace
+        self.tasks = tasks if tasks is not None else Tasks(clock)
         self.streak = Streak()
         self.polls = 0
         self._task: asyncio.Task[None] | None = None
@@ -60,7 +62,7 @@ class ConfigPuller:
         self._stopping = False
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="config-pull")
+        self._task = self.tasks.spawn("config-pull", self._run, "remote_config:host")
 
     async def stop(self) -> None:
         """An in-flight request gets `stop_grace` seconds to finish, then it is cancelled."""
@@ -79,9 +81,14 @@ class ConfigPuller:
                 delay = await self.poll_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # a bug here must not end polling for good
+            except Exception as exc:  # a bug here must not end polling for good, nor leave the record stale
                 log.exception("config poll failed")
                 delay = self.remote.poll_interval
+                now = self.clock.time()
+                problem = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+                self.remote.record_poll(PollRecord(now, "poll_error", None, f"the poll failed ({problem}); "
+                                                   f"polling again in {delay:.0f} s", False), now + delay)
+            self.tasks.ran_well("config-pull")
             self.remote.schedule(self.clock.time() + delay)
             await self.clock.sleep(delay)
 

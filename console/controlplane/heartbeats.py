@@ -18,14 +18,16 @@ import logging
 import os
 import random
 from pathlib import Path
-from typing import Any
 
+from console.controlplane.answers import LoopGrant, Revived
 from console.controlplane.classify import Outcome, Provenance, Verdict
-from console.controlplane.client import Answer, ControlPlaneClient
+from console.controlplane.client import ControlPlaneClient
 from console.core.atomic import atomic_write
 from console.core.clock import Clock
 from console.core.config import LoopConfig
+from console.core.printable import printable
 from console.core.store import Store
+from console.core.tasks import Tasks
 from console.runs.scheduler import HELD, LOOP_KIND, Loops
 
 log = logging.getLogger("loopctl.heartbeats")
@@ -36,7 +38,7 @@ CONCURRENCY = 32
 
 class LoopHeartbeats:
     def __init__(self, client: ControlPlaneClient, *, state_dir: Path, configs: list[LoopConfig], store: Store,
-                 clock: Clock, loops: Loops, round_seconds: float = ROUND_SECONDS) -> None:
+                 clock: Clock, loops: Loops, round_seconds: float = ROUND_SECONDS, tasks: Tasks | None = None) -> None:
         self.client = client
         self.secrets = state_dir / "secrets" / "loops"
         self.configs = [c for c in configs if c.enabled]
@@ -45,34 +47,34 @@ class LoopHeartbeats:
         self.loops = loops
         self.round_seconds = round_seconds
         self.limit = asyncio.Semaphore(CONCURRENCY)
+        self.tasks = tasks if tasks is not None else Tasks(clock)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.last: dict[str, tuple[str, float]] = {}  # loop id -> (last verdict, when)
 
     async def start(self) -> None:
         await asyncio.gather(*(self.bind(cfg) for cfg in self.configs))
         await self.recover()
-        self._tasks = {cfg.id: asyncio.create_task(self._schedule(cfg), name=f"heartbeat:{cfg.id}")
-                       for cfg in self.configs}
+        self._tasks = {cfg.id: self._spawn(cfg) for cfg in self.configs}
+
+    def _spawn(self, cfg: LoopConfig) -> asyncio.Task[None]:
+        return self.tasks.spawn(f"heartbeat:{cfg.id}", lambda: self._schedule(cfg), f"{LOOP_KIND}:{cfg.id}")
 
     async def stop(self) -> None:
-        for task in self._tasks.values():
-            task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await self.tasks.stop(*(f"heartbeat:{loop_id}" for loop_id in self._tasks))
 
     async def reconfigure(self, configs: list[LoopConfig]) -> None:
         """After a config change: schedules of changed or removed loops stop; new and changed loops
         are bound (created on the control plane when managed) and get their own schedule."""
         wanted = {c.id: c for c in configs if c.enabled}
         current = {c.id: c for c in self.configs}
-        for loop_id, task in list(self._tasks.items()):
+        for loop_id in list(self._tasks):
             if wanted.get(loop_id) != current.get(loop_id):
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await self.tasks.stop(f"heartbeat:{loop_id}")
                 del self._tasks[loop_id]
         fresh = [cfg for loop_id, cfg in wanted.items() if loop_id not in self._tasks]
         await asyncio.gather(*(self.bind(cfg) for cfg in fresh))
         for cfg in fresh:
-            self._tasks[cfg.id] = asyncio.create_task(self._schedule(cfg), name=f"heartbeat:{cfg.id}")
+            self._tasks[cfg.id] = self._spawn(cfg)
         self.configs = list(wanted.values())
 
     # -- binding and tokens ----------------------------------------------------------------------
@@ -90,13 +92,13 @@ class LoopHeartbeats:
         except OSError:
             return None
 
-    def adopt(self, cfg: LoopConfig, remote_id: str, body: dict[str, Any], how: str) -> None:
+    def adopt(self, cfg: LoopConfig, remote_id: str, grant: LoopGrant | Revived, how: str) -> None:
         """The one helper that persists a runner token, for creation, live revival and boot revival."""
         self.secrets.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.chmod(self.secrets, 0o700)
-        atomic_write(self.secrets / f"{cfg.id}.token", str(body["runner_token"]).encode(), mode=0o600)
-        self.store.transition(BINDING_KIND, cfg.id, "bound", f"{how} (token jti {body.get('jti')})",
-                              {"remote_id": remote_id, "jti": body.get("jti"), "expires_at": body.get("expires_at"),
+        atomic_write(self.secrets / f"{cfg.id}.token", grant.runner_token.encode(), mode=0o600)
+        self.store.transition(BINDING_KIND, cfg.id, "bound", f"{how} (token jti {grant.jti})",
+                              {"remote_id": remote_id, "jti": grant.jti, "expires_at": grant.expires_at,
                                "provenance": cfg.provenance})
 
     async def bind(self, cfg: LoopConfig) -> None:
@@ -105,9 +107,9 @@ class LoopHeartbeats:
             return
         async with self.limit:  # a thousand loops bind at first start: bounded, like heartbeats
             answer = await self.client.create_loop(cfg.id)
-        if answer.status == 201:
-            self.adopt(cfg, str(answer.body["loop_id"]), answer.body, "created on the control plane")
-        else:
+        if answer.record is not None:
+            self.adopt(cfg, answer.record.loop_id, answer.record, "created on the control plane")
+        else:  # not bound: it gets no heartbeats; the next reconfigure or boot tries again
             log.warning("loop %s: not created on the control plane yet (%s)", cfg.id, answer.verdict().why)
 
     # -- heartbeats --------------------------------------------------------------------------------
@@ -117,7 +119,10 @@ class LoopHeartbeats:
         so a thousand loops do not heartbeat in step (the semaphore bounds what overlaps)."""
         await self.clock.sleep(random.uniform(0, self.round_seconds))
         while True:
+            if cfg.provenance == "managed" and self.remote_id(cfg) is None:
+                await self.bind(cfg)  # its creation failed at boot (unreachable, a bad answer): again, each round
             await self.beat(cfg, runner_alive=self.loops.scheduling(cfg.id))
+            self.tasks.ran_well(f"heartbeat:{cfg.id}")
             await self.clock.sleep(self.round_seconds * random.uniform(0.9, 1.1))
 
     async def round(self) -> None:
@@ -142,13 +147,16 @@ class LoopHeartbeats:
             answer = await self.client.loop_heartbeat(remote, token, run_id, "running" if run_id else "idle")
         provenance = Provenance(managed=cfg.provenance == "managed", runner_alive=runner_alive, key_available=True)
         verdict = answer.verdict(provenance)
+        status = answer.record.status if answer.record is not None else None
+        retry_after = answer.retry_after
         if verdict.outcome is Outcome.POP_FALLBACK:  # at most one fallback per heartbeat (and so per recovery)
             async with self.limit:
-                answer = await self.client.revive_loop(remote, run_id, "running" if run_id else "idle")
-            verdict = answer.verdict(None)
-            if verdict.outcome is Outcome.LIVE:
-                self.adopt(cfg, remote, answer.body, "revived by proof of possession")
-        self.apply(cfg, answer, verdict)
+                revived = await self.client.revive_loop(remote, run_id, "running" if run_id else "idle")
+            verdict, retry_after = revived.verdict(None), revived.retry_after
+            status = revived.record.status if revived.record is not None else None
+            if verdict.outcome is Outcome.LIVE and revived.record is not None:
+                self.adopt(cfg, remote, revived.record, "revived by proof of possession")
+        self.apply(cfg, verdict, status, retry_after)
         said = verdict.outcome.value + (f"/{verdict.why.value}" if verdict.why else "")
         self.last[cfg.id] = (said, self.clock.time())
         return verdict
@@ -157,9 +165,9 @@ class LoopHeartbeats:
         thing = self.store.thing(LOOP_KIND, cfg.id)
         return thing.state if thing else "active"
 
-    def apply(self, cfg: LoopConfig, answer: Answer, verdict: Verdict) -> None:
+    def apply(self, cfg: LoopConfig, verdict: Verdict, status: str | None, retry_after: str | None) -> None:
+        """`status`: what a live answer said of the loop (active, paused, timed_out)."""
         if verdict.outcome is Outcome.LIVE:
-            status = str(answer.body.get("status", "active"))
             if status == "timed_out":
                 self._set(cfg, "finalized", "the control plane timed the loop out")
             elif status == "paused":
@@ -169,7 +177,7 @@ class LoopHeartbeats:
         elif verdict.outcome is Outcome.TERMINAL:
             self._set(cfg, "finalized", f"heartbeat {verdict.why}")
         elif self.state(cfg) not in HELD:  # transient: still live, runs go on, the next round retries
-            after = f", retry after {answer.retry_after}" if answer.retry_after else ""
+            after = f", retry after {printable(retry_after[:40], lines=False)}" if retry_after else ""
             self._set(cfg, "transient", f"heartbeat failed ({verdict.why}{after}); still live")
 
     def _set(self, cfg: LoopConfig, state: str, reason: str) -> None:

@@ -7,7 +7,6 @@ path performs it. Credentials stay in their files; nothing here logs or stores a
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Callable
@@ -22,8 +21,9 @@ from console.controlplane.view import ControlPlaneView
 from console.core.clock import Clock
 from console.core.config import ControlPlaneSection, LoopConfig
 from console.core.errors import LoopctlError
+from console.core.printable import printable
 from console.core.store import Store
-from console.core.waiting import cancel_and_wait
+from console.core.tasks import Tasks
 from console.remote.apply import RemoteConfig
 from console.runs.scheduler import Loops
 
@@ -34,7 +34,8 @@ HOST_KIND = "host"
 class HostLink:
     def __init__(self, section: ControlPlaneSection, *, state_dir: Path, store: Store, clock: Clock,
                  on_change: Callable[[], None], loops: Loops | None = None,
-                 loop_configs: list[LoopConfig] | None = None, remote: RemoteConfig | None = None) -> None:
+                 loop_configs: list[LoopConfig] | None = None, remote: RemoteConfig | None = None,
+                 tasks: Tasks | None = None) -> None:
         self.section = section
         self.state_dir = state_dir
         self.store = store
@@ -43,7 +44,7 @@ class HostLink:
         self.client: ControlPlaneClient | None = None
         self.last_heartbeat_at: float | None = None
         self.last_error = ""
-        self._task: asyncio.Task[None] | None = None
+        self.tasks = tasks if tasks is not None else Tasks(clock, on_change)
         self.loops = loops
         self.loop_configs = loop_configs or []
         self.heartbeats: LoopHeartbeats | None = None
@@ -65,11 +66,11 @@ class HostLink:
             return
         self.client = ControlPlaneClient(self.section.url, key)
         self.client.refresh_token = refresh
-        self._task = asyncio.create_task(self._beat(), name="host-heartbeat")
+        self.tasks.spawn("host-heartbeat", self._beat, f"{HOST_KIND}:{self.section.host_id}")
         if self.loops is not None and self.loop_configs:
             await self._start_heartbeats(self.loop_configs)  # creates managed loops, then boot recovery
         if self.remote is not None:  # polls at once (at boot, and so right after a join), then on its interval
-            self.puller = ConfigPuller(self.client, self.section.host_id, self.remote, self.clock)
+            self.puller = ConfigPuller(self.client, self.section.host_id, self.remote, self.clock, tasks=self.tasks)
             self.puller.start()
 
     async def reconfigure(self, loop_configs: list[LoopConfig]) -> None:
@@ -83,18 +84,23 @@ class HostLink:
         assert self.client is not None and self.loops is not None
         self.heartbeats = LoopHeartbeats(self.client, state_dir=self.state_dir, configs=configs, store=self.store,
                                          clock=self.clock, loops=self.loops,
-                                         round_seconds=self.section.loop_heartbeat_seconds)
+                                         round_seconds=self.section.loop_heartbeat_seconds, tasks=self.tasks)
         await self.heartbeats.start()
 
     async def stop(self) -> None:
-        if self.puller is not None:
-            await self.puller.stop()
-        if self.heartbeats is not None:
-            await self.heartbeats.stop()
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-        if self.client is not None:
-            await self.client.close()
+        """Each part stops whatever another part did: nothing an answer caused may keep the engine
+        from stopping its sidecars after this."""
+        steps = [self.puller.stop if self.puller is not None else None,
+                 self.heartbeats.stop if self.heartbeats is not None else None,
+                 lambda: self.tasks.stop("host-heartbeat"),
+                 self.client.close if self.client is not None else None]
+        for step in steps:
+            if step is None:
+                continue
+            try:
+                await step()
+            except Exception:  # logged; the next step still runs
+                log.exception("control-plane link: stopping failed")
 
     def _fail(self, why: str) -> None:
         self.last_error = why
@@ -105,10 +111,11 @@ class HostLink:
         while True:
             answer = await self.client.host_heartbeat(self.section.host_id)
             verdict = answer.verdict()
-            if verdict.outcome is Outcome.LIVE:
+            self.tasks.ran_well("host-heartbeat")
+            if verdict.outcome is Outcome.LIVE and answer.record is not None:
                 self.last_heartbeat_at = self.clock.time()
                 self.last_error = ""
-                status = str(answer.body.get("status", "online"))
+                status = answer.record.status
                 if self.store.transition(HOST_KIND, self.section.host_id, status, f"control plane reports {status}",
                                          {"url": self.section.url}) is None:
                     self.on_change()  # same status: the heartbeat time still changed
@@ -117,7 +124,8 @@ class HostLink:
                 return
             else:
                 self.last_error = f"heartbeat failed ({verdict.why}"
-                self.last_error += f", retry after {answer.retry_after})" if answer.retry_after else ")"
+                retry = printable(answer.retry_after[:40], lines=False) if answer.retry_after else ""
+                self.last_error += f", retry after {retry})" if retry else ")"
                 log.warning("control plane %s: %s", self.section.url, self.last_error)
                 self.on_change()
             interval = self.section.heartbeat_interval_seconds
@@ -125,6 +133,8 @@ class HostLink:
 
     def view(self) -> ControlPlaneView:
         thing = self.store.thing(HOST_KIND, self.section.host_id)
+        bad = self.client.bad_answers if self.client is not None else {}
         return ControlPlaneView(url=self.section.url, host_id=self.section.host_id,
                                 status=thing.state if thing else "provisioning",
-                                last_heartbeat_at=self.last_heartbeat_at, last_error=self.last_error)
+                                last_heartbeat_at=self.last_heartbeat_at, last_error=self.last_error,
+                                bad_answer="; ".join(f"{call}: {problem}" for call, problem in sorted(bad.items())))

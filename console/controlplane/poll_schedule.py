@@ -1,13 +1,14 @@
-"""When the next config poll happens, pure. Retry-After in either RFC 9110 form (delay-seconds, or an
-HTTP-date in IMF-fixdate, RFC 850 or asctime format); anything else is garbage and falls back to
-linear backoff. No server can make a host wait longer than RETRY_AFTER_CAP or spin faster than
-RETRY_AFTER_FLOOR.
+"""When the next config poll happens, pure. Retry-After in either RFC 9110 form (delay-seconds as
+ASCII digits, or an HTTP-date read by `email.utils`); anything else (a Unicode digit such as `²`,
+thousands of digits, a sign, a fraction) is garbage and falls back to linear backoff. No server can
+make a host wait longer than RETRY_AFTER_CAP or spin faster than RETRY_AFTER_FLOOR.
 """
 
 from __future__ import annotations
 
-import calendar
-import time
+import email.utils
+import re
+from datetime import UTC
 
 from console.core.records import View
 
@@ -16,27 +17,27 @@ RETRY_AFTER_CAP = 3600.0
 LINEAR_STEP = 30.0
 LEGACY_CAP = 3600.0
 
-_DATE_FORMATS = (
-    "%a, %d %b %Y %H:%M:%S GMT",  # IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
-    "%A, %d-%b-%y %H:%M:%S GMT",  # RFC 850:     Sunday, 06-Nov-94 08:49:37 GMT
-    "%a %b %d %H:%M:%S %Y",  # asctime:     Sun Nov  6 08:49:37 1994
-)
+# Ten ASCII digits are more than the cap in seconds: anything longer is refused before int() sees it.
+_SECONDS = re.compile(r"[0-9]{1,10}")
+_LONGEST_DATE = 64
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait, or None when the header is absent or not a valid Retry-After."""
     if value is None:
         return None
-    text = value.strip()
-    if text.isdigit():
+    text = value.strip(" \t")
+    if _SECONDS.fullmatch(text):
         return float(int(text))
-    for form in _DATE_FORMATS:
-        try:
-            parsed = time.strptime(text, form)
-        except ValueError:
-            continue
-        return max(0.0, calendar.timegm(parsed) - now)
-    return None
+    if len(text) > _LONGEST_DATE or not text.isascii():
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # asctime has no zone; HTTP-dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
 
 
 class Streak(View, frozen=True):

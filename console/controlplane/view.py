@@ -11,3 +11,4 @@ class ControlPlaneView(View, frozen=True):
     status: str  # as the control plane sees the host: provisioning, online, offline, degraded, failed
     last_heartbeat_at: float | None = None
     last_error: str = ""
+    bad_answer: str = ""  # per call, what was wrong with its last answer ("token: HTTP 200: not JSON ...")

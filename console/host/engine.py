@@ -22,6 +22,7 @@ from console.core.paths import Paths
 from console.core.plurals import counted
 from console.core.records import replace
 from console.core.store import Store
+from console.core.tasks import Tasks
 from console.readmodel.snapshot import (
     ENGINE_KIND,
     ENGINE_NAME,
@@ -33,7 +34,7 @@ from console.readmodel.snapshot import (
     host_view,
     things_view,
 )
-from console.readmodel.tray import reload_refused_reason
+from console.readmodel.tray import reload_refused_reason, task_reasons
 from console.remote.plugin_error import PluginError
 from console.remote.plugins import Plugins, is_installed, missing_programs, resolve
 from console.runs.scheduler import Loops
@@ -66,6 +67,7 @@ class Engine:
         self.reload_refused: str | None = None  # why the last SIGHUP kept the running config, until one applies
         self.reload_requested = asyncio.Event()
         self.crash = CrashPoints(paths.state_dir)
+        self.tasks = Tasks(clock, self.changes.bump)  # the engine's own long-lived tasks, supervised
         self._fetcher: ArtifactFetcher | None = None
         self.plugins = Plugins(paths.state_dir / "plugins", store=store, clock=clock, fetch=self._fetch)
         self.remote: RemoteConfig | None = None
@@ -93,7 +95,7 @@ class Engine:
 
             self.link = HostLink(loaded.config.control_plane, state_dir=paths.state_dir, store=store, clock=clock,
                                  on_change=self.changes.bump, loops=self.loops, loop_configs=self.config.loop,
-                                 remote=self.remote)
+                                 remote=self.remote, tasks=self.tasks)
         # Plugins reconcile when the control plane first sees the host online, whichever path records it.
         store.bus.subscribe(self._on_online, kind="host", from_="provisioning", to="online")
         self._background: set[asyncio.Task[None]] = set()
@@ -121,10 +123,15 @@ class Engine:
         self.loops.start_runners()
 
     async def stop(self) -> None:
-        if self.link is not None:
-            await self.link.stop()
-        if self.remote is not None:
-            await self.remote.stop()
+        # Whatever the control plane answered, stopping goes on to the loops and the sidecars.
+        for part in (self.link, self.remote):
+            if part is None:
+                continue
+            try:
+                await part.stop()
+            except Exception:
+                log.exception("stopping %s failed; stopping the rest", type(part).__name__)
+        await self.tasks.stop()
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -160,6 +167,8 @@ class Engine:
         )
         if self.reload_refused is not None:
             snap = snap.with_reasons(reload_refused_reason(self.reload_refused))
+        if self.tasks.trouble:
+            snap = snap.with_reasons(*task_reasons(self.tasks.troubles()))
         self._cached = (version, snap)
         return snap
 

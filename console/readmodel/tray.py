@@ -15,6 +15,7 @@ from console.core.records import View, field
 
 if TYPE_CHECKING:
     from console.controlplane.view import ControlPlaneView
+    from console.core.tasks import TaskTrouble
     from console.remote.view import PluginView, RemoteConfigView
     from console.runs.view import LoopView, RunView
     from console.sidecars.view import SidecarView
@@ -55,6 +56,9 @@ CODE_PRIORITY: dict[str, int] = {
     "loop_finalized": 21,
     "loop_paused": 22,
     "control_plane_unreachable": 25,
+    "control_plane_bad_answer": 24,
+    "task_latched": 6,
+    "task_crashed": 7,
     "remote_config_rolled_back": 26,
     "remote_config_rejected": 27,
     "remote_config_poll_failed": 28,
@@ -192,13 +196,37 @@ def loop_reasons(loops: Iterable[LoopView], runs: Iterable[RunView]) -> list[Rea
 def control_plane_reasons(cp: ControlPlaneView | None) -> list[Reason]:
     if cp is None:
         return []
+    reasons = []
+    subject = f"host:{cp.host_id}"
     if cp.status == "failed":
-        return [Reason(Level.DEGRADED, "control_plane_rejected", f"control plane {cp.url}: {cp.last_error}",
-                       "join again: `loopctl join URL --token-file FILE`", f"host:{cp.host_id}")]
-    if cp.last_error:
-        return [Reason(Level.DEGRADED, "control_plane_unreachable", f"control plane {cp.url}: {cp.last_error}",
-                       "check the network and the control plane; loops keep running meanwhile", f"host:{cp.host_id}")]
-    return []
+        reasons.append(Reason(Level.DEGRADED, "control_plane_rejected", f"control plane {cp.url}: {cp.last_error}",
+                              "join again: `loopctl join URL --token-file FILE`", subject))
+    elif cp.last_error and not cp.bad_answer:
+        reasons.append(Reason(Level.DEGRADED, "control_plane_unreachable", f"control plane {cp.url}: {cp.last_error}",
+                              "check the network and the control plane; loops keep running meanwhile", subject))
+    if cp.bad_answer:  # it answers, but not as the protocol says: a proxy, a captive portal, a broken server
+        reasons.append(Reason(Level.DEGRADED, "control_plane_bad_answer",
+                              f"control plane {cp.url} answered wrongly: {cp.bad_answer}",
+                              "check what answers at that URL (a proxy or portal?) and the control plane's "
+                              "version; calls retry on their schedule, loops keep running", subject))
+    return reasons
+
+
+def task_reasons(troubles: Iterable[TaskTrouble]) -> list[Reason]:
+    """The engine's own tasks that crashed: restarting with backoff, or latched until a restart."""
+    reasons = []
+    for t in troubles:
+        if t.latched:
+            reasons.append(Reason(Level.DEGRADED, "task_latched",
+                                  f"engine task {t.name} crashed {t.crashes} times and is stopped ({t.error})",
+                                  "a bug in loopctl: report it with the journal; restart the engine to retry",
+                                  t.subject))
+        else:
+            reasons.append(Reason(Level.DEGRADED, "task_crashed",
+                                  f"engine task {t.name} crashed ({t.error}); restarting it",
+                                  "a bug in loopctl: report it with the journal; it restarts by itself",
+                                  t.subject))
+    return reasons
 
 
 # Poll outcomes that are not failures of the host: nothing new, no remote config, asked to wait.

@@ -121,16 +121,16 @@ async def test_managed_dead_401_at_boot_sends_no_revival_and_finalizes(rig):
 
 
 async def test_a_user_loop_401_is_terminal_without_revival(rig, tmp_path):
-    grant = (await rig.client.create_loop("theirs")).body
+    grant = (await rig.client.create_loop("theirs")).record
     token_file = tmp_path / "theirs.token"
-    token_file.write_text(grant["runner_token"])
-    cfg = loop(id="theirs", provenance="user", token_file=str(token_file), remote_id=grant["loop_id"])
+    token_file.write_text(grant.runner_token)
+    cfg = loop(id="theirs", provenance="user", token_file=str(token_file), remote_id=grant.loop_id)
     _loops, beats = rig.loops(cfg)
-    admin(rig.plane, "expire-token", loop_id=grant["loop_id"])
+    admin(rig.plane, "expire-token", loop_id=grant.loop_id)
     verdict = await beats.beat(cfg, runner_alive=True)
     assert (verdict.outcome.value, verdict.why.value) == ("terminal", "unauthorized")
     assert rig.state("theirs") == "finalized"
-    assert admin(rig.plane, "inspect", loop_id=grant["loop_id"])["revivals"] == 0
+    assert admin(rig.plane, "inspect", loop_id=grant.loop_id)["revivals"] == 0
 
 
 async def test_410_during_revival_finalizes(rig):

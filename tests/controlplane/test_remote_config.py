@@ -71,7 +71,7 @@ class Rig:
 async def make_rig(plane: str, root: Path, *, deadline: float = 30.0) -> Rig:
     client = ControlPlaneClient(plane, Ed25519PrivateKey.generate())
     joined = await client.join(admin(plane, "join-tokens")["join_token"], "edge-rc")
-    host_id = joined.body["host_id"]
+    host_id = joined.record.host_id
     clock = FakeClock(start=1_800_000_000.0)
     store = Store.open(root / "loopctl.db", clock)
     local = HostConfig(control_plane=ControlPlaneSection(url=plane, host_id=host_id, poll_interval_seconds=60))
