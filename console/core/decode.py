@@ -48,17 +48,22 @@ def convert(cls: type[T], data: object, *, path: str = "") -> T:
         return msgspec.convert(data, cls)
     except msgspec.ValidationError as exc:
         raise _worded(cls, data, str(exc), path) from None
+    except RecursionError:
+        raise DecodeError(path, "data nested less deeply", "a value nested too deeply") from None
 
 
 def decode_json(cls: type[T], raw: bytes | str, *, path: str = "") -> T:
     """JSON text as `cls` in one pass; on a wrong shape the text is parsed again to word the error."""
     try:
-        return msgspec.json.decode(raw, type=cls)
-    except msgspec.ValidationError as exc:
-        data = msgspec.json.decode(raw)
-        raise _worded(cls, data, str(exc), path) from None
+        try:
+            return msgspec.json.decode(raw, type=cls)
+        except msgspec.ValidationError as exc:
+            data = msgspec.json.decode(raw)
+            raise _worded(cls, data, str(exc), path) from None
     except msgspec.DecodeError as exc:
         raise DecodeError(path, "JSON", f"malformed: {exc}") from None
+    except RecursionError:  # `[[[[...` thousands deep, where a value of any shape is allowed
+        raise DecodeError(path, "JSON", "nested too deeply") from None
 
 
 def encode_json(value: object) -> bytes:

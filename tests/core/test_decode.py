@@ -90,3 +90,14 @@ def test_any_plain_data_decodes_or_is_one_decode_error(data):
         assert str(exc)  # always words itself
     else:
         assert isinstance(item, Item)
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000, b'{"name": "x", "extra": {"k": ' + DEEP + b"}}"])
+def test_json_nested_thousands_deep_is_one_decode_error(raw):
+    """A hostile document nested 100,000 deep ends as one DecodeError, never a RecursionError in a task."""
+    with pytest.raises(DecodeError) as info:
+        decode_json(Item, raw)
+    assert info.value.expected in ("JSON", "a table")
