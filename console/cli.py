@@ -31,7 +31,7 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
                         help="refuse every action (reclaim, retry, cancel)")
 
 
-COMMANDS = ("run", "join", "controlplane", "demo", *VERBS)
+COMMANDS = ("run", "join", "controlplane", "demo", "logs", *VERBS)
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -86,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--state-dir", metavar="DIR", help="a new or empty directory for it (default: a temporary one, "
                                                          "removed afterwards)")
     demo.add_argument("--once", action="store_true", help="print the report once every state shows, then end it")
+    logs = sub.add_parser("logs", help="a sidecar's log or a run's output, from the engine that owns the host")
+    _common(logs, suppress=True)
+    logs.add_argument("target", metavar="TARGET", help="sidecar:NAME (its previous launch's log, then its current "
+                                                       "one) or run:ID (the run's output)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing what it writes (ctrl+c ends)")
+    logs.add_argument("-n", "--lines", type=_line_count, default=100, metavar="N",
+                      help="how many of the last lines to print first (default 100, at most 5000)")
     targets = {"reclaim": "sidecar:NAME: end what an earlier engine left, then relaunch",
                "retry": "sidecar:NAME, loop:ID or run:ID: clear a failure or escalation, or rerun a run",
                "cancel": "run:ID: end a queued or running run and its process group (ID: whole, or its end, "
@@ -95,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
         _common(act, suppress=True)
         act.add_argument("target", metavar="TARGET")
     return parser
+
+
+def _line_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of lines") from None
+    if not 0 <= count <= 5000:
+        raise argparse.ArgumentTypeError(f"{count} lines: give 0 to 5000")
+    return count
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -137,6 +154,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _once(paths, args.format) if args.once else _console(paths, read_only=args.read_only)
     if args.command in VERBS:  # said to the engine, which runs its own config: the file is not read
         return _action(paths.socket, paths.state_dir, args.command, args.target, read_only=args.read_only)
+    if args.command == "logs":
+        return _logs(paths.socket, paths.state_dir, args.target, args.lines, follow=args.follow)
     if args.command == "run":
         from console.core.config import load_config
         from console.host import daemon
@@ -203,3 +222,37 @@ def _action(socket_path: Path, state_dir: Path, verb: str, target: str, *, read_
     result = answer.get("result") or {}
     print(printable(f"{verb} {target}: {result.get('message', 'done')}"))
     return 0
+
+
+def _logs(socket_path: Path, state_dir: Path, target: str, lines: int, *, follow: bool) -> int:
+    """Lines on stdout as the files have them (made printable); which file they come from, and a
+    rotation or cut-back seen while following, on stderr, as `tail` names its files."""
+    from console.host.client import NoEngine, NotPermitted, tail
+
+    try:
+        for answer in tail(socket_path, target, lines, follow=follow):
+            if not answer.get("ok"):
+                err = answer.get("error") or {}
+                print(printable(f"loopctl: logs {target} refused ({err.get('code', 'error')}): "
+                                f"{err.get('message', '')}"), file=sys.stderr)
+                return EXIT_BAD_INPUT
+            chunk = answer.get("chunk")
+            if not isinstance(chunk, dict):
+                continue
+            note = chunk.get("note")
+            if note:
+                print(printable(f"==> {chunk.get('file')}: {NOTES.get(note, note)} <=="), file=sys.stderr)
+            text = "".join(f"{line}\n" for line in chunk.get("lines") or [])
+            if text:
+                sys.stdout.write(printable(text))
+                sys.stdout.flush()
+    except NotPermitted:
+        raise LoopctlError(f"{socket_path} belongs to another user: run loopctl as that user") from None
+    except NoEngine:
+        raise LoopctlError(f"no engine owns {state_dir}: logs are read through the engine; start it with "
+                           f"`loopctl run`, then logs again") from None
+    return 0
+
+
+NOTES = {"missing": "no such file yet", "rotated": "a new file (the sidecar launched again)",
+         "truncated": "cut back past its size cap: reading from its start"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,10 @@ DEFAULT_TIMEOUT = 5.0
 
 class NotPermitted(Exception):
     """The socket exists but belongs to someone else (EACCES)."""
+
+
+class NoEngine(Exception):
+    """No engine listens on the socket (none, or a dead engine's)."""
 
 
 def request(socket_path: Path, op: str, *, timeout: float = DEFAULT_TIMEOUT, **fields: Any) -> dict[str, Any] | None:
@@ -73,3 +78,42 @@ def read_line(sock: socket.socket) -> tuple[bytes | None, bytes]:
         size += len(chunk)
         if size > MAX_RESPONSE_BYTES:
             raise OwnerUnavailable(f"the engine's answer exceeded {MAX_RESPONSE_BYTES} bytes")
+
+
+def tail(socket_path: Path, target: str, lines: int, *, follow: bool,
+         timeout: float = DEFAULT_TIMEOUT) -> Iterator[dict[str, Any]]:
+    """The `tail` op's answers, one at a time, until its `end` (an `ok: false` answer is yielded and
+    ends it too). Raises NoEngine, NotPermitted, or OwnerUnavailable for an engine that stops answering.
+    While following, the engine may stay quiet as long as the log does: only the first answer has a
+    deadline."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(os.fspath(socket_path))
+        except (FileNotFoundError, ConnectionRefusedError):
+            raise NoEngine(str(socket_path)) from None
+        except PermissionError:
+            raise NotPermitted(str(socket_path)) from None
+        answer, rest = exchange(sock, socket_path, {"id": 1, "op": "tail", "target": target, "lines": lines,
+                                                    "follow": follow}, timeout)
+        sock.settimeout(None if follow else timeout)
+        buffer = bytearray(rest)
+        while True:
+            yield answer
+            if not answer.get("ok") or answer.get("end"):
+                return
+            while (newline := buffer.find(b"\n")) < 0:
+                if len(buffer) > MAX_RESPONSE_BYTES:
+                    raise OwnerUnavailable(f"the engine's answer exceeded {MAX_RESPONSE_BYTES} bytes")
+                try:
+                    data = sock.recv(1 << 16)
+                except TimeoutError:
+                    raise OwnerUnavailable(f"the engine on {socket_path} stopped answering mid-log") from None
+                if not data:
+                    raise OwnerUnavailable(f"the engine on {socket_path} hung up: it may have stopped")
+                buffer += data
+            answer = decode_line(bytes(buffer[: newline + 1]))
+            del buffer[: newline + 1]
+    finally:
+        sock.close()

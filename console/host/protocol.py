@@ -8,7 +8,15 @@
     any failure                                                -> {"id": n, "ok": false,
                                                                    "error": {"code": "...", "message": "..."}}
 
+    {"id": 5, "op": "tail", "target": "sidecar:web", "lines": 100, "follow": true}
+                                                               -> {"id": 5, "ok": true, "chunk": {"file": "web.log",
+                                                                   "lines": [...], "note": ""}} ...
+                                                                  {"id": 5, "ok": true, "end": true}
+
 `watch` answers with the current snapshot at once, then one more line each time something changes.
+`tail` answers with a thing's last `lines` lines (at most 5000; a sidecar's previous launch's log
+before its current one), then with `follow` one chunk per poll that found more, until the peer hangs
+up or the run it reads has finished; `end` says nothing more comes. At most `MAX_TAILS` follow at once.
 """
 
 from __future__ import annotations
@@ -21,7 +29,8 @@ import msgspec.json
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 1 << 20
 MAX_RESPONSE_BYTES = 64 << 20
-OPS = ("hello", "snapshot", "watch", "action")
+OPS = ("hello", "snapshot", "watch", "action", "tail")
+MAX_TAILS = 16
 
 
 class ProtocolError(Exception):

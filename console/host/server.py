@@ -14,11 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from console.core.actions import ActionError
+from console.core.logtail import split_chunk
+from console.core.records import to_builtins
 from console.core.waiting import first_done
 from console.host.engine import Engine
 from console.host.lease import peer_allowed
+from console.host.logs import plan, stream
 from console.host.protocol import (
     MAX_REQUEST_BYTES,
+    MAX_TAILS,
     OPS,
     PROTOCOL_VERSION,
     ProtocolError,
@@ -45,6 +49,8 @@ class SocketServer:
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._watch_sent: dict[asyncio.Task[None], int] = {}  # last version pushed to each watcher
+        self._tails = 0  # connections following a log right now
+        self.tail_poll_seconds: float | None = None  # tests poll faster than the default
 
     async def start(self) -> None:
         # Only the lease holder gets here, so an existing socket is a dead engine's: replace it.
@@ -135,6 +141,9 @@ class SocketServer:
             if op == "watch":
                 await self._watch(rid, reader, writer)
                 return
+            if op == "tail":
+                await self._tail(rid, request, reader, writer)
+                return
             await _send(writer, await self._answer(rid, op, request))
 
     async def _answer(self, rid: object, op: object, request: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +177,51 @@ class SocketServer:
                     newer.cancel()
                     return
         finally:
+            hangup.cancel()
+
+
+    async def _tail(self, rid: object, request: dict[str, Any], reader: asyncio.StreamReader,
+                    writer: asyncio.StreamWriter) -> None:
+        """A thing's log: its history, then (following) each new chunk, then `end`. The connection is
+        the tail's: it ends with it, or when the peer hangs up."""
+        follow = request.get("follow") is True
+        try:
+            log_plan = plan(self.engine, request.get("target"))
+        except ActionError as exc:
+            await _send(writer, error(rid, exc.code, exc.message))
+            return
+        if follow and self._tails >= MAX_TAILS:
+            await _send(writer, error(rid, "busy", f"{MAX_TAILS} consoles already follow logs here: close one, "
+                                                   f"or read without following"))
+            return
+        self._tails += follow
+        hangup = asyncio.ensure_future(_until_eof(reader))
+        try:
+            poll = {"poll_seconds": self.tail_poll_seconds} if self.tail_poll_seconds else {}
+            chunks = stream(log_plan, request.get("lines", 100), follow=follow, **poll)
+            try:
+                while True:
+                    step = asyncio.ensure_future(anext(chunks))
+                    await first_done(step, hangup)
+                    if hangup.done():
+                        step.cancel()  # and awaited, before the generator is closed beneath it
+                        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, ActionError):
+                            await step
+                        return
+                    try:
+                        chunk = step.result()
+                    except StopAsyncIteration:
+                        break
+                    for piece in split_chunk(chunk):
+                        await _send(writer, ok(rid, chunk=to_builtins(piece)))
+            except ActionError as exc:
+                await _send(writer, error(rid, exc.code, exc.message))
+                return
+            finally:
+                await chunks.aclose()
+            await _send(writer, ok(rid, end=True))
+        finally:
+            self._tails -= follow
             hangup.cancel()
 
 

@@ -144,3 +144,40 @@ async def arequest(socket_path: Path, op: str, *, timeout: float = DEFAULT_TIMEO
         raise OwnerUnavailable(f"the engine on {socket_path} did not answer within {timeout:g} s") from None
     except (FileNotFoundError, ConnectionRefusedError):
         raise OwnerUnavailable(f"no engine answers on {socket_path}: it has stopped") from None
+
+
+async def atail(socket_path: Path, target: str, lines: int, *, follow: bool,
+                timeout: float = DEFAULT_TIMEOUT) -> AsyncIterator[dict[str, Any]]:
+    """The `tail` op's answers for the console, until its `end` or a refusal (yielded, then done).
+    The first answer has a deadline; a followed log may then stay quiet as long as it likes."""
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_unix_connection(os.fspath(socket_path), limit=MAX_RESPONSE_BYTES)
+    except TimeoutError:
+        raise OwnerUnavailable(f"the engine on {socket_path} did not answer within {timeout:g} s") from None
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise OwnerUnavailable(f"no engine answers on {socket_path}: it has stopped") from None
+    try:
+        writer.write(encode_line({"id": 1, "op": "tail", "target": target, "lines": lines, "follow": follow}))
+        await writer.drain()
+        first = True
+        while True:
+            try:
+                if first:
+                    async with asyncio.timeout(timeout):
+                        line = await reader.readline()
+                else:
+                    line = await reader.readline()
+            except TimeoutError:
+                raise OwnerUnavailable(f"the engine on {socket_path} did not answer within {timeout:g} s") from None
+            except (ConnectionError, ValueError) as exc:
+                raise OwnerUnavailable(f"the engine on {socket_path} hung up ({exc})") from None
+            if not line:
+                raise OwnerUnavailable(f"the engine on {socket_path} hung up: it may have stopped")
+            first = False
+            answer = decode_line(line)
+            yield answer
+            if not answer.get("ok") or answer.get("end"):
+                return
+    finally:
+        writer.close()

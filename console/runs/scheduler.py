@@ -474,7 +474,7 @@ class Loops:
 
     # -- actions -------------------------------------------------------------------------------------
 
-    def _run(self, target: Target) -> RunRecord:
+    def find_run(self, target: Target) -> RunRecord:
         """The run a target names: by its whole id, or by the end of it (the console's short id)."""
         run = get_run(self.store, target.name)
         if run is not None:
@@ -490,7 +490,7 @@ class Loops:
         return run
 
     async def cancel(self, target: Target) -> dict[str, Any]:
-        run = self._run(target)
+        run = self.find_run(target)
         if RunStatus(run.status).finished:
             raise ActionError("not_applicable", f"run {run.id} already finished ({run.status}): nothing to cancel")
         if run.status == RunStatus.QUEUED:
@@ -525,7 +525,7 @@ class Loops:
         raise ActionError("not_applicable", f"run {run.id} is {run.status} but not under this engine")
 
     async def retry_run(self, target: Target) -> dict[str, Any]:
-        run = self._run(target)
+        run = self.find_run(target)
         if not RunStatus(run.status).finished:
             raise ActionError("not_applicable", f"run {run.id} is {run.status}: cancel it first, or let it finish")
         pending = [r for r in retries_of(self.store, run.id) if not RunStatus(r.status).finished]

@@ -34,7 +34,7 @@ from console.tui.config_tab import config_body
 from console.tui.detail import ticks
 from console.tui.rows import SELECT_HINT, TABLES, counts, matches, placeholder, subject_of
 from console.tui.screen_filter import ControlPictures
-from console.tui.selection import DESTRUCTIVE, applicable
+from console.tui.selection import DESTRUCTIVE, applicable, logs_refusal
 from console.tui.source import ObservedSource, OwnedSource, Source
 from console.tui.widgets.detail_pane import DetailPane
 from console.tui.widgets.key_bar import KeyBar
@@ -56,6 +56,7 @@ TABS = [("overview", "Overview"), ("sidecars", "Sidecars"), ("loops", "Loops"), 
 ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel"}
 ACTION_VERBS = sorted(set(ACTION_KEYS.values()))
 KEY_NAMES = {"slash": "/", "question_mark": "?"}
+MAIN_ONLY = ("act", "logs", "filter", "tab", "demo", "dismiss")  # not while a screen with its own keys is up
 CONFIRM_TEXT = {
     "reclaim": "Ends what an earlier engine left running for this sidecar, if it is provably ours, then "
                "relaunches it. A foreign process is never signalled.",
@@ -99,6 +100,7 @@ class LoopctlApp(App[int]):
         Binding("r", "act('reclaim')", "Reclaim"),
         Binding("t", "act('retry')", "Retry"),
         Binding("c", "act('cancel')", "Cancel"),
+        Binding("l", "logs", "Logs"),
         Binding("slash", "filter", "Filter"),
         Binding("question_mark", "help", "Help"),
         Binding("escape", "dismiss", "Dismiss toasts, else clear the filter", show=False),
@@ -360,8 +362,12 @@ class LoopctlApp(App[int]):
         return applicable(self.snapshot, self.selected_key(), read_only=self.read_only)[verb]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in MAIN_ONLY and getattr(self.screen, "OWN_KEYS", False):
+            return False  # the log view's letters are its own: `c` there must not cancel the selected run
         if action == "act" and parameters:
             return True if self.refusal(str(parameters[0])) is None else None  # None: shown, dimmed
+        if action == "logs":
+            return True if logs_refusal(self.snapshot, self.selected_key()) is None else None
         if action == "demo":
             return self._empty_host()
         return True
@@ -371,10 +377,10 @@ class LoopctlApp(App[int]):
 
     def on_key(self, event: events.Key) -> None:
         """A disabled binding swallows its key; an operator who presses it anyway is told why."""
-        verb = ACTION_KEYS.get(event.key)
-        if verb is None or isinstance(self.focused, Input):
+        verb = ACTION_KEYS.get(event.key) or ("logs" if event.key == "l" else None)
+        if verb is None or isinstance(self.focused, Input) or getattr(self.screen, "OWN_KEYS", False):
             return
-        why = self.refusal(verb)
+        why = logs_refusal(self.snapshot, self.selected_key()) if verb == "logs" else self.refusal(verb)
         if why is not None:  # enabled keys reach their binding instead
             event.stop()
             self.notify(f"{verb} refused: {why}", severity="warning", timeout=6)
@@ -395,12 +401,13 @@ class LoopctlApp(App[int]):
         """The footer is rebuilt (every key a widget) on refresh_bindings: only when what the action keys
         offer actually changed, not on every snapshot or cursor move."""
         filterable = self.active_tab() in TABLES
-        *actions, demo = offered = (*(self.refusal(verb) is None for verb in ACTION_VERBS), filterable,
+        logs = logs_refusal(self.snapshot, self.selected_key()) is None
+        *actions, demo = offered = (*(self.refusal(verb) is None for verb in ACTION_VERBS), logs, filterable,
                                     self._empty_host())
         if offered != self._offered:
             self._offered = offered
             self.refresh_bindings()
-            enabled = dict(zip([*ACTION_VERBS, "filter"], actions, strict=True))
+            enabled = dict(zip([*ACTION_VERBS, "logs", "filter"], actions, strict=True))
             shown = [(b.key_display or KEY_NAMES.get(b.key, b.key), b.description,
                       enabled.get(ACTION_KEYS.get(b.key, b.action), True)) for b in self.BINDINGS
                      if isinstance(b, Binding) and (b.show or (b.action == "demo" and demo))]
@@ -428,6 +435,17 @@ class LoopctlApp(App[int]):
                              callback=lambda yes: self._perform_later(verb, key) if yes else None)
         else:
             self._perform_later(verb, key)
+
+    def action_logs(self) -> None:
+        key = self.selected_key()
+        why = logs_refusal(self.snapshot, key)
+        if why is not None:
+            self.notify(f"logs refused: {why}", severity="warning", timeout=6)
+            return
+        assert key is not None
+        from console.tui.screens.log_view import LogScreen  # noqa: PLC0415
+
+        self.push_screen(LogScreen(key, self.source.tail))
 
     def _perform_later(self, verb: str, key: str) -> None:
         self.run_worker(self._perform(verb, key), group="actions")

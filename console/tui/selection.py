@@ -39,3 +39,16 @@ def applicable(snap: Snapshot | None, key: str | None, *, read_only: bool) -> di
         out["cancel"] = None if unfinished else f"run {name} already finished ({run.status})"
         out["retry"] = None if not unfinished else f"run {name} is {run.status}: cancel it first"
     return out
+
+
+LOG_KINDS = ("sidecar", "run")
+
+
+def logs_refusal(snap: Snapshot | None, key: str | None) -> str | None:
+    """None when `key` has a log to show (`l`), else why not. Reading is no action: --read-only allows it."""
+    kind = key.split(":", 1)[0] if key and ":" in key else ""
+    if snap is None or kind not in LOG_KINDS:
+        return "select a sidecar or a run: they have logs"
+    if not snap.engine.running:
+        return "no engine owns this host: logs are read through the engine that does"
+    return None

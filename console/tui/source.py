@@ -11,14 +11,15 @@ its way while that import runs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from console.core.actions import ActionError
 from console.core.errors import OwnerUnavailable
+from console.core.logtail import LogChunk
 from console.core.paths import Paths, ensure_state_dir
-from console.host.watch import EarlyWatch, arequest, watch
+from console.host.watch import EarlyWatch, arequest, atail, watch
 from console.readmodel.snapshot import Snapshot
 
 if TYPE_CHECKING:  # an observing console never loads the engine stack
@@ -40,6 +41,11 @@ class Source(Protocol):
 
     async def act(self, verb: str, target: str) -> dict[str, Any]:
         """Perform an action; raise ActionError with the engine's refusal."""
+        ...
+
+    def tail(self, target: str, lines: int, follow: bool) -> AsyncIterator[LogChunk]:
+        """A thing's log (the socket's `tail` op): its last `lines`, then what it writes while
+        `follow`; raise ActionError with the engine's refusal, OwnerUnavailable if it goes away."""
         ...
 
     async def close(self) -> None: ...
@@ -65,6 +71,18 @@ class OwnedSource:
         if self.owner.engine is None:
             raise ActionError("not_running", "the engine is not running")
         return await self.owner.engine.act(verb, target)
+
+    async def tail(self, target: str, lines: int, follow: bool) -> AsyncIterator[LogChunk]:
+        from console.host.logs import plan, stream  # noqa: PLC0415  (the owner has the engine stack loaded)
+
+        if self.owner.engine is None:
+            raise ActionError("not_running", "the engine is not running")
+        chunks = stream(plan(self.owner.engine, target), lines, follow=follow)
+        try:
+            async for chunk in chunks:
+                yield chunk
+        finally:
+            await chunks.aclose()
 
     async def close(self) -> None:
         await self.owner.stop()
@@ -96,6 +114,16 @@ class ObservedSource:
         result: dict[str, Any] = answer.get("result") or {}
         return result
 
+    async def tail(self, target: str, lines: int, follow: bool) -> AsyncIterator[LogChunk]:
+        async for answer in atail(self.socket_path, target, lines, follow=follow):
+            if not answer.get("ok"):
+                err = answer.get("error") or {}
+                raise ActionError(str(err.get("code", "error")), str(err.get("message", "refused")))
+            chunk = answer.get("chunk")
+            if isinstance(chunk, dict):
+                yield LogChunk(str(chunk.get("file", "")), [str(line) for line in chunk.get("lines") or []],
+                               str(chunk.get("note", "")))
+
     async def close(self) -> None:
         if self.early is not None:
             self.early.close()
@@ -109,9 +137,11 @@ class FixedSource:
 
     role = "owner"
 
-    def __init__(self, snapshot: Snapshot, handler: Handler | None = None) -> None:
+    def __init__(self, snapshot: Snapshot, handler: Handler | None = None,
+                 logs: dict[str, list[LogChunk]] | None = None) -> None:
         self.snapshot = snapshot
         self.handler = handler
+        self.logs = logs or {}
         self.calls: list[tuple[str, str]] = []
 
     def ready(self) -> Snapshot | None:
@@ -126,6 +156,14 @@ class FixedSource:
         if self.handler is None:
             raise ActionError("not_applicable", f"{verb} {target}: the fixed scenario does not act")
         return await self.handler(verb, target)
+
+    async def tail(self, target: str, lines: int, follow: bool) -> AsyncIterator[LogChunk]:
+        if target not in self.logs:
+            raise ActionError("not_applicable", f"logs {target}: the fixed scenario has no log for it")
+        for chunk in self.logs[target]:
+            yield chunk
+        if follow:
+            await asyncio.Event().wait()  # a fixed log never grows
 
     async def close(self) -> None:
         return None

@@ -13,7 +13,7 @@ from console.core.config import HostConfig, LoadedConfig
 from console.core.fake_clock import FakeClock
 from console.core.paths import resolve_paths
 from console.core.store import Store
-from console.host.client import request
+from console.host.client import request, tail
 from console.host.engine import Engine
 from console.host.server import SocketServer
 from console.host.watch import arequest, watch
@@ -176,8 +176,10 @@ def test_peers_of_another_uid_are_refused_by_so_peercred(shared_dir):
         # Open every door a file mode could close, so only SO_PEERCRED stands between nobody and the engine.
         os.chmod(socket_path, 0o666)
         answer = as_user(NOBODY, lambda: request(socket_path, "snapshot"))
+        tailed = as_user(NOBODY, lambda: list(tail(socket_path, "sidecar:web", 10, follow=True)))
     finally:
         engine.terminate()
         engine.wait(timeout=15)
     assert "'code': 'forbidden'" in answer and "uid 65534" in answer
     assert "snapshot" not in answer.split("'error'")[0]
+    assert "'code': 'forbidden'" in tailed and "chunk" not in tailed

@@ -224,3 +224,31 @@ def test_escape_sequences_a_sidecar_prints_never_reach_the_operators_terminal(ho
     assert "\x1b" not in report and "␛]2;PWNED␛\\ boom" in report
     tmux("send-keys", "-t", "console", "q")
     wait_for(lambda: not (host.state / "engine.sock").exists(), what="the console's engine to stop")
+
+
+def test_an_observer_follows_and_searches_a_sidecar_log_in_a_real_terminal(host: Host, tmux):
+    """`loopctl run` owns the host; the console in tmux observes it and reads the log through its socket."""
+    ticker = "import itertools, time\nfor i in itertools.count():\n    print(f'tick {i}', flush=True)\n" \
+             "    time.sleep(1)\n"
+    host.write_config(f"[[sidecar]]\nname = \"ticker\"\ncommand = {json.dumps([sys.executable, '-c', ticker])}\n")
+    engine = host.spawn("run")
+    host.wait_owner(engine)
+    tmux("new-session", "-d", "-s", "console", "-x", "80", "-y", "24", console_command(host))
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-t", "console")
+
+    wait_for(lambda: "observer" in screen(), timeout=20, what="the console to observe the engine")
+    tmux("send-keys", "-t", "console", "2")
+    wait_for(lambda: "ticker" in screen(), what="the Sidecars tab")
+    tmux("send-keys", "-t", "console", "l")
+    wait_for(lambda: "sidecar:ticker  following" in screen() and "tick 1" in screen(), what="the log view")
+    wait_for(lambda: "tick 3" in screen(), what="a line written after the view opened")
+    tmux("send-keys", "-t", "console", "/", "tick 2", "Enter")
+    # Typed at once after `/`, as a paste would be: every character lands in the box, none is a log key.
+    wait_for(lambda: "/tick 2: 1 of 1" in screen() and "paused (f follows)" in screen(), what="the search")
+    tmux("send-keys", "-t", "console", "Escape")
+    wait_for(lambda: "sidecar:ticker  " not in screen() and "Sidecars" in screen(), what="back to the tabs")
+    tmux("send-keys", "-t", "console", "q")
+    must_exit(pane_process(tmux), "the observing console did not quit")
+    assert engine.poll() is None  # the engine it observed keeps running

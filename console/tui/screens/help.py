@@ -19,6 +19,8 @@ KEYS = [
     ("r", "reclaim the selected sidecar: end what an earlier engine left, then relaunch (asks first)"),
     ("t", "retry: a failed sidecar, an escalated loop, or a finished run"),
     ("c", "cancel the selected queued or running run: its whole process group ends (asks first)"),
+    ("l", "the selected sidecar's log or run's output, full screen: f follow, / search, n N, g G, w wrap, "
+          "esc back"),
     ("/", "filter the rows of this tab; esc clears it"),
     ("esc", "dismiss the toasts; with none showing, clear the filter"),
     ("ctrl+p", "command palette: the same actions, and the tabs, by name"),
