@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from console.core.actions import ActionError
-from console.core.errors import OwnerUnavailable
+from console.core.errors import LoopctlError, OwnerUnavailable
 from console.core.paths import Paths, ensure_state_dir
-from console.host.watch import EarlyWatch, arequest, watch
+from console.host.watch import WATCH, EarlyWatch, arequest, snapshot_of, watch
 from console.readmodel.snapshot import Snapshot
 
 if TYPE_CHECKING:  # an observing console never loads the engine stack
     from console.host.owner import Owner
+    from console.host.transport import Dialer
 
 SnapshotSink = Callable[[Snapshot], None]
 
@@ -99,6 +100,50 @@ class ObservedSource:
     async def close(self) -> None:
         if self.early is not None:
             self.early.close()
+
+
+class RemoteSource:
+    """An engine on another host, through a dialer (ssh, or a fleet's local entry): watched, and acted
+    on, over the socket protocol. Nothing here is taken over when the far engine goes away."""
+
+    def __init__(self, dialer: Dialer) -> None:
+        self.dialer = dialer
+        self.role = f"on {dialer.name}"
+
+    def ready(self) -> Snapshot | None:
+        return None
+
+    async def follow(self, sink: SnapshotSink) -> None:
+        """Returns only by raising: why the far engine's feed ended (the console reconnects)."""
+        stream = await self.dialer.open()
+        try:
+            await stream.send(WATCH)
+            while (answer := await stream.read()) is not None:
+                sink(snapshot_of(answer))
+            raise await stream.failure()
+        finally:
+            await stream.close()
+
+    async def act(self, verb: str, target: str) -> dict[str, Any]:
+        try:
+            stream = await self.dialer.open()
+            try:
+                await stream.send({"id": 1, "op": "action", "verb": verb, "target": target})
+                answer = await stream.read()
+                if answer is None:
+                    raise await stream.failure()
+            finally:
+                await stream.close()
+        except (LoopctlError, OSError) as exc:
+            raise ActionError("owner_unavailable", str(exc)) from None
+        if not answer.get("ok"):
+            err = answer.get("error") or {}
+            raise ActionError(str(err.get("code", "error")), str(err.get("message", "refused")))
+        result: dict[str, Any] = answer.get("result") or {}
+        return result
+
+    async def close(self) -> None:
+        return None
 
 
 Handler = Callable[[str, str], Awaitable[dict[str, Any]]]
