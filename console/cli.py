@@ -38,7 +38,7 @@ def _host_option(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
                              "$XDG_CONFIG_HOME/loopctl/hosts.toml, or local (default: $LOOPCTL_HOST, else local)")
 
 
-COMMANDS = ("run", "join", "controlplane", "demo", "dial-stdio", *VERBS)
+COMMANDS = ("run", "join", "controlplane", "demo", "dial-stdio", "fleet", *VERBS)
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -102,6 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
                                              "runs on the far side)")
     dial.add_argument("--state-dir", metavar="DIR", default=argparse.SUPPRESS,
                       help="state directory (default: $LOOPCTL_HOME, else $XDG_STATE_HOME/loopctl)")
+    fleet = sub.add_parser("fleet", help="every host in $XDG_CONFIG_HOME/loopctl/hosts.toml, one row each")
+    fleet.add_argument("--once", action="store_true", default=argparse.SUPPRESS,
+                       help="report every host once and exit with the worst: 0 ok / 1 warning / 2 critical / "
+                            "3 unknown")
+    fleet.add_argument("--format", choices=("text", "json", "nagios", "openmetrics"), default=argparse.SUPPRESS,
+                       help="report format for --once")
+    fleet.add_argument("--prometheus", metavar="URL",
+                       help="read the hosts from Prometheus's HTTP API instead of watching each one")
+    fleet.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
+                       help="refuse every action in the host consoles opened from the fleet")
     for verb in VERBS:
         act = sub.add_parser(verb, help=f"{verb} {targets[verb]}")
         _common(act, suppress=True)
@@ -151,6 +161,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         here = resolve_paths(getattr(args, "state_dir", None), None, os.environ, Path.home())
         return dial_stdio(here.socket, here.state_dir)
+    if args.command == "fleet":
+        from console.fleet_command import fleet
+
+        return fleet(os.environ, Path.home(), once=args.once, report_format=args.format,
+                     prometheus=args.prometheus, read_only=args.read_only)
     state_dir = args.state_dir
     if args.command not in (None, *VERBS) and getattr(args, "host", None):
         raise LoopctlError(f"--host is for the console, --once and the action verbs, not {args.command}: "

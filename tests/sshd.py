@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.conftest import Host, wait_for
 
 SSHD = shutil.which("sshd", path="/usr/sbin:/usr/local/sbin:/sbin") or "/usr/sbin/sshd"
 
@@ -110,3 +114,57 @@ def stop_sshd(server: Sshd) -> None:
     except subprocess.TimeoutExpired:
         server.proc.kill()
         server.proc.wait()
+
+
+def far_host(root: Path, name: str, config: str) -> Host:
+    h = Host(root=root / name, state=root / name / "state", config_dir=root / name / "config")
+    (h.root / "home").mkdir(parents=True)
+    h.write_config(f'[host]\nname = "{name}"\n\n{config}')
+    return h
+
+
+def sleeper(name: str) -> str:
+    return f'[[sidecar]]\nname = "{name}"\ncommand = ["sleep", "86400"]\n\n'
+
+
+def flaky(name: str, flag: Path) -> str:
+    """Fails its first start (and, with no restarts, latches failed); runs from the second on."""
+    script = f"test -e {flag} || {{ touch {flag}; exit 1; }}; exec sleep 86400"
+    return f'[[sidecar]]\nname = "{name}"\ncommand = ["sh", "-c", {json.dumps(script)}]\nmax_restarts = 0\n\n'
+
+
+def sidecar_state(h: Host) -> str:
+    sidecars = h.once_json()[1]["snapshot"]["sidecars"]
+    return sidecars[0]["state"] if sidecars else ""
+
+
+
+@contextlib.contextmanager
+def three_engines(root: Path, sshd: Sshd) -> Iterator[tuple[dict[str, Host], Host, dict[str, str]]]:
+    """Three engines in their own state dirs (alpha ok; beta degraded by a latched failure that a retry
+    clears; gamma empty), and a near side whose hosts.toml names them over this sshd: (far hosts, near
+    host, the near side's env with LOOPCTL_SSH)."""
+    far = {
+        "alpha": far_host(root, "alpha", sleeper("web")),
+        "beta": far_host(root, "beta", flaky("job", root / "beta-flag")),
+        "gamma": far_host(root, "gamma", ""),
+    }
+    here = Host(root=root / "near", state=root / "near" / "state", config_dir=root / "near" / "config")
+    (here.root / "home").mkdir(parents=True)
+    try:
+        for h in far.values():
+            h.spawn("run")
+        for h in far.values():
+            h.wait_owner(h.procs[0], timeout=20)
+        wait_for(lambda: sidecar_state(far["alpha"]) == "ready", what="alpha ready")
+        wait_for(lambda: sidecar_state(far["beta"]) == "failed", what="beta failed")
+        hosts = "".join(f'[[host]]\nname = "{n}"\nurl = "{sshd.url(h.state)}"\n\n' for n, h in far.items())
+        (here.config_dir / "loopctl").mkdir(parents=True)
+        (here.config_dir / "loopctl" / "hosts.toml").write_text(hosts)
+        yield far, here, {**here.env, "LOOPCTL_SSH": sshd.ssh}
+    finally:
+        for h in far.values():
+            for proc in h.procs:
+                if proc.poll() is None:
+                    proc.terminate()
+                    proc.wait(timeout=15)

@@ -128,6 +128,8 @@ def refusal(name: str, answer: dict[str, Any]) -> LoopctlError | None:
 class SshDialer:
     """One far engine, as `name` (a hosts.toml name or the URL) says it."""
 
+    kind = "ssh"
+
     def __init__(self, name: str, target: SshTarget, ssh: list[str]) -> None:
         self.name = name
         self.target = target
@@ -263,6 +265,8 @@ class LocalStream:
 
 
 class LocalDialer:
+    kind = "socket"
+
     def __init__(self, name: str, socket_path: Path) -> None:
         self.name = name
         self.socket_path = socket_path
@@ -290,6 +294,7 @@ class Stream(Protocol):
 
 class Dialer(Protocol):
     name: str
+    kind: str  # how it is reached, for the console's header: ssh, socket
 
     async def open(self) -> Stream: ...
 

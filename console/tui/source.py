@@ -108,7 +108,7 @@ class RemoteSource:
 
     def __init__(self, dialer: Dialer) -> None:
         self.dialer = dialer
-        self.role = f"on {dialer.name}"
+        self.role = f"observer via {dialer.kind} {dialer.name}"
 
     def ready(self) -> Snapshot | None:
         return None

@@ -1,39 +1,27 @@
-"""--host ssh://... end to end: a real sshd on 127.0.0.1, real engines in their own state dirs reached
-through it as three hosts, and `loopctl dial-stdio` on the far side."""
+"""Many hosts over SSH, end to end: a real sshd on 127.0.0.1 and three real engines in their own state
+dirs reached through it as three hosts; `loopctl dial-stdio` on the far side. The engines start once for
+the module, in this order of tests: reports (beta degraded), the action that clears beta, and last the
+fleet view in tmux, which kills gamma."""
 
 from __future__ import annotations
 
 import json
+import shutil
+import signal
 import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+import psutil
 import pytest
 
 from tests.conftest import Host, loopctl_argv, wait_for
-from tests.sshd import Sshd
+from tests.sshd import Sshd, sidecar_state, sleeper, three_engines
 
 pytestmark = pytest.mark.slow
 T = TypeVar("T")
-
-
-def far_host(root: Path, name: str, config: str) -> Host:
-    h = Host(root=root / name, state=root / name / "state", config_dir=root / name / "config")
-    (h.root / "home").mkdir(parents=True)
-    h.write_config(f'[host]\nname = "{name}"\n\n{config}')
-    return h
-
-
-def sleeper(name: str) -> str:
-    return f'[[sidecar]]\nname = "{name}"\ncommand = ["sleep", "86400"]\n\n'
-
-
-def flaky(name: str, flag: Path) -> str:
-    """Fails its first start (and, with no restarts, latches failed); runs from the second on."""
-    script = f"test -e {flag} || {{ touch {flag}; exit 1; }}; exec sleep 86400"
-    return f'[[sidecar]]\nname = "{name}"\ncommand = ["sh", "-c", {json.dumps(script)}]\nmax_restarts = 0\n\n'
 
 
 def parallel(calls: list[Callable[[], T]]) -> list[T]:
@@ -42,39 +30,12 @@ def parallel(calls: list[Callable[[], T]]) -> list[T]:
         return list(pool.map(lambda call: call(), calls))
 
 
-def sidecar_state(h: Host) -> str:
-    sidecars = h.once_json()[1]["snapshot"]["sidecars"]
-    return sidecars[0]["state"] if sidecars else ""
-
-
 @pytest.fixture(scope="module")
 def three(tmp_path_factory: pytest.TempPathFactory, sshd: Sshd):
     """Three engines (ok; degraded by a latched failure; empty), started once for the module, and a
     near side whose hosts.toml names them over SSH. Only the last test changes one (beta)."""
-    root = tmp_path_factory.mktemp("three")
-    far = {
-        "alpha": far_host(root, "alpha", sleeper("web")),
-        "beta": far_host(root, "beta", flaky("job", root / "beta-flag")),
-        "gamma": far_host(root, "gamma", ""),
-    }
-    here = Host(root=root / "near", state=root / "near" / "state", config_dir=root / "near" / "config")
-    (here.root / "home").mkdir(parents=True)
-    try:
-        for h in far.values():
-            h.spawn("run")
-        for h in far.values():
-            h.wait_owner(h.procs[0], timeout=20)
-        wait_for(lambda: sidecar_state(far["alpha"]) == "ready", what="alpha ready")
-        wait_for(lambda: sidecar_state(far["beta"]) == "failed", what="beta failed")
-        hosts = "".join(f'[[host]]\nname = "{n}"\nurl = "{sshd.url(h.state)}"\n\n' for n, h in far.items())
-        (here.config_dir / "loopctl").mkdir(parents=True)
-        (here.config_dir / "loopctl" / "hosts.toml").write_text(hosts)
-        yield far, here, {**here.env, "LOOPCTL_SSH": sshd.ssh}
-    finally:
-        for h in far.values():
-            for proc in h.procs:
-                proc.terminate()
-                proc.wait(timeout=15)
+    with three_engines(tmp_path_factory.mktemp("three"), sshd) as (far, here, env):
+        yield far, here, env
 
 
 def test_once_over_ssh_in_every_format_reads_as_the_host_itself(three):
@@ -144,22 +105,30 @@ def test_failures_are_one_line_each(tmp_path: Path, host: Host, sshd: Sshd):
     assert not nobody_home.exists()  # dial-stdio creates nothing on the far side
 
 
-def test_dial_stdio_bridges_to_the_engine_and_refuses_on_protocol_when_none(host: Host, tmp_path: Path):
-    engine = host.spawn("run")
-    host.wait_owner(engine)
-    dial = subprocess.run([*loopctl_argv(), "dial-stdio", "--state-dir", str(host.state)],
-                          input=b'{"id":7,"op":"hello"}\n', capture_output=True, timeout=20, check=False)
-    assert dial.returncode == 0, dial.stderr
-    answer = json.loads(dial.stdout.splitlines()[0])
-    assert answer["id"] == 7 and answer["ok"] and answer["engine"]["pid"] == engine.pid
-    empty = tmp_path / "empty"
-    none = subprocess.run([*loopctl_argv(), "dial-stdio", "--state-dir", str(empty)], input=b"",
-                          capture_output=True, timeout=20, check=False)
-    assert none.returncode == 69
-    error = json.loads(none.stdout)["error"]
-    assert error["code"] == "no_engine" and error["state_dir"] == str(empty)
-    assert none.stderr.decode().startswith(f"loopctl: no engine owns {empty} on ")
-    assert not empty.exists()  # dial-stdio creates nothing on the far side
+def test_fleet_once_reports_every_host_and_exits_with_the_worst(three):
+    _far, here, env = three
+    hosts = here.config_dir / "loopctl" / "hosts.toml"
+    three_hosts = hosts.read_text()
+    hosts.write_text(three_hosts + '[[host]]\nname = "closed"\nurl = "ssh://127.0.0.1:1/x"\n')
+    try:
+        text, as_json = parallel([lambda: here.run("fleet", "--once", env=env),
+                                  lambda: here.run("fleet", "--once", "--format", "json", env=env)])
+    finally:
+        hosts.write_text(three_hosts)
+    assert text.returncode == 3, text.stderr  # one host cannot be seen and none is down: UNKNOWN
+    lines = text.stdout.splitlines()
+    assert lines[0] == "LOOPCTL FLEET UNKNOWN - 4 hosts: 2 ok, 1 degraded, 1 unreachable"
+    assert [line.split()[0] for line in lines[2:]] == ["alpha", "beta", "gamma", "closed"]
+    assert "connect to host 127.0.0.1 port 1: Connection refused" in lines[-1]
+    report = json.loads(as_json.stdout)
+    assert {h["name"]: h["exit_code"] for h in report["hosts"]} == {"alpha": 0, "beta": 1, "gamma": 0, "closed": 3}
+    assert report["status"] == "UNKNOWN" and report["exit_code"] == as_json.returncode == 3
+    nagios, metrics = parallel([lambda: here.run("fleet", "--once", "--format", "nagios", env=env),
+                                lambda: here.run("fleet", "--once", "--format", "openmetrics", env=env)])
+    assert nagios.returncode == metrics.returncode == 1
+    assert nagios.stdout.startswith("LOOPCTL FLEET WARNING - 3 hosts: 2 ok, 1 degraded (beta: degraded: job: ")
+    assert 'loopctl_fleet_host_state{host="beta",loopctl_fleet_host_state="degraded"} 1.0' in metrics.stdout
+    assert metrics.stdout.endswith("# EOF\n")
 
 
 def test_an_action_over_ssh_changes_the_far_engine_and_a_watch_over_ssh_sees_it(three, sshd: Sshd):
@@ -197,3 +166,74 @@ def test_an_action_over_ssh_changes_the_far_engine_and_a_watch_over_ssh_sees_it(
     states = asyncio.run(scenario())
     assert states[0] == "failed" and states[-1] == "ready" and "starting" in states
     assert sidecar_state(beta) == "ready" and near("--once", "--host", "beta").returncode == 0
+
+
+@pytest.fixture
+def tmux(tmp_path):
+    assert shutil.which("tmux"), "tmux is required for this test (.ci/run installs it)"
+    socket = f"loopctl-fleet-{tmp_path.name}"
+
+    def run(*args: str) -> str:
+        return subprocess.run(["tmux", "-L", socket, *args], capture_output=True, text=True, check=True).stdout
+
+    yield run
+    subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
+
+
+def row(screen: str, host: str) -> str:
+    return next((line for line in screen.splitlines() if line.startswith(f" {host} ")), "")
+
+
+def test_the_fleet_follows_every_host_and_opens_one_in_place(three, sshd: Sshd, tmux):
+    """The module's last test: gamma's engine is killed mid-test."""
+    far, _here, env = three
+    if sidecar_state(far["beta"]) != "ready":  # run alone: what the action test leaves
+        assert far["beta"].run("retry", "sidecar:job").returncode == 0
+        wait_for(lambda: sidecar_state(far["beta"]) == "ready", what="beta ready")
+    keep = {k: env[k] for k in ("XDG_CONFIG_HOME", "HOME", "PATH", "LOOPCTL_SSH")}
+    command = "env " + " ".join(f"{k}='{v}'" for k, v in keep.items()) + " " + " ".join(loopctl_argv())
+    tmux("new-session", "-d", "-s", "fleet", "-x", "110", "-y", "30", f"{command} fleet")
+    pane = psutil.Process(int(tmux("display-message", "-p", "-t", "fleet", "#{pane_pid}").strip()))
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-t", "fleet")
+
+    wait_for(lambda: all(row(screen(), h) for h in far) and "connecting" not in screen(), timeout=20,
+             what="a row per host")
+    assert "● ok" in row(screen(), "alpha") and "1/1" in row(screen(), "alpha")
+    assert "● ok" in row(screen(), "beta") and "1/1" in row(screen(), "beta")
+    assert screen().startswith(" ● OK ")  # the fleet's tray is the worst host's
+
+    gamma = far["gamma"].procs[0]
+    gamma.send_signal(signal.SIGKILL)
+    gamma.wait()
+    wait_for(lambda: "unreachable" in row(screen(), "gamma"), timeout=15, what="gamma unreachable")
+    assert screen().startswith(" ✖ DOWN ")
+    wait_for(lambda: "no engine owns" in row(screen(), "gamma"), timeout=15, what="why, once it retried")
+    # the others keep updating while gamma is retried: a sidecar added on alpha reaches its row
+    alpha = far["alpha"]
+    alpha.write_config('[host]\nname = "alpha"\n\n' + sleeper("web") + sleeper("cache"))
+    alpha.procs[0].send_signal(signal.SIGHUP)
+    wait_for(lambda: "2/2" in row(screen(), "alpha"), timeout=10, what="alpha's row to count two ready")
+    assert "unreachable" in row(screen(), "gamma")
+
+    tmux("send-keys", "-t", "fleet", "/")
+    tmux("send-keys", "-t", "fleet", "-l", "bet")
+    try:
+        wait_for(lambda: not row(screen(), "alpha") and row(screen(), "beta"), what="the filter to keep beta")
+    except AssertionError:
+        print(screen())
+        raise
+    tmux("send-keys", "-t", "fleet", "Enter")  # the filter's enter: back to the table
+    tmux("send-keys", "-t", "fleet", "Enter")  # the table's: open beta
+    wait_for(lambda: "observer via ssh beta" in screen(), timeout=20, what="beta's console over ssh")
+    tmux("send-keys", "-t", "fleet", "2")
+    wait_for(lambda: " job " in screen() and "ready" in screen(), what="beta's sidecars in its console")
+    tmux("send-keys", "-t", "fleet", "Escape")
+    wait_for(lambda: row(screen(), "alpha") and row(screen(), "gamma"), what="back in the fleet, unfiltered")
+    assert "● ok" in row(screen(), "beta") and "unreachable" in row(screen(), "gamma")
+    tmux("send-keys", "-t", "fleet", "q")
+    pane.wait(timeout=15)
+    config = str(sshd.client_config)
+    left = [p for p in psutil.process_iter(["cmdline"]) if config in " ".join(p.info["cmdline"] or [])]
+    assert left == []  # every watch's ssh ended with the fleet
