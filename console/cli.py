@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console import __version__
-from console.core.errors import EXIT_BAD_INPUT, EXIT_UNKNOWN, LoopctlError
+from console.core.errors import EXIT_BAD_INPUT, EXIT_UNKNOWN, MONITORING_WORDS, LoopctlError
 from console.core.printable import printable  # what it prints may carry host text (core/printable.py)
 
 if TYPE_CHECKING:
     from console.core.paths import Paths
+    from console.fleet.contexts import HostEntry
 
 VERBS = ("reclaim", "retry", "cancel")
 
@@ -31,7 +32,13 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
                         help="refuse every action (reclaim, retry, cancel)")
 
 
-COMMANDS = ("run", "join", "controlplane", "demo", "logs", *VERBS)
+def _host_option(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    parser.add_argument("--host", metavar="HOST", default=argparse.SUPPRESS if suppress else None,
+                        help="another host: ssh://[user@]host[:port][/state-dir], a name from "
+                             "$XDG_CONFIG_HOME/loopctl/hosts.toml, or local (default: $LOOPCTL_HOST, else local)")
+
+
+COMMANDS = ("run", "join", "controlplane", "demo", "logs", "dial-stdio", "fleet", *VERBS)
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -41,6 +48,7 @@ def _top_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"loopctl {__version__}")
     _common(parser, suppress=False)
+    _host_option(parser, suppress=False)
     parser.add_argument("--once", action="store_true",
                         help="evaluate once, print a report, exit 0 ok / 1 warning / 2 critical / 3 unknown")
     parser.add_argument("--format", choices=("text", "json", "nagios", "openmetrics"), default="text",
@@ -97,9 +105,24 @@ def build_parser() -> argparse.ArgumentParser:
                "retry": "sidecar:NAME, loop:ID or run:ID: clear a failure or escalation, or rerun a run",
                "cancel": "run:ID: end a queued or running run and its process group (ID: whole, or its end, "
                          "as the console shows it)"}
+    dial = sub.add_parser("dial-stdio", help="bridge stdin/stdout to this host's engine.sock (what --host ssh:// "
+                                             "runs on the far side)")
+    dial.add_argument("--state-dir", metavar="DIR", default=argparse.SUPPRESS,
+                      help="state directory (default: $LOOPCTL_HOME, else $XDG_STATE_HOME/loopctl)")
+    fleet = sub.add_parser("fleet", help="every host in $XDG_CONFIG_HOME/loopctl/hosts.toml, one row each")
+    fleet.add_argument("--once", action="store_true", default=argparse.SUPPRESS,
+                       help="report every host once and exit with the worst: 0 ok / 1 warning / 2 critical / "
+                            "3 unknown")
+    fleet.add_argument("--format", choices=("text", "json", "nagios", "openmetrics"), default=argparse.SUPPRESS,
+                       help="report format for --once")
+    fleet.add_argument("--prometheus", metavar="URL",
+                       help="read the hosts from Prometheus's HTTP API instead of watching each one")
+    fleet.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
+                       help="refuse every action in the host consoles opened from the fleet")
     for verb in VERBS:
         act = sub.add_parser(verb, help=f"{verb} {targets[verb]}")
         _common(act, suppress=True)
+        _host_option(act, suppress=True)
         act.add_argument("target", metavar="TARGET")
     return parser
 
@@ -124,6 +147,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from console.readmodel.nagios import unevaluated
 
             sys.stdout.write(printable(unevaluated(exc.exit_code, exc.message)))
+        elif getattr(args, "once", False) and getattr(args, "format", "") == "json":  # a program reads stdout
+            import json
+
+            print(json.dumps({"status": MONITORING_WORDS.get(exc.exit_code, "UNKNOWN"), "exit_code": exc.exit_code,
+                              "error": exc.message}, sort_keys=True))
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -145,7 +173,27 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_demo(args.state_dir, once=args.once)
     from console.core.paths import resolve_paths
 
-    paths = resolve_paths(args.state_dir, args.config, os.environ, Path.home())
+    if args.command == "dial-stdio":
+        from console.host.dial import dial_stdio
+
+        here = resolve_paths(getattr(args, "state_dir", None), None, os.environ, Path.home())
+        return dial_stdio(here.socket, here.state_dir)
+    if args.command == "fleet":
+        from console.fleet_command import fleet
+
+        return fleet(os.environ, Path.home(), once=args.once, report_format=args.format,
+                     prometheus=args.prometheus, read_only=args.read_only)
+    state_dir = args.state_dir
+    if args.command not in (None, *VERBS) and getattr(args, "host", None):
+        raise LoopctlError(f"--host is for the console, --once and the action verbs, not {args.command}: "
+                           f"run {args.command} on that host itself")
+    if args.command is None or args.command in VERBS:
+        entry = _host_entry(args)
+        if entry is not None and entry.ssh is not None:
+            return _remote(entry, args)
+        if entry is not None and state_dir is None:
+            state_dir = entry.state_dir
+    paths = resolve_paths(state_dir, args.config, os.environ, Path.home())
     if args.command == "join":
         from console.controlplane.join import join
 
@@ -164,6 +212,54 @@ def _dispatch(args: argparse.Namespace) -> int:
         return daemon.run(paths, load_config(paths), standby=args.standby, read_only=args.read_only,
                           metrics_textfile=textfile)
     raise AssertionError(f"unhandled command {args.command!r}")  # argparse allows no other
+
+
+def _host_entry(args: argparse.Namespace) -> HostEntry | None:
+    """--host, else $LOOPCTL_HOST: None for this host as --state-dir and the environment say."""
+    value = getattr(args, "host", None) or os.environ.get("LOOPCTL_HOST") or None
+    if value is None:
+        return None
+    from console.fleet.contexts import hosts_file, resolve_host
+
+    entry = resolve_host(value, hosts_file(os.environ, Path.home()))
+    if entry.ssh is not None and getattr(args, "state_dir", None):
+        raise LoopctlError(f"--state-dir names a directory on this host; for {entry.name} put it in the URL "
+                           f"(ssh://host/state-dir)")
+    return entry
+
+
+def _remote(entry: HostEntry, args: argparse.Namespace) -> int:
+    """--host ssh://...: the far engine's snapshot, an action sent to it, or a console on it."""
+    from console.host.transport import SshDialer, ssh_command
+
+    assert entry.ssh is not None
+    dialer = SshDialer(entry.name, entry.ssh, ssh_command(os.environ))
+    if args.command in VERBS:
+        if args.read_only:
+            raise LoopctlError(f"{args.command} {args.target} refused: --read-only was given")
+        return _told(args.command, args.target, dialer.request("action", verb=args.command, target=args.target))
+    if args.once:
+        from console.readmodel.report import exit_code, render
+        from console.readmodel.snapshot import Snapshot
+
+        answer = dialer.request("snapshot")
+        if not answer.get("ok"):
+            from console.core.errors import OwnerUnavailable
+
+            err = answer.get("error") or {}
+            raise OwnerUnavailable(f"the engine on {entry.name} refused: {err.get('message', err)}")
+        snap = Snapshot.from_dict(answer["snapshot"])
+        sys.stdout.write(printable(render(snap, args.format)))
+        return exit_code(snap)
+    import gc
+
+    gc.disable()  # as _console does
+    from console.tui.source import RemoteSource
+
+    source = RemoteSource(dialer)
+    from console.tui.app import run_remote_console
+
+    return run_remote_console(source, read_only=args.read_only)
 
 
 def _once(paths: Paths, report_format: str) -> int:
@@ -214,13 +310,21 @@ def _action(socket_path: Path, state_dir: Path, verb: str, target: str, *, read_
         raise LoopctlError(f"{socket_path} belongs to another user: run loopctl as that user") from None
     if answer is None:
         raise LoopctlError(f"no engine owns {state_dir}: start it with `loopctl run`, then {verb} again")
+    return _told(verb, target, answer)
+
+
+def _told(verb: str, target: str, answer: dict[str, object]) -> int:
+    """What the engine answered an action: its message, or its refusal as one line."""
     if not answer.get("ok"):
-        err = answer.get("error") or {}
+        err = answer.get("error")
+        if not isinstance(err, dict):
+            err = {}
         print(printable(f"loopctl: {verb} {target} refused ({err.get('code', 'error')}): {err.get('message', '')}"),
               file=sys.stderr)
         return EXIT_BAD_INPUT
-    result = answer.get("result") or {}
-    print(printable(f"{verb} {target}: {result.get('message', 'done')}"))
+    result = answer.get("result")
+    message = result.get("message", "done") if isinstance(result, dict) else "done"
+    print(printable(f"{verb} {target}: {message}"))
     return 0
 
 

@@ -265,3 +265,17 @@ def make_artifact(members: dict[str, bytes | tuple[str, str]], *, kind: str = "t
                 info.size = len(data)
                 archive.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def sshd() -> Iterator[object]:
+    """A real sshd on 127.0.0.1 (Debian's openssh-server, which .ci/run installs), shared by the tests."""
+    from tests.sshd import start_sshd, stop_sshd
+
+    root = Path(tempfile.mkdtemp(prefix="lt-sshd-"))
+    server = start_sshd(root, free_port())
+    yield server
+    stop_sshd(server)
+    import shutil
+
+    shutil.rmtree(root, ignore_errors=True)

@@ -25,7 +25,7 @@ MAX_LINES = 5000
 CUT = "…"
 
 
-class LogChunk(View):
+class LogChunk(View, frozen=True):
     """Lines from one file, and what happened to it first (`note`: `rotated`, `truncated`, `missing`)."""
 
     file: str

@@ -39,12 +39,12 @@ async def watch(socket_path: Path, early: EarlyWatch | None = None) -> AsyncIter
                 return
             if not line:
                 return
-            yield _snapshot_of(decode_line(line))
+            yield snapshot_of(decode_line(line))
     finally:
         writer.close()
 
 
-def _snapshot_of(message: dict[str, Any]) -> Snapshot:
+def snapshot_of(message: dict[str, Any]) -> Snapshot:
     if not message.get("ok"):
         err = message.get("error", {})
         raise OwnerUnavailable(f"the engine refused to be watched: {err.get('message', err)}")
@@ -73,7 +73,7 @@ class EarlyWatch:
             sock.settimeout(self.timeout)
             self._connect(sock)
             answer, self._rest = exchange(sock, self.socket_path, WATCH, self.timeout)
-            self._first = _snapshot_of(answer)
+            self._first = snapshot_of(answer)
             sock.setblocking(False)
             self._sock = sock
         except BaseException as exc:  # handed to the event loop's side, raised there

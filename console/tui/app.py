@@ -35,7 +35,7 @@ from console.tui.detail import ticks
 from console.tui.rows import SELECT_HINT, TABLES, counts, matches, placeholder, subject_of
 from console.tui.screen_filter import ControlPictures
 from console.tui.selection import DESTRUCTIVE, applicable, logs_refusal
-from console.tui.source import ObservedSource, OwnedSource, Source
+from console.tui.source import ObservedSource, OwnedSource, RemoteSource, Source
 from console.tui.widgets.detail_pane import DetailPane
 from console.tui.widgets.key_bar import KeyBar
 from console.tui.widgets.keyed_table import KeyedTable
@@ -108,10 +108,13 @@ class LoopctlApp(App[int]):
         *[Binding(str(i), f"tab('{tab}')", label, show=False) for i, (tab, label) in enumerate(TABS, 1)],
     ]
 
-    def __init__(self, source: Source, *, paths: Paths, loaded: LoadedConfig | None = None, read_only: bool = False,
-                 clock: Clock | None = None, quit_on_hangup: bool = False) -> None:
+    def __init__(self, source: Source, *, paths: Paths | None, loaded: LoadedConfig | None = None,
+                 read_only: bool = False, clock: Clock | None = None, quit_on_hangup: bool = False,
+                 back: bool = False) -> None:
         """`quit_on_hangup`: SIGHUP (the terminal or SSH session went away) and SIGTERM quit as `q` does,
-        so an engine this console owns stops cleanly with its sidecars instead of dying under them."""
+        so an engine this console owns stops cleanly with its sidecars instead of dying under them.
+        `paths`: None for a console on another host (nothing here to read or take over). `back`: opened
+        from the fleet, to which esc returns once no toast and no filter is left to clear."""
         super().__init__(driver_class=_hangup_safe_driver() if quit_on_hangup else None)
         self.quit_on_hangup = quit_on_hangup
         self.source = source
@@ -126,6 +129,8 @@ class LoopctlApp(App[int]):
         self._stale: set[str] = set()  # tables behind the latest snapshot: synced when their tab shows
         self._offered: tuple[bool, ...] | None = None
         self.next_step: str | None = None  # "demo": open the demo host once this console has closed
+        self.back = back  # "fleet" is the next step on esc
+        self._lost = 0  # reconnects in a row to a far engine, for the backoff
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -168,12 +173,19 @@ class LoopctlApp(App[int]):
             self.notify(f"lost the engine: {exc}", severity="error", timeout=15)
         except LoopctlError as exc:
             self.notify(exc.message, severity="error", timeout=30)
+            if not isinstance(self.source, RemoteSource):
+                return
+        if isinstance(self.source, RemoteSource):  # nothing to take over there: reconnect, backing off
+            delay, self._lost = self.source.reconnect_delay(self._lost), self._lost + 1
+            self.set_timer(delay, lambda: self.run_worker(self._follow(), name="feed", exclusive=True, group="feed"))
             return
         if isinstance(self.source, ObservedSource):
             await self._owner_gone()
 
     async def _owner_gone(self) -> None:
         from console.host.observe import offline_snapshot, wait_until_released  # noqa: PLC0415
+
+        assert self.paths is not None  # an ObservedSource is this host's
 
         await asyncio.to_thread(wait_until_released, self.paths.lock)
         self.role = "observer (owner gone)"
@@ -194,6 +206,8 @@ class LoopctlApp(App[int]):
         if self.loaded is None:
             from console.core.config import load_config  # noqa: PLC0415
 
+            assert self.paths is not None
+
             try:
                 self.loaded = load_config(self.paths)
             except LoopctlError as exc:
@@ -209,6 +223,7 @@ class LoopctlApp(App[int]):
         from console.host.lease import Lease  # noqa: PLC0415
         from console.host.owner import Owner  # noqa: PLC0415
 
+        assert self.paths is not None
         lease = Lease.try_acquire(self.paths.lock)
         if lease is None:
             self.notify("Another engine took the host first: observing it.", timeout=10)
@@ -259,6 +274,7 @@ class LoopctlApp(App[int]):
     def show_snapshot(self, snap: Snapshot) -> None:
         if snap is self.snapshot:  # the feed delivers again what `ready()` gave the first frame
             return
+        self._lost = 0
         before, self.snapshot = self.snapshot, snap
         self._render(self.clock.time(), full=True)
         self._refresh_keys()
@@ -368,8 +384,8 @@ class LoopctlApp(App[int]):
             return True if self.refusal(str(parameters[0])) is None else None  # None: shown, dimmed
         if action == "logs":
             return True if logs_refusal(self.snapshot, self.selected_key()) is None else None
-        if action == "demo":
-            return self._empty_host()
+        if action == "demo":  # the demo runs here: not offered on a console of another host
+            return self._empty_host() and self.paths is not None
         return True
 
     def _empty_host(self) -> bool:
@@ -403,7 +419,7 @@ class LoopctlApp(App[int]):
         filterable = self.active_tab() in TABLES
         logs = logs_refusal(self.snapshot, self.selected_key()) is None
         *actions, demo = offered = (*(self.refusal(verb) is None for verb in ACTION_VERBS), logs, filterable,
-                                    self._empty_host())
+                                    self._empty_host() and self.paths is not None)
         if offered != self._offered:
             self._offered = offered
             self.refresh_bindings()
@@ -496,6 +512,9 @@ class LoopctlApp(App[int]):
         then, with none showing, the filter."""
         if self.screen.query("Toast"):
             self.clear_notifications()
+        elif self.back and not self.filter_text and not self._main.query("#filter.shown"):
+            self.next_step = "fleet"
+            self.exit(0)
         else:
             self.action_clear_filter()
 
@@ -525,6 +544,13 @@ def _collect_again() -> None:
     if not gc.isenabled():
         gc.freeze()
         gc.enable()
+
+
+def run_remote_console(source: RemoteSource, *, read_only: bool = False) -> int:
+    """The console on another host's engine (its header names the host)."""
+    app = LoopctlApp(source, paths=None, read_only=read_only, quit_on_hangup=True)
+    app.run()
+    return app.return_code or 0
 
 
 def run_console(source: Source, paths: Paths, *, read_only: bool = False,

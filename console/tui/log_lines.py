@@ -18,7 +18,7 @@ NOTES = {"missing": "no such file yet", "rotated": "a new file: the sidecar laun
          "truncated": "cut back past its size cap, read again from its start"}
 
 
-class LogLine(View):
+class LogLine(View, frozen=True):
     text: str  # printable: one cell per character drawn
     header: bool = False  # a file's name and what happened to it, not a line of the log
 
@@ -38,7 +38,7 @@ def chunk_lines(chunk: LogChunk, previous_file: str | None) -> list[LogLine]:
     return out
 
 
-class Row(View):
+class Row(View, frozen=True):
     """One screen row: `line`'s text from character `start` (several rows when it wraps)."""
 
     line: int

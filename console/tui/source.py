@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from console.core.actions import ActionError
-from console.core.errors import OwnerUnavailable
+from console.core.errors import LoopctlError, OwnerUnavailable
 from console.core.logtail import LogChunk
 from console.core.paths import Paths, ensure_state_dir
-from console.host.watch import EarlyWatch, arequest, atail, watch
+from console.host.watch import WATCH, EarlyWatch, arequest, atail, snapshot_of, watch
 from console.readmodel.snapshot import Snapshot
 
 if TYPE_CHECKING:  # an observing console never loads the engine stack
     from console.host.owner import Owner
+    from console.host.transport import Dialer
 
 SnapshotSink = Callable[[Snapshot], None]
 
@@ -116,17 +117,90 @@ class ObservedSource:
 
     async def tail(self, target: str, lines: int, follow: bool) -> AsyncIterator[LogChunk]:
         async for answer in atail(self.socket_path, target, lines, follow=follow):
-            if not answer.get("ok"):
-                err = answer.get("error") or {}
-                raise ActionError(str(err.get("code", "error")), str(err.get("message", "refused")))
-            chunk = answer.get("chunk")
-            if isinstance(chunk, dict):
-                yield LogChunk(str(chunk.get("file", "")), [str(line) for line in chunk.get("lines") or []],
-                               str(chunk.get("note", "")))
+            chunk = _chunk_of(answer)
+            if chunk is not None:
+                yield chunk
 
     async def close(self) -> None:
         if self.early is not None:
             self.early.close()
+
+
+def _chunk_of(answer: dict[str, Any]) -> LogChunk | None:
+    """One answer of the `tail` op: a chunk of log, nothing (its end), or the engine's refusal raised."""
+    if not answer.get("ok"):
+        err = answer.get("error") or {}
+        raise ActionError(str(err.get("code", "error")), str(err.get("message", "refused")))
+    chunk = answer.get("chunk")
+    if not isinstance(chunk, dict):
+        return None
+    return LogChunk(str(chunk.get("file", "")), [str(line) for line in chunk.get("lines") or []],
+                    str(chunk.get("note", "")))
+
+
+class RemoteSource:
+    """An engine on another host, through a dialer (ssh, or a fleet's local entry): watched, and acted
+    on, over the socket protocol. Nothing here is taken over when the far engine goes away."""
+
+    def __init__(self, dialer: Dialer) -> None:
+        self.dialer = dialer
+        self.role = f"observer via {dialer.kind} {dialer.name}"
+
+    def ready(self) -> Snapshot | None:
+        return None
+
+    async def follow(self, sink: SnapshotSink) -> None:
+        """Returns only by raising: why the far engine's feed ended (the console reconnects)."""
+        stream = await self.dialer.open()
+        try:
+            await stream.send(WATCH)
+            while (answer := await stream.read()) is not None:
+                sink(snapshot_of(answer))
+            raise await stream.failure()
+        finally:
+            await stream.close()
+
+    async def act(self, verb: str, target: str) -> dict[str, Any]:
+        try:
+            stream = await self.dialer.open()
+            try:
+                await stream.send({"id": 1, "op": "action", "verb": verb, "target": target})
+                answer = await stream.read()
+                if answer is None:
+                    raise await stream.failure()
+            finally:
+                await stream.close()
+        except (LoopctlError, OSError) as exc:
+            raise ActionError("owner_unavailable", str(exc)) from None
+        if not answer.get("ok"):
+            err = answer.get("error") or {}
+            raise ActionError(str(err.get("code", "error")), str(err.get("message", "refused")))
+        result: dict[str, Any] = answer.get("result") or {}
+        return result
+
+    async def tail(self, target: str, lines: int, follow: bool) -> AsyncIterator[LogChunk]:
+        """The far engine's `tail` op over the same dialer: the log view works over SSH as on the host."""
+        stream = await self.dialer.open()
+        try:
+            await stream.send({"id": 1, "op": "tail", "target": target, "lines": lines, "follow": follow})
+            while (answer := await stream.read()) is not None:
+                chunk = _chunk_of(answer)
+                if chunk is not None:
+                    yield chunk
+                if answer.get("end"):
+                    return
+            raise await stream.failure()
+        finally:
+            await stream.close()
+
+    @staticmethod
+    def reconnect_delay(attempt: int) -> float:
+        from console.host.transport import backoff  # noqa: PLC0415
+
+        return backoff(attempt)
+
+    async def close(self) -> None:
+        return None
 
 
 Handler = Callable[[str, str], Awaitable[dict[str, Any]]]
