@@ -158,3 +158,14 @@ def test_sighup_after_a_host_section_change_asks_for_a_restart(host: Host):
     engine.send_signal(signal.SIGHUP)
     assert engine.wait(timeout=30) == 75  # the service manager restarts it with the new identity
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_thirty_sidecars_cost_the_engine_no_thread_each(host: Host):
+    """Python 3.11's default child watcher waits for each child on a thread of its own (200 sidecars:
+    201 engine threads); the engine waits by pidfd instead, so its thread count does not grow with them."""
+    names = [f"s{i:02d}" for i in range(30)]
+    _sleepers(host, *names)
+    engine = host.spawn("run")
+    host.wait_owner(engine)
+    wait_for(lambda: len(_sidecar_pids(host)) == 30, what="thirty sidecars ready", timeout=60)
+    assert psutil.Process(engine.pid).num_threads() < 10

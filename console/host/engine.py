@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from console import __version__
 from console.core.actions import ActionRegistry
 from console.core.changes import ChangeFeed
+from console.core.child_watch import back_to_the_default_watcher, wait_for_children_by_pidfd
 from console.core.clock import Clock
 from console.core.config import HostConfig, LoadedConfig
 from console.core.crashpoints import CrashPoints
@@ -101,6 +102,7 @@ class Engine:
         self._background: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        wait_for_children_by_pidfd()  # before the first spawn: no thread per sidecar or run
         previous = self.store.thing(ENGINE_KIND, ENGINE_NAME)
         if previous is not None and previous.state == "running":
             # The last owner never recorded its stop: it was killed or crashed.
@@ -141,6 +143,7 @@ class Engine:
             await self._fetcher.aclose()
         self.store.transition(ENGINE_KIND, ENGINE_NAME, "stopped", f"engine stopped (pid {self.pid})",
                               {"pid": self.pid})
+        back_to_the_default_watcher()
 
     def snapshot(self) -> Snapshot:
         version = self.changes.version
