@@ -32,8 +32,13 @@ def _host_name(value: str) -> str | None:
 
 
 class HostSection(StrictView, frozen=True):
-    checks = {"name": _host_name}
+    checks = {"name": _host_name, "keep_runs_per_loop": in_range(1, 1_000_000, "a count"),
+              "keep_runs_days": in_range(0, 3650, "days"), "keep_events": in_range(100, 100_000_000, "a count")}
     name: str = ""  # "" means the machine's host name
+    # Retention (runs/retention.py): a run is kept while among its loop's newest N, or younger than D days.
+    keep_runs_per_loop: int = 200
+    keep_runs_days: float = 7.0
+    keep_events: int = 20_000
 
 
 def _sidecar_name(value: str) -> str | None:

@@ -299,6 +299,24 @@ class Store:
 
     # -- reads ------------------------------------------------------------------------------------
 
+    # -- retention: not a state change of anything, so not a transition ---------------------------
+
+    def delete_runs(self, run_ids: list[str]) -> None:
+        """Forget finished runs that retention chose (runs/retention.py decides which)."""
+        if not run_ids:
+            return
+        with self._write() as conn:
+            conn.executemany("DELETE FROM runs WHERE id = ? AND status NOT IN ('queued', 'running')",
+                             [(run_id,) for run_id in run_ids])
+
+    def prune_events(self, keep: int) -> int:
+        """Keep the newest `keep` events; return how many older ones were removed."""
+        rows = self.rows("SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?", (keep,))
+        if not rows:
+            return 0
+        with self._write() as conn:
+            return conn.execute("DELETE FROM events WHERE id <= ?", (rows[0][0],)).rowcount
+
     def thing(self, kind: str, name: str) -> ThingRecord | None:
         row = self._conn.execute(
             "SELECT kind, name, state, reason, since, detail FROM things WHERE kind = ? AND name = ?",

@@ -38,6 +38,8 @@ from console.readmodel.snapshot import (
 from console.readmodel.tray import reload_refused_reason, task_reasons
 from console.remote.plugin_error import PluginError
 from console.remote.plugins import Plugins, is_installed, missing_programs, resolve
+from console.runs.retention import PERIOD_SECONDS as RETENTION_PERIOD
+from console.runs.retention import RetentionPolicy, prune
 from console.runs.scheduler import Loops
 from console.sidecars.supervisor import Supervisor
 
@@ -123,6 +125,17 @@ class Engine:
         if self.link is not None:
             await self.link.start()  # boot recovery against the control plane before any loop schedules
         self.loops.start_runners()
+        self.tasks.spawn("retention", self._retention)
+
+    async def _retention(self) -> None:
+        """The ledger, run directories and event log stay within the [host] policy, a pass a minute."""
+        while True:
+            host = self.loaded.config.host
+            policy = RetentionPolicy(host.keep_runs_per_loop, host.keep_runs_days, host.keep_events)
+            result = await prune(self.store, self.paths.state_dir / "runs", policy, self.clock.time())
+            if result.runs or result.events:
+                log.info("retention: %d runs and %d events pruned", result.runs, result.events)
+            await self.clock.sleep(RETENTION_PERIOD)
 
     async def stop(self) -> None:
         # Whatever the control plane answered, stopping goes on to the loops and the sidecars.
