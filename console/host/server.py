@@ -151,7 +151,7 @@ class SocketServer:
             snap = self.engine.snapshot()
             return ok(rid, protocol=PROTOCOL_VERSION, engine=snap.engine)
         if op == "snapshot":
-            return ok(rid, snapshot=self.engine.snapshot(), version=self.engine.changes.version)
+            return ok(rid, snapshot=self.engine.snapshot_json(), version=self.engine.changes.version)
         if op == "action":
             try:
                 result = await self.engine.act(request.get("verb"), request.get("target"))
@@ -169,7 +169,7 @@ class SocketServer:
         try:
             while True:
                 seen = changes.version
-                await _send(writer, ok(rid, snapshot=self.engine.snapshot(), version=seen))
+                await _send(writer, ok(rid, snapshot=self.engine.snapshot_json(), version=seen))
                 self._watch_sent[task] = seen
                 newer = asyncio.ensure_future(changes.wait_newer(seen))
                 await first_done(newer, hangup)

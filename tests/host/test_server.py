@@ -17,6 +17,7 @@ from console.host.client import request, tail
 from console.host.engine import Engine
 from console.host.server import SocketServer
 from console.host.watch import arequest, watch
+from console.readmodel.snapshot import Snapshot
 from tests.conftest import NOBODY, as_user, requires_root, wait_for
 
 
@@ -183,3 +184,26 @@ def test_peers_of_another_uid_are_refused_by_so_peercred(shared_dir):
     assert "'code': 'forbidden'" in answer and "uid 65534" in answer
     assert "snapshot" not in answer.split("'error'")[0]
     assert "'code': 'forbidden'" in tailed and "chunk" not in tailed
+
+
+async def test_a_version_is_encoded_once_whoever_asks(served, monkeypatch):
+    """Two watchers and a snapshot request of one version cost one encode, and get the same bytes."""
+    import console.host.engine as engine_module
+
+    engine, _server, paths = served
+    encodes: list[int] = []
+    real = engine_module.encode_json
+
+    def counting(value):
+        encodes.append(1)
+        return real(value)
+
+    monkeypatch.setattr(engine_module, "encode_json", counting)
+    engine.store.transition("sidecar", "web", "ready", "health check passed")  # a new version
+    one, two = watch(paths.socket), watch(paths.socket)
+    first, second = await anext(one), await anext(two)
+    answer = await arequest(paths.socket, "snapshot")
+    assert first == second and Snapshot.from_dict(answer["snapshot"]) == first
+    assert len(encodes) == 1
+    await one.aclose()
+    await two.aclose()
