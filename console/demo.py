@@ -245,11 +245,10 @@ class Demo:
         engine died inside B's probation (its window now past), and a run whose process died with it."""
         from console.core.clock import SystemClock  # noqa: PLC0415
         from console.core.processes import boot_time  # noqa: PLC0415
-        from console.core.run_ids import RunIds  # noqa: PLC0415
         from console.core.store import RUN_KIND, Store  # noqa: PLC0415
         from console.remote.probation import Marker  # noqa: PLC0415
         from console.remote.slots import ControlState, Slots  # noqa: PLC0415
-        from console.runs.ledger import queue_run  # noqa: PLC0415
+        from console.runs.ledger import RunIds, queue_run  # noqa: PLC0415
 
         slots = Slots(self.state / "config")
         good = json.dumps(self.document()).encode()

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from console.core.transitions import Transition
     from console.remote.apply import RemoteConfig
 
+TYPED_KINDS = ("sidecar", "loop")  # things the snapshot carries as SidecarView and LoopView
 log = logging.getLogger("loopctl.engine")
 
 
@@ -177,7 +178,8 @@ class Engine:
             host=host_view(self.paths, replace(self.loaded, config=self.config)),
             engine=EngineView(running=True, source="owner", pid=self.pid, started_at=self.started_at,
                               version=__version__, read_only=self.read_only),
-            things=things_view(self.store.things()),
+            # sidecars and loops are in their typed sections: never twice (a sidecar's stored detail is ~1.5 KB)
+            things=[t for t in things_view(self.store.things()) if t.kind not in TYPED_KINDS],
             events=events_view(self.store.recent_events(SNAPSHOT_EVENTS)),
             sidecars=self.supervisor.views(),
             loops=loops,

@@ -6,10 +6,11 @@ Writes go through `Store.transition(kind="run", ...)`, the one write path; this 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from console.core.records import View, field_names
-from console.core.run_ids import CROCKFORD
+from console.core.run_ids import CROCKFORD, ulid
 from console.core.store import RUN_KIND, Store
 from console.runs.view import RunView
 
@@ -45,6 +46,25 @@ class RunRecord(View, frozen=True):
     process_loss_retry_count: int
     last_useful_action_at: float | None
     summary: str | None
+
+
+class RunIds:
+    """ULID-style ids (48-bit millisecond time + 80 bits): sorting by id sorts by creation time.
+    Within one millisecond the random part counts up, so order holds there too."""
+
+    def __init__(self) -> None:
+        self._last_ms = -1
+        self._last_rand = 0
+
+    def new(self, now: float) -> str:
+        ms = int(now * 1000)
+        if ms <= self._last_ms:
+            ms = self._last_ms
+            self._last_rand += 1
+        else:
+            self._last_ms = ms
+            self._last_rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to count up
+        return ulid(ms, self._last_rand)
 
 
 COLUMNS = list(field_names(RunRecord))

@@ -29,7 +29,6 @@ from console.core.processes import (
     signal_pid,
     wait_gone,
 )
-from console.core.run_ids import RunIds
 from console.core.store import RUN_KIND, Store
 from console.core.waiting import cancel_and_wait, sleep_unless
 from console.runs.continuation import EXHAUSTED, RunLine, after_run, continuation_summary
@@ -38,6 +37,7 @@ from console.runs.handoff import read_handoff
 from console.runs.ledger import (
     SHORTEST_ENDING,
     SNAPSHOT_RUNS,
+    RunIds,
     RunRecord,
     chain_runs,
     get_run,

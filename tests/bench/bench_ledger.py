@@ -27,9 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from console.core.fake_clock import FakeClock
-from console.core.run_ids import RunIds
 from console.core.store import Store
-from console.runs.ledger import COLUMNS, latest_runs, runs_by_liveness
+from console.runs.ledger import COLUMNS, RunIds, latest_runs, runs_by_liveness
 
 LIVENESS = ["advanced", "advanced", "advanced", "completed", "plan_only", "empty_response", "needs_followup",
             "failed", "blocked"]

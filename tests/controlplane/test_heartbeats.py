@@ -17,9 +17,8 @@ from console.controlplane.client import ControlPlaneClient
 from console.controlplane.heartbeats import BINDING_KIND, LoopHeartbeats
 from console.core.config import LoopConfig
 from console.core.fake_clock import FakeClock
-from console.core.run_ids import RunIds
 from console.core.store import RUN_KIND, Store
-from console.runs.ledger import latest_runs, queue_run
+from console.runs.ledger import RunIds, latest_runs, queue_run
 from console.runs.scheduler import LOOP_KIND, Loops
 from tests.conftest import finish_with_clock
 from tests.controlplane.conftest import admin

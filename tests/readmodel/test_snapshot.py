@@ -43,3 +43,35 @@ def test_unknown_keys_from_a_newer_owner_are_ignored():
     data["added_later"] = {"x": 1}
     data["engine"]["new_field"] = True
     assert Snapshot.from_dict(data) == snap
+
+
+async def test_no_thing_appears_twice_in_an_owners_snapshot(tmp_path):
+    """Sidecars and loops are in their typed sections only (a sidecar's stored detail repeated in `things`
+    was ~1.5 KB each)."""
+    import sys
+
+    from console.core.config import HostConfig, LoadedConfig, LoopConfig, SidecarConfig
+    from console.core.fake_clock import FakeClock
+    from console.core.paths import Paths
+    from console.core.store import Store
+    from console.host.engine import Engine
+    from tests.conftest import drive
+
+    paths = Paths(state_dir=tmp_path / "state", config_path=tmp_path / "loopctl.toml", config_explicit=False)
+    paths.state_dir.mkdir()
+    clock = FakeClock()
+    store = Store.open(paths.database, clock)
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    config = HostConfig(sidecar=[SidecarConfig(name="web", command=sleeper)],
+                        loop=[LoopConfig(id="docs", command=["true"], interval_seconds=3600)])
+    engine = Engine(paths=paths, loaded=LoadedConfig(config, paths.config_path, True), store=store, clock=clock)
+    await engine.start()
+    try:
+        await drive(clock, lambda: engine.snapshot().sidecars[0].state == "ready", what="the sidecar ready")
+        snap = engine.snapshot()
+        keys = [t.key for t in snap.things]
+        assert "sidecar:web" not in keys and "loop:docs" not in keys and "engine:main" in keys
+        assert [s.name for s in snap.sidecars] == ["web"] and [lp.id for lp in snap.loops] == ["docs"]
+    finally:
+        await engine.stop()
+        store.close()

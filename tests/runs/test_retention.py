@@ -9,9 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from console.core.fake_clock import FakeClock
-from console.core.run_ids import RunIds
 from console.core.store import RUN_KIND, Store
-from console.runs.ledger import get_run, queue_run
+from console.runs.ledger import RunIds, get_run, queue_run
 from console.runs.retention import DAY, Candidate, RetentionPolicy, prunable, prune
 
 POLICY = RetentionPolicy(keep_runs_per_loop=3, keep_runs_days=2.0, keep_events=100)

@@ -19,9 +19,8 @@ from console.core.actions import ActionError, Target
 from console.core.config import LoopConfig
 from console.core.fake_clock import FakeClock
 from console.core.processes import boot_time, group_alive, identify
-from console.core.run_ids import RunIds
 from console.core.store import RUN_KIND, Store
-from console.runs.ledger import get_run, latest_runs, queue_run
+from console.runs.ledger import RunIds, get_run, latest_runs, queue_run
 from console.runs.scheduler import LOOP_KIND, Loops
 from tests.conftest import drive, finish_with_clock
 
