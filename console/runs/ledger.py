@@ -112,6 +112,33 @@ def recent_runs(store: Store, limit: int = 50) -> list[RunRecord]:
     return [_record(r) for r in store.rows(f"{_SELECT} ORDER BY id DESC LIMIT ?", (limit,))]
 
 
+class LastRun(View, frozen=True):
+    """A loop's last finished run, as its row in the Loops tab needs it."""
+
+    id: str
+    status: str
+    liveness: str | None
+    stop_reason: str | None
+    finished_at: float | None
+
+
+def last_finished(store: Store, loop_ids: list[str], chunk: int = 500) -> dict[str, LastRun]:
+    """Each loop's newest finished run, from the per-loop index: one probe per loop inside one query,
+    whatever the ledger's size (the newest 50 runs of the host would miss most loops of a busy one)."""
+    found: dict[str, LastRun] = {}
+    for start in range(0, len(loop_ids), chunk):
+        part = loop_ids[start:start + chunk]
+        values = ", ".join("(?)" for _ in part)
+        rows = store.rows(
+            f"WITH wanted(loop_id) AS (VALUES {values}) "
+            "SELECT r.loop_id, r.id, r.status, r.liveness, r.stop_reason, r.finished_at FROM wanted "
+            "JOIN runs r ON r.id = (SELECT id FROM runs WHERE loop_id = wanted.loop_id "
+            "AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 1)", tuple(part))
+        for loop_id, *fact in rows:
+            found[loop_id] = LastRun(*fact)
+    return found
+
+
 def unfinished_runs(store: Store) -> list[RunRecord]:
     """Queued and running runs, oldest first (the partial index keeps this cheap on a big ledger)."""
     return [_record(r) for r in

@@ -41,6 +41,7 @@ from console.runs.ledger import (
     RunRecord,
     chain_runs,
     get_run,
+    last_finished,
     next_queued,
     queue_run,
     recent_runs,
@@ -561,7 +562,9 @@ class Loops:
 
     def views(self) -> tuple[list[LoopView], list[RunView]]:
         loops = []
+        last = last_finished(self.store, list(self.runners))
         for runner in self.runners.values():
+            done = last.get(runner.cfg.id)
             thing = self.store.thing(LOOP_KIND, runner.cfg.id)
             binding = self.store.thing("binding", runner.cfg.id)  # written by the control-plane link
             state = thing.state if thing else "active"
@@ -578,5 +581,8 @@ class Loops:
                 current_run=self.current_run(runner.cfg.id),
                 # held while it waited (the control plane finalized it, say): its timer starts nothing
                 next_run_at=None if state in HELD else runner.next_run_at,
+                last_run_id=done.id if done else None, last_liveness=done.liveness if done else None,
+                last_stop_reason=done.stop_reason if done else None,
+                last_finished_at=done.finished_at if done else None,
             ))
         return loops, run_views(recent_runs(self.store, SNAPSHOT_RUNS))

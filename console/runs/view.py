@@ -19,6 +19,11 @@ class LoopView(View, frozen=True):
     token_expires_at: float | None = None  # the runner token's expiry (never the token)
     last_heartbeat: str = ""  # the classifier's last verdict, e.g. "live" or "transient/server_error"
     last_heartbeat_at: float | None = None
+    # its last finished run, from the ledger's per-loop index (not from the snapshot's newest runs)
+    last_run_id: str | None = None
+    last_liveness: str | None = None
+    last_stop_reason: str | None = None
+    last_finished_at: float | None = None
 
     @property
     def key(self) -> str:

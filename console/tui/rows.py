@@ -79,13 +79,11 @@ def sidecar_rows(snap: Snapshot, now: float) -> list[Row]:
 
 
 def loop_rows(snap: Snapshot, now: float) -> list[Row]:
-    last = {r.loop_id: r for r in reversed(snap.runs)}
     rows: list[Row] = []
     for lp in snap.loops:
-        run = last.get(lp.id)
         rows.append((lp.key, (lp.id, state(lp.state), short_id(lp.current_run) if lp.current_run else "-",
                               countdown(lp.next_run_at, now) if lp.next_run_at else "-",
-                              liveness_badge(run.liveness) if run else "-",
+                              liveness_badge(lp.last_liveness) if lp.last_run_id else "-",
                               lp.reason if lp.state != "active" else "-")))
     return rows
 

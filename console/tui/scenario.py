@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+from console.core.records import replace
 from console.core.run_ids import ulid
 from console.readmodel.snapshot import (
     ApplyRecord,
@@ -91,6 +92,10 @@ def scenario_snapshot(state_dir: str = "/var/lib/loopctl") -> Snapshot:
         _run(7, "refactor", "running", started_at=NOW - 95, timeout_configured=True, effective_timeout_sec=1800,
              last_useful_action_at=NOW - 20),
     ]))
+    # as the engine does from the ledger's per-loop index: each loop's newest finished run
+    finished = {r.loop_id: r for r in reversed(runs) if r.finished_at is not None}
+    loops = [replace(lp, last_run_id=run.id, last_liveness=run.liveness, last_stop_reason=run.stop_reason,
+                     last_finished_at=run.finished_at) if (run := finished.get(lp.id)) else lp for lp in loops]
     events = [
         EventView(9, NOW - 20, "run", run_id(7), "running", "running", "activity: handoff updated"),
         EventView(8, NOW - 95, "run", run_id(7), "queued", "running", "started pid 4107"),
