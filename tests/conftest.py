@@ -53,6 +53,16 @@ def wait_for(predicate: Callable[[], object], timeout: float = 10.0, what: str =
         time.sleep(0.02)
 
 
+def gone(pid: int) -> bool:
+    """No process `pid` runs (a zombie counts as gone: pid 1 may not reap an orphan here)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
 @dataclass
 class Host:
     """One isolated host: its own state dir, config dir and home."""

@@ -28,7 +28,8 @@ from console.core.config import LoopConfig
 from console.core.printable import printable
 from console.core.store import Store
 from console.core.tasks import Tasks
-from console.runs.scheduler import HELD, LOOP_KIND, Loops
+from console.runs.loop_states import LoopEvent
+from console.runs.scheduler import HELD, LOOP_KIND, Loops, move_loop
 
 log = logging.getLogger("loopctl.heartbeats")
 BINDING_KIND = "binding"  # the loop's link to the control plane: remote id, token jti and expiry
@@ -166,28 +167,29 @@ class LoopHeartbeats:
         return thing.state if thing else "active"
 
     def apply(self, cfg: LoopConfig, verdict: Verdict, status: str | None, retry_after: str | None) -> None:
-        """`status`: what a live answer said of the loop (active, paused, timed_out)."""
+        """`status`: what a live answer said of the loop (active, paused, timed_out). What it means for
+        the loop, as `loop_states.after` allows: pause and resume move an active loop, never an
+        escalated one (the operator's latch) or a finalized one."""
         if verdict.outcome is Outcome.LIVE:
             if status == "timed_out":
-                self._set(cfg, "finalized", "the control plane timed the loop out")
+                self._set(cfg, LoopEvent.PLANE_ENDED, "the control plane timed the loop out")
             elif status == "paused":
-                self._set(cfg, "paused", "the control plane paused it")
-            elif self.state(cfg) in ("paused", "transient"):
-                self._set(cfg, "active", "heartbeat accepted")
+                self._set(cfg, LoopEvent.PLANE_PAUSED, "the control plane paused it")
+            else:
+                self._set(cfg, LoopEvent.PLANE_ACTIVE, "heartbeat accepted")
         elif verdict.outcome is Outcome.TERMINAL:
-            self._set(cfg, "finalized", f"heartbeat {verdict.why}")
-        elif self.state(cfg) not in HELD:  # transient: still live, runs go on, the next round retries
+            self._set(cfg, LoopEvent.PLANE_ENDED, f"heartbeat {verdict.why}")
+        else:  # transient: still live, runs go on, the next round retries
             after = f", retry after {printable(retry_after[:40], lines=False)}" if retry_after else ""
-            self._set(cfg, "transient", f"heartbeat failed ({verdict.why}{after}); still live")
+            self._set(cfg, LoopEvent.HEARTBEAT_TRANSIENT, f"heartbeat failed ({verdict.why}{after}); still live")
 
-    def _set(self, cfg: LoopConfig, state: str, reason: str) -> None:
+    def _set(self, cfg: LoopConfig, event: LoopEvent, reason: str) -> None:
         previous = self.state(cfg)
-        if previous == "finalized":
-            return  # terminal for good
-        self.store.transition(LOOP_KIND, cfg.id, state, reason)
+        if not move_loop(self.store, cfg.id, event, reason):
+            return
         runner = self.loops.runners.get(cfg.id)
         # Wake the scheduler only when the loop leaves a held state: waking also cuts the pause
         # between runs short, and a transient heartbeat must not start a run early. A loop that
         # becomes held stops at its scheduler's next turn.
-        if runner is not None and previous in HELD and state not in HELD:
+        if runner is not None and previous in HELD and self.state(cfg) not in HELD:
             runner.wake.set()

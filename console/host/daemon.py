@@ -21,6 +21,7 @@ from console.core.waiting import first_done
 from console.host.engine import Engine
 from console.host.lease import Lease, read_holder
 from console.host.owner import Owner
+from console.host.takeover import takeover_config
 from console.host.watch import watch
 
 log = logging.getLogger("loopctl.daemon")
@@ -67,6 +68,11 @@ async def _main(paths: Paths, loaded: LoadedConfig, clock: Clock, *, standby: bo
         if lease is None:
             log.info("stopped while in standby")
             return 0
+        try:
+            paths, loaded = takeover_config(paths)  # the config the owner ran, never our own default
+        except LoopctlError:
+            lease.release()
+            raise
         log.info("took over %s", paths.state_dir)
 
     async with Owner(paths, loaded, clock, lease, read_only=read_only) as engine:

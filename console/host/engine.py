@@ -7,8 +7,10 @@ through `Store.transition`, and every transition bumps the change feed that watc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -76,6 +78,9 @@ class Engine:
         self.reload_requested = asyncio.Event()
         self.crash = CrashPoints(paths.state_dir)
         self.tasks = Tasks(clock, self.changes.bump)  # the engine's own long-lived tasks, supervised
+        # One reconfigure at a time: SIGHUP, a remote apply, probation expiry, a plugin reconcile. Taken
+        # after the remote config's own lock (an apply holds that one while it restarts), never before it.
+        self.reconfiguring = asyncio.Lock()
         self._fetcher: ArtifactFetcher | None = None
         self.plugins = Plugins(paths.state_dir / "plugins", store=store, clock=clock, fetch=self._fetch)
         self.remote: RemoteConfig | None = None
@@ -143,22 +148,25 @@ class Engine:
             await self.clock.sleep(RETENTION_PERIOD)
 
     async def stop(self) -> None:
-        # Whatever the control plane answered, stopping goes on to the loops and the sidecars.
-        for part in (self.link, self.remote):
-            if part is None:
-                continue
-            try:
-                await part.stop()
-            except Exception:
-                log.exception("stopping %s failed; stopping the rest", type(part).__name__)
-        await self.tasks.stop()
+        """Loops (their runs ended), then sidecars, then the control-plane link and the remote config:
+        each on its own, so one that fails is logged and never leaves the others running."""
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-        await self.loops.stop()
-        await self.supervisor.stop()
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("loops", self.loops.stop), ("sidecars", self.supervisor.stop)]
+        if self.link is not None:
+            steps.append(("control-plane link", self.link.stop))
+        if self.remote is not None:
+            steps.append(("remote config", self.remote.stop))
         if self._fetcher is not None:
-            await self._fetcher.aclose()
+            steps.append(("artifact fetcher", self._fetcher.aclose))
+        steps.append(("engine tasks", self.tasks.stop))  # what is left of the supervised tasks (retention)
+        for what, step in steps:
+            try:
+                await step()
+            except Exception:  # the next component still stops
+                log.exception("engine stop: stopping the %s failed; stopping the rest", what)
         self.store.transition(ENGINE_KIND, ENGINE_NAME, "stopped", f"engine stopped (pid {self.pid})",
                               {"pid": self.pid})
         back_to_the_default_watcher()
@@ -217,6 +225,12 @@ class Engine:
         it anew), then loops, then their heartbeats. Unchanged components keep running. When the
         code on disk changed and this is the daemon, exit 75 instead: the service manager restarts
         it and the boot runs the new slot (its probation continues across the restart)."""
+        async with self.reconfiguring:
+            if self.remote is not None:  # what the remote config says now, not when this call began waiting
+                config = self.remote.effective()
+            await self._reconfigure_now(config, code_changed)
+
+    async def _reconfigure_now(self, config: HostConfig, code_changed: bool) -> None:
         if code_changed and self.reload_exit:
             self.crash("during_restart")
             log.info("plugins changed: exiting 75 for a staged restart by the service manager")
@@ -235,6 +249,13 @@ class Engine:
         ([host], [control_plane], [[plugin]]) asks the service manager for a restart (exit 75), as
         new plugin code does. While a remote document is active it still decides sidecars and loops.
         Raises ConfigError, with nothing changed, for a config that cannot run here."""
+        async with contextlib.AsyncExitStack() as held:
+            if self.remote is not None and self.remote.lock is not None:
+                await held.enter_async_context(self.remote.lock)  # first, as an apply takes them
+            await held.enter_async_context(self.reconfiguring)
+            return await self._reload_local(loaded)
+
+    async def _reload_local(self, loaded: LoadedConfig) -> str:
         old, new = self.loaded.config, loaded.config
         if (new.host, new.control_plane, new.plugin) != (old.host, old.control_plane, old.plugin):
             self.reload_requested.set()
@@ -256,7 +277,7 @@ class Engine:
             self.changes.bump()
         if (target.sidecar, target.loop) == (self.config.sidecar, self.config.loop):
             return "nothing to change"
-        await self.reconfigure(target, code_changed=False)
+        await self._reconfigure_now(target, code_changed=False)
         return f"applied: {counted(len(target.sidecar), 'sidecar')}, {counted(len(target.loop), 'loop')}"
 
     async def _fetch(self, url: str, destination: Any, cap: int) -> None:
@@ -271,7 +292,8 @@ class Engine:
             if self.remote is not None:
                 await self.remote.reconcile()
             else:
-                await self.plugins.reconcile(self.config.plugin)
+                async with self.reconfiguring:
+                    await self.plugins.reconcile(self.config.plugin)
         except PluginError as exc:
             log.warning("plugin reconcile: %s", exc.message)
 

@@ -24,6 +24,9 @@ class Holder(View, frozen=True):
     uid: int
     started_at: float
     version: str
+    # The config file the owner runs (DESIGN section 5): whoever takes over runs that one.
+    config_path: str = ""
+    config_present: bool = False  # False: the owner ran the embedded default (no file there)
 
 
 def _user(uid: int) -> str:
@@ -57,7 +60,8 @@ def read_holder(lock_path: Path) -> Holder | None:
     try:
         raw = lock_path.read_text(encoding="utf-8")
         data = json.loads(raw)
-        return Holder(int(data["pid"]), int(data["uid"]), float(data["started_at"]), str(data["version"]))
+        return Holder(int(data["pid"]), int(data["uid"]), float(data["started_at"]), str(data["version"]),
+                      str(data.get("config_path", "")), data.get("config_present") is True)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -127,3 +127,8 @@ def wait_until_released(lock_path: Path, timeout: float = 3.0) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def owner_serving(lock_path: Path, socket_path: Path) -> bool:
+    """Whether an engine holds the lease and its socket is there to connect to."""
+    return lease_is_held(lock_path) and socket_path.exists()

@@ -34,7 +34,8 @@ class Owner:
         """The synchronous part (holder record, database open and migration), so a console can
         surface a corrupt database as one line before any screen opens."""
         if self.store is None:
-            self.lease.record_holder(Holder(os.getpid(), os.getuid(), self.clock.time(), __version__))
+            self.lease.record_holder(Holder(os.getpid(), os.getuid(), self.clock.time(), __version__,
+                                            str(self.loaded.path), self.loaded.present))
             self.store = Store.open(self.paths.database, self.clock)
 
     async def start(self) -> Engine:

@@ -229,6 +229,12 @@ class RemoteConfig:
         self._lock = asyncio.Lock()
         self._watcher = asyncio.create_task(self._watch_probation(), name="probation")
 
+    @property
+    def lock(self) -> asyncio.Lock | None:
+        """Held by every apply, probation expiry and plugin reconcile (None before `start`). Whoever
+        also takes the engine's reconfigure lock takes this one first, as an apply's restart does."""
+        return self._lock
+
     async def stop(self) -> None:
         if self._watcher is not None:
             await cancel_and_wait(self._watcher)

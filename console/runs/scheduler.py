@@ -60,14 +60,23 @@ from console.runs.liveness import (
     run_status,
     stop_reason,
 )
+from console.runs.loop_states import HELD, LoopEvent, after, loop_state
 from console.runs.view import LoopView, RunView
 
 log = logging.getLogger("loopctl.loops")
 
 LOOP_KIND = "loop"
-# States in which a loop starts no runs: until an operator retries it, the control plane resumes it,
-# or ever (finalized).
-HELD = ("escalated", "paused", "finalized")
+__all__ = ["HELD", "LOOP_KIND", "Loops", "move_loop"]  # HELD: states in which a loop starts no runs
+
+
+def move_loop(store: Store, loop_id: str, event: LoopEvent, reason: str) -> bool:
+    """The one way a loop's state changes: as `loop_states.after` allows (True when it did)."""
+    thing = store.thing(LOOP_KIND, loop_id)
+    new = after(loop_state(thing.state if thing else None), event)
+    if new is None:
+        return False
+    store.transition(LOOP_KIND, loop_id, new.value, reason)
+    return True
 REAP_INTERVAL = 60.0
 MAX_PROCESS_LOSS_RETRIES = 1
 
@@ -94,10 +103,9 @@ class LoopRunner:
     async def run(self) -> None:
         store = self.owner.store
         if not self.cfg.enabled:
-            store.transition(LOOP_KIND, self.cfg.id, "disabled", "enabled = false in the config")
+            move_loop(store, self.cfg.id, LoopEvent.DISABLED, "enabled = false in the config")
             return
-        if self.state not in HELD:
-            store.transition(LOOP_KIND, self.cfg.id, "active", "scheduling runs")
+        move_loop(store, self.cfg.id, LoopEvent.SCHEDULING, "scheduling runs")
         while True:
             if self.state in HELD:
                 self.wake.clear()
@@ -291,8 +299,7 @@ class Loops:
                           f"continuation {step.attempt} of 2 after {run.id} ({verdict.liveness.value})",
                           chain_id=run.chain_id, continuation_attempt=step.attempt, timeout=cfg.timeout)
             elif step.kind == "escalate":
-                self.store.transition(LOOP_KIND, cfg.id, "escalated",
-                                      f"run {run.id} {verdict.liveness.value}: {EXHAUSTED}")
+                move_loop(self.store, cfg.id, LoopEvent.ESCALATE, f"run {run.id} {verdict.liveness.value}: {EXHAUSTED}")
         self._mark_finished(run.id)
         return step.kind == "continue"
 
@@ -400,9 +407,8 @@ class Loops:
                           retry_of=run.id, process_loss_retry_count=run.process_loss_retry_count + 1,
                           timeout=cfg.timeout)
             else:
-                self.store.transition(LOOP_KIND, cfg.id, "escalated",
-                                      f"run {run.id} lost its process again after "
-                                      f"{run.process_loss_retry_count} retry")
+                move_loop(self.store, cfg.id, LoopEvent.ESCALATE,
+                          f"run {run.id} lost its process again after {run.process_loss_retry_count} retry")
         self._mark_finished(run.id)
         runner = self.runners.get(run.loop_id)
         if runner is not None:
@@ -538,8 +544,7 @@ class Loops:
         new_id = self.ids.new(self.clock.time())
         with self.store.batch():
             queue_run(self.store, new_id, cfg.id, f"operator retry of {run.id}", retry_of=run.id, timeout=cfg.timeout)
-            if self.runners[cfg.id].state == "escalated":
-                self.store.transition(LOOP_KIND, cfg.id, "active", f"operator retried run {run.id}")
+            move_loop(self.store, cfg.id, LoopEvent.OPERATOR_RETRY, f"operator retried run {run.id}")
         self.runners[cfg.id].wake.set()
         return {"message": f"run {run.id} retried as {new_id}", "run": new_id}
 
@@ -551,7 +556,7 @@ class Loops:
         if runner.state != "escalated":
             raise ActionError("not_applicable", f"loop {target.name} is {runner.state}, not escalated: "
                                                 f"nothing to retry")
-        self.store.transition(LOOP_KIND, target.name, "active", "operator retry: escalation cleared")
+        move_loop(self.store, target.name, LoopEvent.OPERATOR_RETRY, "operator retry: escalation cleared")
         runner.wake.set()
         return {"message": f"loop {target.name}: escalation cleared, scheduling runs"}
 

@@ -94,3 +94,36 @@ def clearing_action(name: str, reason: str, *, port: int, holder_pid: int | None
     if reason == FailureReason.READY_TIMEOUT:
         return f"check its health check and output, then `loopctl retry {target}`"
     return f"read its output (console detail, or the sidecar log), fix it, then `loopctl retry {target}`"
+
+
+class SidecarEvent(StrEnum):
+    RELOAD_UNCHANGED = "reload_unchanged"  # a reconfigure in which this sidecar's config is the same
+    RELOAD_CHANGED = "reload_changed"  # its own config changed
+    REMOVED = "removed"  # the config no longer names it
+    OPERATOR_RETRY = "operator_retry"
+    OPERATOR_RECLAIM = "operator_reclaim"
+
+
+class Effect(StrEnum):
+    KEEP = "keep"  # left as it is: running, waiting in backoff, or latched failed
+    RESTART = "restart"  # stopped (if running) and started anew, attempts reset
+    STOP = "stop"  # stopped for good
+    REFUSE = "refuse"  # the operator's action does not apply (not_applicable)
+
+
+SIDECAR_STATES = ("stopped", "starting", "ready", "backoff", "stopping", "failed")
+
+
+def on_event(state: str, event: SidecarEvent, *, running: bool = False) -> Effect:
+    """What an event does to a sidecar in `state`. `failed` is the operator's latch: a reload keeps it
+    failed unless its own config changed (a new config deserves a new try); only a retry or reclaim
+    by the operator relaunches it otherwise. `running`: this engine holds a live process for it."""
+    if event is SidecarEvent.RELOAD_UNCHANGED:
+        return Effect.KEEP
+    if event is SidecarEvent.RELOAD_CHANGED:
+        return Effect.RESTART
+    if event is SidecarEvent.REMOVED:
+        return Effect.STOP
+    if event is SidecarEvent.OPERATOR_RETRY:
+        return Effect.RESTART if state in ("failed", "backoff", "stopped") else Effect.REFUSE
+    return Effect.REFUSE if running else Effect.RESTART  # reclaim: only what this engine does not run

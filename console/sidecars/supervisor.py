@@ -35,14 +35,17 @@ from console.sidecars.health import HealthProber
 from console.sidecars.pidfile import PidRecord, read_pidfile, remove_pidfile, write_pidfile
 from console.sidecars.policy import (
     STABILITY_SECONDS,
+    Effect,
     Failure,
     FailureReason,
+    SidecarEvent,
     backoff_delay,
     classify_exit,
     clearing_action,
     describe_exit,
     holder_text,
     latches,
+    on_event,
 )
 from console.sidecars.ports import port_free, port_holder
 from console.sidecars.reclaim import (
@@ -321,7 +324,7 @@ class SidecarRunner:
     # -- operator actions ---------------------------------------------------------------------------
 
     async def retry(self) -> dict[str, Any]:
-        if self.state not in ("failed", "backoff", "stopped"):
+        if on_event(self.state, SidecarEvent.OPERATOR_RETRY) is Effect.REFUSE:
             raise ActionError("not_applicable",
                               f"sidecar {self.cfg.name} is {self.state}, not failed: nothing to retry")
         previous = self.state
@@ -332,7 +335,9 @@ class SidecarRunner:
         return {"message": f"{self.cfg.name}: {previous} cleared, relaunching", "previous": previous}
 
     async def reclaim_now(self) -> dict[str, Any]:
-        if self.launch is not None and self.launch.proc.returncode is None:
+        running = self.launch is not None and self.launch.proc.returncode is None
+        if on_event(self.state, SidecarEvent.OPERATOR_RECLAIM, running=running) is Effect.REFUSE:
+            assert self.launch is not None
             raise ActionError("not_applicable", f"sidecar {self.cfg.name} is running under this engine "
                                                 f"(pid {self.launch.proc.pid}): nothing to reclaim")
         await self._cancel_task()
@@ -427,7 +432,14 @@ class Supervisor:
         """Stop the sidecars that changed or went away, then start the changed and the new ones.
         Unchanged sidecars are not touched."""
         wanted = {cfg.name: cfg for cfg in sidecars}
-        going = [r for name, r in self.runners.items() if wanted.get(name) != r.cfg]
+
+        def event(runner: SidecarRunner) -> SidecarEvent:
+            cfg = wanted.get(runner.cfg.name)
+            if cfg is None:
+                return SidecarEvent.REMOVED
+            return SidecarEvent.RELOAD_UNCHANGED if cfg == runner.cfg else SidecarEvent.RELOAD_CHANGED
+
+        going = [r for r in self.runners.values() if on_event(r.state, event(r)) is not Effect.KEEP]
         await asyncio.gather(*(r.stop("config changed" if r.cfg.name in wanted else "removed from the config")
                                for r in going))
         if between is not None:

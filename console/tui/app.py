@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # what only some paths need is imported there: the first fram
 CONTROL_PICTURES = ControlPictures()
 TABS = [("overview", "Overview"), ("sidecars", "Sidecars"), ("loops", "Loops"), ("runs", "Runs"),
         ("config", "Config"), ("events", "Events")]
+NEXT_OWNER_LOOK = 0.5  # seconds between looks for the next owner, after a declined takeover
 ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel"}
 ACTION_VERBS = sorted(set(ACTION_KEYS.values()))
 KEY_NAMES = {"slash": "/", "question_mark": "?"}
@@ -202,23 +203,26 @@ class LoopctlApp(App[int]):
                          callback=self._take_over)
 
     def _local_config(self) -> LoadedConfig | None:
-        """The host's config file, read when first needed: an observer needs it only to take over."""
-        if self.loaded is None:
-            from console.core.config import load_config  # noqa: PLC0415
+        """The config to take over with, read when first needed (an observer needs it only to take over):
+        the one the owner ran, as its lease holder record names it, never this console's own default."""
+        if self.loaded is None or isinstance(self.source, ObservedSource):
+            from console.host.takeover import takeover_config  # noqa: PLC0415
 
             assert self.paths is not None
 
             try:
-                self.loaded = load_config(self.paths)
+                self.paths, self.loaded = takeover_config(self.paths)
             except LoopctlError as exc:
+                self.loaded = None
                 self.notify(f"The engine that owned this host has stopped, and this console cannot take over: "
                             f"{exc.message}", severity="error", timeout=60)
         return self.loaded
 
     def _take_over(self, yes: bool | None) -> None:
         if not yes:
-            self.notify("Showing the last recorded state. Start `loopctl run` or this console to take over.",
-                        severity="warning", timeout=15)
+            self.notify("Showing the last recorded state until another engine owns the host. Start `loopctl run` "
+                        "or this console to take over.", severity="warning", timeout=15)
+            self.run_worker(self._await_next_owner(), name="feed", exclusive=True, group="feed")
             return
         from console.host.lease import Lease  # noqa: PLC0415
         from console.host.owner import Owner  # noqa: PLC0415
@@ -244,6 +248,19 @@ class LoopctlApp(App[int]):
             self.notify("This console now owns the host.", timeout=10)
         self.role = self.source.role
         self.run_worker(self._follow(), name="feed", exclusive=True, group="feed")
+
+    async def _await_next_owner(self) -> None:
+        """After a declined takeover: observe whichever engine owns the host next, by itself."""
+        from console.host.observe import owner_serving  # noqa: PLC0415
+
+        assert self.paths is not None  # an ObservedSource is this host's
+        # No event exists for "another process took a flock and bound a socket": look, at an operator's pace.
+        while not await asyncio.to_thread(owner_serving, self.paths.lock, self.paths.socket):
+            await asyncio.sleep(NEXT_OWNER_LOOK)
+        self.source = ObservedSource(self.paths.socket)
+        self.role = self.source.role
+        self.notify("Another engine owns the host now: observing it.", timeout=10)
+        await self._follow()
 
     def get_line_filters(self) -> Sequence[LineFilter]:
         return [*super().get_line_filters(), CONTROL_PICTURES]

@@ -249,3 +249,22 @@ async def test_a_heartbeat_outcome_never_starts_a_run_early(rig):
     assert rig.state() == "active"
     await asyncio.sleep(0.5)
     assert len(latest_runs(rig.store, "docs")) == 1, "a heartbeat outcome cut the pause between runs short"
+
+
+async def test_an_escalated_loop_stays_escalated_through_pause_and_resume_until_the_operator_retries(rig):
+    from console.core.actions import Target
+    from console.runs.loop_states import LoopEvent
+    from console.runs.scheduler import move_loop
+
+    loops, beats = rig.loops(loop())
+    await beats.bind(loop())
+    assert move_loop(rig.store, "docs", LoopEvent.ESCALATE, "continuation attempts exhausted")
+    for status in ("pause", "resume", "pause", "resume"):  # the control plane's noise
+        admin(rig.plane, status, loop_id=rig.remote())
+        assert (await beats.beat(loop(), runner_alive=True)).outcome.value == "live"
+        assert rig.state() == "escalated", f"after {status}: {rig.store.thing(LOOP_KIND, 'docs').reason}"
+    await loops.retry(Target("loop", "docs"))
+    assert rig.state() == "active"
+    admin(rig.plane, "pause", loop_id=rig.remote())
+    await beats.beat(loop(), runner_alive=True)
+    assert rig.state() == "paused"  # once cleared, the control plane's pause holds it as before

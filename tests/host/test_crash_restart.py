@@ -15,7 +15,7 @@ import textwrap
 import psutil
 import pytest
 
-from tests.conftest import Host, loopctl_argv, wait_for
+from tests.conftest import Host, gone, loopctl_argv, wait_for
 
 # Each run records who it is and which other runs of its loop were alive as it began, then waits for
 # its own release file (written by the test) before it hands off and exits.
@@ -116,7 +116,7 @@ def test_a_run_alive_from_a_killed_engine_is_the_only_one_and_cancel_ends_its_gr
     assert rig.live_agents() == [a["run"]]
     result = rig.host.run("cancel", f"run:{a['run']}")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert not psutil.pid_exists(a["pid"]) or psutil.Process(a["pid"]).status() == psutil.STATUS_ZOMBIE
+    assert gone(a["pid"])
     wait_for(lambda: rig.runs()[a["run"]]["status"] == "cancelled", 15, "the adopted run settled")
     assert rig.runs()[a["run"]]["stop_reason"] == "cancelled"
     # The scheduler goes on once the adopted run has ended, and only then.
@@ -208,7 +208,7 @@ def test_a_sidecar_spawned_before_its_pid_file_is_found_by_its_token_and_reclaim
     second = rig.start()
     rig.host.wait_owner(second)
     wait_for(lambda: sidecar_state(rig, "web") == "ready", 20, "web ready")
-    wait_for(lambda: not psutil.pid_exists(untracked), 10, "the untracked sidecar ended")
+    wait_for(lambda: gone(untracked), 10, "the untracked sidecar ended")
     live = sidecar_processes(rig)
     assert list(live) == [pidfile_pids(rig)["web"]], f"sidecar processes {live}, PID files {pidfile_pids(rig)}"
 
@@ -224,7 +224,7 @@ def test_a_sidecar_dropped_from_the_config_while_the_engine_was_dead_is_reclaime
     second = rig.start()
     rig.host.wait_owner(second)
     wait_for(lambda: sidecar_state(rig, "web") == "ready", 20, "web ready again")
-    wait_for(lambda: not psutil.pid_exists(extra), 10, "the dropped sidecar ended")
+    wait_for(lambda: gone(extra), 10, "the dropped sidecar ended")
     assert list(sidecar_processes(rig)) == [pidfile_pids(rig)["web"]]
     assert "extra" not in pidfile_pids(rig)
     _code, report = rig.host.once_json()

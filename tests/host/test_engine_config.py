@@ -123,3 +123,49 @@ async def test_a_refused_reload_is_a_reason_in_the_snapshot_until_a_reload_appli
         assert not any(r.code == "config_reload_refused" for r in engine.snapshot().tray.reasons)
     finally:
         engine.store.close()
+
+
+def sidecar_processes(engine: Engine) -> list[int]:
+    """Live processes carrying this engine's sidecar session prefix (what it started, found by environment)."""
+    from console.core.processes import carrying
+    from console.sidecars.reclaim import TOKEN_VARIABLE
+
+    prefix = f"{engine.supervisor.prefix}:"
+    return [c.pid for c in carrying(TOKEN_VARIABLE, lambda value: value.startswith(prefix))]
+
+
+async def test_overlapping_reconfigures_are_serialized_and_leak_no_sidecar(tmp_path):
+    sleeper = [sys.executable, "-c", "import time; time.sleep(300)"]
+    engine, clock = make_engine(tmp_path, HostConfig(sidecar=[SidecarConfig(name="x", command=sleeper)]))
+    await engine.start()
+    try:
+        await drive(clock, lambda: len(pids(engine)) == 1, what="x ready")
+        # A SIGHUP reload, a remote apply and a probation expiry at once, each with its own x.
+        configs = [HostConfig(sidecar=[SidecarConfig(name="x", command=[*sleeper, str(n)])]) for n in range(3)]
+        await finish_with_clock(clock, asyncio.gather(*(engine.reconfigure(c, False) for c in configs)))
+        await drive(clock, lambda: len(pids(engine)) == 1, what="the last x ready")
+        assert engine.supervisor.runners["x"].cfg == configs[-1].sidecar[0]
+    finally:
+        await finish_with_clock(clock, engine.stop())
+        engine.store.close()
+    assert sidecar_processes(engine) == [], "a sidecar outlived the engine's stop"
+
+
+async def test_stop_stops_sidecars_even_when_stopping_the_loops_fails(tmp_path, caplog):
+    sleeper = [sys.executable, "-c", "import time; time.sleep(300)"]
+    engine, clock = make_engine(tmp_path, HostConfig(sidecar=[SidecarConfig(name="x", command=sleeper)]))
+    await engine.start()
+    await drive(clock, lambda: len(pids(engine)) == 1, what="x ready")
+    real_stop = engine.loops.stop
+
+    async def failing_stop() -> None:  # an injected fault: the loops' stop raises halfway
+        await real_stop()
+        raise RuntimeError("injected: the loops failed to stop")
+
+    engine.loops.stop = failing_stop  # type: ignore[method-assign]
+    try:
+        await finish_with_clock(clock, engine.stop())
+    finally:
+        engine.store.close()
+    assert sidecar_processes(engine) == [], "a failed loop stop skipped the sidecars"
+    assert "stopping the loops failed" in caplog.text and "injected" in caplog.text

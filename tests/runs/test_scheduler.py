@@ -397,3 +397,29 @@ async def test_a_live_process_without_the_run_id_in_its_readable_environment_is_
     finally:
         foreign.kill()
         foreign.wait()
+
+
+async def test_an_adopted_run_keeps_its_timeout_and_is_ended_through_its_group(rig):
+    run_id = RunIds().new(rig.clock.time())
+    agent = subprocess.Popen(["sh", "-c", "sleep 300 & sleep 301"], start_new_session=True,
+                             env={**os.environ, "LOOPCTL_RUN_ID": run_id})
+    try:
+        time.sleep(0.1)
+        queue_run(rig.store, run_id, "docs", "planted", timeout=30)
+        rig.store.transition(RUN_KIND, run_id, "running", "planted", columns={
+            "pid": agent.pid, "pgid": agent.pid, "create_time": identify(agent.pid).create_time,
+            "started_at": rig.clock.time()})
+        loops = rig.loops(rig.loop("advance", interval_seconds=3600))
+        await loops.reap()
+        assert get_run(rig.store, run_id).error_code == "process_detached"
+        rig.clock.advance(29)
+        await asyncio.sleep(0.2)
+        assert get_run(rig.store, run_id).status == "running"
+        await rig.drive(lambda: get_run(rig.store, run_id).finished_at is not None, step=0.5, what="timed out")
+        run = get_run(rig.store, run_id)
+        assert (run.status, run.stop_reason, run.timeout_fired) == ("timed_out", "timeout", True)
+        assert not group_alive(agent.pid)
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        agent.wait()

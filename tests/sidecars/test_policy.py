@@ -5,12 +5,16 @@ import pytest
 from console.readmodel.snapshot import PortHolderView, SidecarView
 from console.readmodel.tray import Level, roll_up, sidecar_reasons
 from console.sidecars.policy import (
+    SIDECAR_STATES,
+    Effect,
     FailureReason,
+    SidecarEvent,
     backoff_delay,
     classify_exit,
     clearing_action,
     describe_exit,
     latches,
+    on_event,
 )
 
 
@@ -75,3 +79,21 @@ def test_backoff_is_degraded_and_ranks_below_latched_failures():
     assert [r.code for r in tray.reasons] == ["crash_loop", "sidecar_restarting"]
     assert "loopctl retry sidecar:a" in tray.reasons[1].action
     assert sidecar_reasons([SidecarView(name="s", state="starting")]) == []
+
+
+# Every (sidecar state, event) pair; `failed` is the latch a reload keeps unless its own config changed.
+K, R, S, X = Effect.KEEP, Effect.RESTART, Effect.STOP, Effect.REFUSE
+SIDECAR_TABLE = {  # event: effect in (stopped, starting, ready, backoff, stopping, failed), not running / running
+    SidecarEvent.RELOAD_UNCHANGED: ((K, K, K, K, K, K), (K, K, K, K, K, K)),
+    SidecarEvent.RELOAD_CHANGED: ((R, R, R, R, R, R), (R, R, R, R, R, R)),
+    SidecarEvent.REMOVED: ((S, S, S, S, S, S), (S, S, S, S, S, S)),
+    SidecarEvent.OPERATOR_RETRY: ((R, X, X, R, X, R), (R, X, X, R, X, R)),
+    SidecarEvent.OPERATOR_RECLAIM: ((R, R, R, R, R, R), (X, X, X, X, X, X)),
+}
+
+
+@pytest.mark.parametrize("running", [False, True])
+@pytest.mark.parametrize("event", list(SidecarEvent))
+@pytest.mark.parametrize("state", SIDECAR_STATES)
+def test_each_sidecar_state_and_event(state, event, running):
+    assert on_event(state, event, running=running) is SIDECAR_TABLE[event][running][SIDECAR_STATES.index(state)]

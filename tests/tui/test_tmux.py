@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -14,7 +15,7 @@ import psutil
 import pytest
 
 from console.core.processes import group_alive
-from tests.conftest import Host, loopctl_argv, wait_for
+from tests.conftest import Host, gone, loopctl_argv, wait_for
 from tests.test_cli_runs import loop_config
 from tests.test_demo import end_survivors, survivors
 
@@ -252,3 +253,64 @@ def test_an_observer_follows_and_searches_a_sidecar_log_in_a_real_terminal(host:
     tmux("send-keys", "-t", "console", "q")
     must_exit(pane_process(tmux), "the observing console did not quit")
     assert engine.poll() is None  # the engine it observed keeps running
+
+
+def _owner_config(host: Host):
+    path = host.root / "owner.toml"  # not the console's default path: it starts without --config
+    path.write_text('[[sidecar]]\nname = "sleeper"\ncommand = ["sleep", "86400"]\n')
+    return path
+
+
+def _sidecar(host: Host) -> dict | None:
+    _code, report = host.once_json()
+    found = report["snapshot"]["sidecars"]
+    return found[0] if found and found[0]["state"] == "ready" else None
+
+
+def test_an_observer_console_takes_over_with_the_owners_config(host: Host, tmux):
+    config = _owner_config(host)
+    owner = host.spawn("run", "--config", str(config))
+    host.wait_owner(owner)
+    wait_for(lambda: _sidecar(host), timeout=20, what="the owner's sidecar ready")
+    old = _sidecar(host)["pid"]
+    tmux("new-session", "-d", "-s", "console", "-x", "100", "-y", "30", console_command(host))
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-t", "console")
+
+    wait_for(lambda: f"observer of pid {owner.pid}" in screen(), timeout=20, what="the observer")
+    owner.send_signal(signal.SIGKILL)
+    owner.wait(timeout=10)
+    wait_for(lambda: "Take over" in screen(), timeout=20, what="the takeover offer")
+    tmux("send-keys", "-t", "console", "y")
+    console = pane_process(tmux)
+    wait_for(lambda: host.engine_pid() == console.pid, timeout=20, what="the console to own the host")
+    wait_for(lambda: _sidecar(host), timeout=20, what="the owner's sidecar, under the console")
+    assert _sidecar(host)["pid"] != old and gone(old), "the dead owner's sidecar runs on"
+    _code, report = host.once_json()
+    assert report["snapshot"]["host"]["config_path"] == str(config)
+    tmux("send-keys", "-t", "console", "q")
+    must_exit(console, "the console did not quit")
+
+
+def test_a_console_that_declined_takeover_observes_the_next_owner_by_itself(host: Host, tmux):
+    config = _owner_config(host)
+    first = host.spawn("run", "--config", str(config))
+    host.wait_owner(first)
+    tmux("new-session", "-d", "-s", "console", "-x", "100", "-y", "30", console_command(host))
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-t", "console")
+
+    wait_for(lambda: f"observer of pid {first.pid}" in screen(), timeout=20, what="the observer")
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=20)
+    wait_for(lambda: "Take over" in screen(), timeout=20, what="the takeover offer")
+    tmux("send-keys", "-t", "console", "n")
+    wait_for(lambda: "Take over" not in screen(), timeout=10, what="the offer declined")
+    second = host.spawn("run", "--config", str(config))
+    host.wait_owner(second)
+    wait_for(lambda: f"observer of pid {second.pid}" in screen(), timeout=20, what="the console on the next owner")
+    tmux("send-keys", "-t", "console", "q")
+    must_exit(pane_process(tmux), "the console did not quit")
+    assert second.poll() is None  # an observer's quit leaves the owner running
