@@ -83,7 +83,7 @@ class Engine:
         self.actions.register("retry", "sidecar", self.supervisor.retry)
         self.actions.register("reclaim", "sidecar", self.supervisor.reclaim)
         self.loops = Loops(self.config.loop, store=store, clock=clock, runs_root=paths.state_dir / "runs",
-                           on_change=self.changes.bump)
+                           on_change=self.changes.bump, tasks=self.tasks)
         self.actions.register("cancel", "run", self.loops.cancel)
         self.actions.register("retry", "run", self.loops.retry)
         self.actions.register("retry", "loop", self.loops.retry)

@@ -21,6 +21,7 @@ from console.core.clock import Clock
 from console.core.config import LoopConfig
 from console.core.processes import CREATE_TIME_TOLERANCE, identify, members_carrying, signal_pid, wait_gone
 from console.core.store import RUN_KIND, Store
+from console.core.tasks import Tasks
 from console.core.waiting import sleep_unless
 from console.readmodel.snapshot import LoopView, RunView
 from console.runs.continuation import EXHAUSTED, RunLine, after_run, continuation_summary
@@ -117,8 +118,9 @@ class LoopRunner:
 
 class Loops:
     def __init__(self, loops: list[LoopConfig], *, store: Store, clock: Clock, runs_root: Path,
-                 on_change: Callable[[], None]) -> None:
+                 on_change: Callable[[], None], tasks: Tasks | None = None) -> None:
         self.store = store
+        self.tasks = tasks if tasks is not None else Tasks(clock, on_change)  # a crashed scheduler restarts
         self.clock = clock
         self.runs_root = runs_root
         self.on_change = on_change
@@ -147,10 +149,10 @@ class Loops:
     def start_runners(self) -> None:
         for runner in self.runners.values():
             self._start_runner(runner)
-        self._tasks.append(asyncio.create_task(self._reap_periodically(), name="reaper"))
+        self._tasks.append(self.tasks.spawn("reaper", self._reap_periodically))
 
     def _start_runner(self, runner: LoopRunner) -> None:
-        task = asyncio.create_task(runner.run(), name=f"loop:{runner.cfg.id}")
+        task = self.tasks.spawn(f"loop:{runner.cfg.id}", runner.run, f"{LOOP_KIND}:{runner.cfg.id}")
         self._runner_tasks[runner.cfg.id] = task
         self._tasks.append(task)
 
@@ -166,9 +168,7 @@ class Loops:
                 await self._await_finished(runner.current, STOP_GRACE + 3.0)
             task = self._runner_tasks.pop(loop_id, None)
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await self.tasks.stop(f"loop:{loop_id}")
                 self._tasks.remove(task)
             del self.runners[loop_id]
         self.configs = wanted
@@ -204,9 +204,7 @@ class Loops:
             await self._await_finished(run_id, STOP_GRACE + 3.0)
         for task in [*self._tasks, *self.detached.values()]:
             task.cancel()
-        for task in [*self._tasks, *self.detached.values()]:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self._tasks, *self.detached.values(), return_exceptions=True)
         self._tasks.clear()
         self.detached.clear()
 
