@@ -8,6 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from console.core.atomic import atomic_write_json
+from console.core.files import NotRegular, read_capped
 from console.core.records import View
 
 
@@ -32,22 +33,32 @@ def write_pidfile(path: Path, record: PidRecord) -> None:
     atomic_write_json(path, asdict(record), mode=0o600)
 
 
+UNSAFE = "pidfile_unsafe"
+MAX_PIDFILE_BYTES = 64 * 1024  # a record is a few hundred bytes; the cmdline is what varies
+
+
 def read_pidfile(path: Path) -> PidRecord | CorruptPidFile | None:
+    """A FIFO or a symlink (to /dev/zero, or to anything) at the path is never opened through:
+    it is `pidfile_unsafe`, a corrupt file whose removal unlinks the path itself."""
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = read_capped(path, MAX_PIDFILE_BYTES)
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as exc:
-        return CorruptPidFile(f"unreadable: {exc}")
+    except NotRegular as exc:
+        return CorruptPidFile(f"{UNSAFE}: {exc}")
+    except OSError as exc:
+        return CorruptPidFile(f"unreadable: {exc.strerror}")
+    if len(raw) > MAX_PIDFILE_BYTES:
+        return CorruptPidFile(f"{UNSAFE}: larger than {MAX_PIDFILE_BYTES} bytes")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw.decode("utf-8"))
         record = PidRecord(
             pid=data["pid"], pgid=data["pgid"], session_token=data["session_token"],
             create_time=data["create_time"], cmdline=data["cmdline"], boot_time=data["boot_time"],
             written_at=data["written_at"],
         )
-    except (ValueError, KeyError, TypeError) as exc:
-        return CorruptPidFile(f"not a PID record: {type(exc).__name__}: {exc}")
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        return CorruptPidFile(f"not a PID record: {type(exc).__name__}: {str(exc)[:120]}")
     ints_ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (record.pid, record.pgid))
     floats_ok = all(isinstance(v, int | float) and not isinstance(v, bool)
                     for v in (record.create_time, record.boot_time, record.written_at))
