@@ -188,6 +188,11 @@ def parse_config(raw: bytes, path: Path) -> HostConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}; {EXAMPLE_HINT}") from None
+    except RecursionError:  # tomllib recurses per nested array or inline table
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply; {EXAMPLE_HINT}") from None
+    problem = nul_in(data)
+    if problem:
+        raise ConfigError(f"{path}: {problem}; {EXAMPLE_HINT}")
     try:
         config = decode(HostConfig, data, strict=True)
     except DecodeError as exc:
@@ -196,6 +201,34 @@ def parse_config(raw: bytes, path: Path) -> HostConfig:
     if problem:
         raise ConfigError(f"{path}: {problem}; {EXAMPLE_HINT}")
     return config
+
+
+def nul_in(data: object, where: str = "") -> str | None:
+    """Where a key or string holds a NUL byte, which no command, path or environment can carry (the
+    spawn would fail long after the config was accepted)."""
+    if isinstance(data, str):
+        return f"{where or 'a value'}: contains a NUL character" if "\x00" in data else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            inside = f"{where}.{key}" if where else str(key)
+            if "\x00" in str(key):
+                return f"{where or 'the top level'}: a key contains a NUL character"
+            problem = nul_in(value, inside)
+            if problem:
+                return problem
+    if isinstance(data, list):
+        for index, value in enumerate(data):
+            problem = nul_in(value, f"{where}[{index}]")
+            if problem:
+                return problem
+    return None
+
+
+def _env_problem(env: dict[str, str], where: str) -> str | None:
+    for key in env:
+        if not key or "=" in key:
+            return f"{where}.env: {key!r} is not an environment variable name (empty, or contains '=')"
+    return None
 
 
 def cross_check(config: HostConfig | RemoteDocument) -> str | None:
@@ -216,6 +249,9 @@ def cross_check(config: HostConfig | RemoteDocument) -> str | None:
             if sidecar.port in ports:
                 return f"sidecar[{index}].port: {sidecar.port} is already used by sidecar {ports[sidecar.port]!r}"
             ports[sidecar.port] = sidecar.name
+        problem = _env_problem(sidecar.env, f"sidecar[{index}]")
+        if problem:
+            return problem
         if sidecar.health == "tcp" and not sidecar.port:
             return f"sidecar[{index}].health: 'tcp' needs a port"
         if sidecar.plugin and sidecar.plugin not in plugins:
@@ -225,6 +261,9 @@ def cross_check(config: HostConfig | RemoteDocument) -> str | None:
         if loop.id in loops:
             return f"loop[{index}].id: {loop.id!r} is already used by loop[{loops[loop.id]}]"
         loops[loop.id] = index
+        problem = _env_problem(loop.env, f"loop[{index}]")
+        if problem:
+            return problem
         if loop.provenance == "user" and not (loop.token_file and loop.remote_id):
             return f"loop[{index}]: a user loop needs token_file (its runner token) and remote_id (its id there)"
         if loop.plugin and loop.plugin not in plugins:

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from console.core.clock import Clock
-from console.core.config import HostConfig, RemoteDocument, cross_check
+from console.core.config import HostConfig, RemoteDocument, cross_check, nul_in
 from console.core.crashpoints import CrashPoints
 from console.core.decoding import DecodeError, decode
 from console.core.store import Store
@@ -77,6 +77,9 @@ def parse_document(raw: bytes) -> RemoteDocument:
         raise ApplyError("config_invalid", "invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ApplyError("config_invalid", f"the document must be a JSON object, not {type(data).__name__}")
+    problem = nul_in(data)
+    if problem:
+        raise ApplyError("config_invalid", problem)
     try:
         return decode(RemoteDocument, data, strict=True)
     except DecodeError as exc:
