@@ -27,6 +27,10 @@ def _host_name(value: str) -> str | None:
 
 class HostSection(View):
     name: str = check(_host_name, default="")  # "" means the machine's host name
+    # The engine socket's limits (README, 'The engine socket'): at the cap, the longest-idle client
+    # that has no request in progress is closed for a new one; a client idle this long is closed.
+    socket_max_connections: int = check(in_range(8, 4096, "a count of connections"), default=128)
+    socket_idle_seconds: float = check(in_range(1, 3600, "seconds"), default=30.0)
 
 
 def _sidecar_name(value: str) -> str | None:

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from console import __version__
+from console.core import descriptors
 from console.core.actions import ActionRegistry
 from console.core.changes import ChangeFeed
 from console.core.clock import Clock
@@ -34,7 +35,7 @@ from console.readmodel.snapshot import (
     host_view,
     things_view,
 )
-from console.readmodel.tray import reload_refused_reason, task_reasons
+from console.readmodel.tray import descriptor_reasons, reload_refused_reason, task_reasons
 from console.remote.plugins import PluginError, Plugins, is_installed, missing_programs, resolve
 from console.runs.scheduler import Loops
 from console.sidecars.supervisor import Supervisor
@@ -142,6 +143,12 @@ class Engine:
                               {"pid": self.pid})
 
     def snapshot(self) -> Snapshot:
+        snap = self._snapshot()
+        held, limit = descriptors.usage()  # not cached: it changes without a transition
+        return snap.with_reasons(*descriptor_reasons(held, limit)) if descriptors.under_pressure(held, limit) \
+            else snap
+
+    def _snapshot(self) -> Snapshot:
         version = self.changes.version
         if self._cached is not None and self._cached[0] == version:
             return self._cached[1]
