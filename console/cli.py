@@ -7,10 +7,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from console import __version__
-from console.core.errors import EXIT_BAD_INPUT, EXIT_UNKNOWN, MONITORING_WORDS, LoopctlError
+from console.core.errors import EXIT_BAD_INPUT, EXIT_UNKNOWN, LoopctlError
 from console.core.printable import printable  # what it prints may carry host text (core/printable.py)
 
 if TYPE_CHECKING:
@@ -18,6 +18,21 @@ if TYPE_CHECKING:
     from console.fleet.contexts import HostEntry
 
 VERBS = ("reclaim", "retry", "cancel")
+
+
+FORMATS = ("text", "json", "nagios", "openmetrics")
+
+
+class UsageError(LoopctlError):
+    code = "usage"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one line (usage is what --help is for), and raised, so
+    `--format json` can still answer it as JSON."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see `{self.prog} --help`)".removeprefix("loopctl: "))
 
 
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -30,6 +45,9 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
                         help="host config (default: $XDG_CONFIG_HOME/loopctl/loopctl.toml; optional)")
     parser.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS if suppress else False,
                         help="refuse every action (reclaim, retry, cancel)")
+    if suppress:  # the top level has its own, with the report help; after a command it says how errors print
+        parser.add_argument("--format", choices=FORMATS, default=argparse.SUPPRESS,
+                            help="how a failure is printed (json: a JSON document)")
 
 
 def _host_option(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -42,7 +60,7 @@ COMMANDS = ("run", "join", "controlplane", "demo", "logs", "dial-stdio", "fleet"
 
 
 def _top_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="loopctl",
         description="Operator console for hosts that run AI-agent work. Without a command: the console.",
     )
@@ -51,7 +69,7 @@ def _top_parser() -> argparse.ArgumentParser:
     _host_option(parser, suppress=False)
     parser.add_argument("--once", action="store_true",
                         help="evaluate once, print a report, exit 0 ok / 1 warning / 2 critical / 3 unknown")
-    parser.add_argument("--format", choices=("text", "json", "nagios", "openmetrics"), default="text",
+    parser.add_argument("--format", choices=FORMATS, default="text",
                         help="report format for --once (nagios: Monitoring Plugins; openmetrics: Prometheus)")
     return parser
 
@@ -71,7 +89,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _top_parser()
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run = sub.add_parser("run", help="run the engine without a screen (for systemd)")
     _common(run, suppress=True)
     run.add_argument("--standby", action="store_true",
@@ -91,9 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8470, help="port (default 8470)")
     serve.add_argument("--state", metavar="FILE", help="keep hosts and loops in FILE across restarts")
     demo = sub.add_parser("demo", help="a demo host showing every state, with its own control plane")
-    demo.add_argument("--state-dir", metavar="DIR", help="a new or empty directory for it (default: a temporary one, "
-                                                         "removed afterwards)")
-    demo.add_argument("--once", action="store_true", help="print the report once every state shows, then end it")
+    demo.add_argument("--state-dir", metavar="DIR", default=argparse.SUPPRESS,
+                      help="a new or empty directory for it (default: a temporary one, removed afterwards)")
+    demo.add_argument("--once", action="store_true", default=argparse.SUPPRESS,
+                      help="print the report once every state shows, then end it")
+    demo.add_argument("--format", choices=FORMATS, default=argparse.SUPPRESS,
+                      help="report format for --once, as for `loopctl --once` (default text)")
     logs = sub.add_parser("logs", help="a sidecar's log or a run's output, from the engine that owns the host")
     _common(logs, suppress=True)
     logs.add_argument("target", metavar="TARGET", help="sidecar:NAME (its previous launch's log, then its current "
@@ -137,28 +158,56 @@ def _line_count(text: str) -> int:
     return count
 
 
+def _said_format(args: Sequence[str]) -> str:
+    """The --format the command line asks for, wherever it stands (for failures before or without a parse)."""
+    said = "text"
+    for index, arg in enumerate(args):
+        if arg == "--format" and index + 1 < len(args):
+            said = args[index + 1]
+        elif arg.startswith("--format="):
+            said = arg.split("=", 1)[1]
+    return said if said in FORMATS else "text"
+
+
+def fail(exc: LoopctlError, report_format: str, *, once: bool) -> int:
+    """One line on stderr; `--format json` still a JSON document on stdout and `--once --format nagios`
+    still one status line, so a monitor never parses a bare error."""
+    print(printable(f"loopctl: {exc.message}", lines=False), file=sys.stderr)
+    if report_format == "json":
+        import json
+
+        status = "unknown" if exc.exit_code == EXIT_UNKNOWN else "error"
+        print(json.dumps({"status": status, "exit_code": exc.exit_code,
+                          "error": {"code": exc.code, "message": exc.message}}, sort_keys=True))
+    elif once and report_format == "nagios":
+        from console.readmodel.nagios import unevaluated
+
+        sys.stdout.write(printable(unevaluated(exc.exit_code, exc.message)))
+    return exc.exit_code
+
+
+class InternalError(LoopctlError):
+    exit_code = EXIT_UNKNOWN
+    code = "internal_error"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    said, once = _said_format(raw), "--once" in raw
+    try:
+        args = parse_args(raw)
+    except UsageError as exc:
+        return fail(exc, said, once=once)
     try:
         return _dispatch(args)
     except LoopctlError as exc:
-        print(printable(f"loopctl: {exc.message}"), file=sys.stderr)
-        if getattr(args, "once", False) and getattr(args, "format", "") == "nagios":
-            from console.readmodel.nagios import unevaluated
-
-            sys.stdout.write(printable(unevaluated(exc.exit_code, exc.message)))
-        elif getattr(args, "once", False) and getattr(args, "format", "") == "json":  # a program reads stdout
-            import json
-
-            print(json.dumps({"status": MONITORING_WORDS.get(exc.exit_code, "UNKNOWN"), "exit_code": exc.exit_code,
-                              "error": exc.message}, sort_keys=True))
-        return exc.exit_code
+        return fail(exc, getattr(args, "format", said), once=once)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        if getattr(args, "once", False):  # monitoring must get a status line and UNKNOWN, not a traceback
-            print(printable(f"LOOPCTL UNKNOWN - could not evaluate: {type(exc).__name__}: {exc}"))
-            return EXIT_UNKNOWN
+        if once:  # monitoring must get a status line and UNKNOWN, not a traceback
+            problem = f"could not evaluate: {type(exc).__name__}: {exc}"
+            return fail(InternalError(problem), getattr(args, "format", said), once=True)
         raise
 
 
@@ -170,8 +219,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from console.demo import run_demo
 
-        return run_demo(args.state_dir, once=args.once)
-    from console.core.paths import resolve_paths
+        return run_demo(getattr(args, "state_dir", None), once=getattr(args, "once", False),
+                        report_format=getattr(args, "format", "text"))
+    from console.core.paths import check_state_dir, resolve_paths
 
     if args.command == "dial-stdio":
         from console.host.dial import dial_stdio
@@ -194,6 +244,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         if entry is not None and state_dir is None:
             state_dir = entry.state_dir
     paths = resolve_paths(state_dir, args.config, os.environ, Path.home())
+    if args.command in (None, *VERBS):  # they only read the state dir: say what is wrong with it first
+        check_state_dir(paths)
     if args.command == "join":
         from console.controlplane.join import join
 

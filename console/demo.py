@@ -327,13 +327,14 @@ def designed(snap: Any) -> list[str]:
     return missing
 
 
-async def _once(demo: Demo) -> int:
+async def _once(demo: Demo, report_format: str = "text") -> int:
     from console.core.clock import SystemClock  # noqa: PLC0415
     from console.core.config import load_config  # noqa: PLC0415
     from console.core.paths import Paths  # noqa: PLC0415
+    from console.core.printable import printable  # noqa: PLC0415
     from console.host.lease import Lease  # noqa: PLC0415
     from console.host.owner import Owner  # noqa: PLC0415
-    from console.readmodel.report import exit_code, render_text  # noqa: PLC0415
+    from console.readmodel.report import exit_code, render  # noqa: PLC0415
 
     paths = Paths(demo.state, demo.config, True)
     lease = Lease.try_acquire(paths.lock)
@@ -354,11 +355,11 @@ async def _once(demo: Demo) -> int:
         if missing:
             print(f"demo: not every designed state showed within {DESIGNED_WITHIN:g} s: still waiting for "
                   f"{', '.join(missing)}", file=sys.stderr)
-        print(render_text(snap), end="")
+        print(printable(render(snap, report_format)), end="")
         return exit_code(snap)
 
 
-def run_demo(state_dir: str | None, *, once: bool) -> int:
+def run_demo(state_dir: str | None, *, once: bool, report_format: str = "text") -> int:
     root = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="loopctl-demo-"))
     if state_dir is not None and root.exists() and any(root.iterdir()):
         raise LoopctlError(f"demo: {root} is not empty: give --state-dir a new or empty directory")
@@ -367,7 +368,7 @@ def run_demo(state_dir: str | None, *, once: bool) -> int:
         demo.prepare()
         print(f"loopctl demo: state in {demo.state}, control plane {demo.plane}", file=sys.stderr)
         if once:
-            return asyncio.run(_once(demo))
+            return asyncio.run(_once(demo, report_format))
         from console.core.paths import Paths  # noqa: PLC0415
         from console.tui.app import run_console  # noqa: PLC0415
         from console.tui.source import choose_source  # noqa: PLC0415

@@ -25,6 +25,7 @@ from console.controlplane.client import ControlPlaneClient
 from console.core.atomic import atomic_write
 from console.core.clock import Clock
 from console.core.config import LoopConfig
+from console.core.files import NotRegular, read_capped
 from console.core.printable import printable
 from console.core.store import Store
 from console.core.tasks import Tasks
@@ -88,9 +89,9 @@ class LoopHeartbeats:
 
     def token(self, cfg: LoopConfig) -> str | None:
         path = Path(cfg.token_file) if cfg.provenance == "user" else self.secrets / f"{cfg.id}.token"
-        try:
-            return path.read_text().strip() or None
-        except OSError:
+        try:  # a FIFO or a link at the path must not block the engine: regular files only, capped
+            return read_capped(path, 8192).decode("ascii").strip() or None
+        except (OSError, NotRegular, UnicodeDecodeError):
             return None
 
     def adopt(self, cfg: LoopConfig, remote_id: str, grant: LoopGrant | Revived, how: str) -> None:

@@ -33,12 +33,18 @@ def _host_name(value: str) -> str | None:
 
 class HostSection(StrictView, frozen=True):
     checks = {"name": _host_name, "keep_runs_per_loop": in_range(1, 1_000_000, "a count"),
-              "keep_runs_days": in_range(0, 3650, "days"), "keep_events": in_range(100, 100_000_000, "a count")}
+              "keep_runs_days": in_range(0, 3650, "days"), "keep_events": in_range(100, 100_000_000, "a count"),
+              "socket_max_connections": in_range(8, 4096, "a count of connections"),
+              "socket_idle_seconds": in_range(1, 3600, "seconds")}
     name: str = ""  # "" means the machine's host name
     # Retention (runs/retention.py): a run is kept while among its loop's newest N, or younger than D days.
     keep_runs_per_loop: int = 200
     keep_runs_days: float = 7.0
     keep_events: int = 20_000
+    # The engine socket's limits (README, 'The engine socket'): at the cap, the longest-idle client
+    # that has no request in progress is closed for a new one; a client idle this long is closed.
+    socket_max_connections: int = 128
+    socket_idle_seconds: float = 30.0
 
 
 def _sidecar_name(value: str) -> str | None:
@@ -215,6 +221,11 @@ def parse_config(raw: bytes, path: Path) -> HostConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}; {EXAMPLE_HINT}") from None
+    except RecursionError:  # tomllib recurses per nested array or inline table
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply; {EXAMPLE_HINT}") from None
+    problem = nul_in(data)
+    if problem:
+        raise ConfigError(f"{path}: {problem}; {EXAMPLE_HINT}")
     try:
         config = convert(HostConfig, data)
     except DecodeError as exc:
@@ -223,6 +234,34 @@ def parse_config(raw: bytes, path: Path) -> HostConfig:
     if problem:
         raise ConfigError(f"{path}: {problem}; {EXAMPLE_HINT}")
     return config
+
+
+def nul_in(data: object, where: str = "") -> str | None:
+    """Where a key or string holds a NUL byte, which no command, path or environment can carry (the
+    spawn would fail long after the config was accepted)."""
+    if isinstance(data, str):
+        return f"{where or 'a value'}: contains a NUL character" if "\x00" in data else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            inside = f"{where}.{key}" if where else str(key)
+            if "\x00" in str(key):
+                return f"{where or 'the top level'}: a key contains a NUL character"
+            problem = nul_in(value, inside)
+            if problem:
+                return problem
+    if isinstance(data, list):
+        for index, value in enumerate(data):
+            problem = nul_in(value, f"{where}[{index}]")
+            if problem:
+                return problem
+    return None
+
+
+def _env_problem(env: dict[str, str], where: str) -> str | None:
+    for key in env:
+        if not key or "=" in key:
+            return f"{where}.env: {key!r} is not an environment variable name (empty, or contains '=')"
+    return None
 
 
 def cross_check(config: HostConfig | RemoteDocument) -> str | None:
@@ -243,6 +282,9 @@ def cross_check(config: HostConfig | RemoteDocument) -> str | None:
             if sidecar.port in ports:
                 return f"sidecar[{index}].port: {sidecar.port} is already used by sidecar {ports[sidecar.port]!r}"
             ports[sidecar.port] = sidecar.name
+        problem = _env_problem(sidecar.env, f"sidecar[{index}]")
+        if problem:
+            return problem
         if sidecar.health == "tcp" and not sidecar.port:
             return f"sidecar[{index}].health: 'tcp' needs a port"
         if sidecar.plugin and sidecar.plugin not in plugins:
@@ -252,6 +294,9 @@ def cross_check(config: HostConfig | RemoteDocument) -> str | None:
         if loop.id in loops:
             return f"loop[{index}].id: {loop.id!r} is already used by loop[{loops[loop.id]}]"
         loops[loop.id] = index
+        problem = _env_problem(loop.env, f"loop[{index}]")
+        if problem:
+            return problem
         if loop.provenance == "user" and not (loop.token_file and loop.remote_id):
             return f"loop[{index}]: a user loop needs token_file (its runner token) and remote_id (its id there)"
         if loop.plugin and loop.plugin not in plugins:

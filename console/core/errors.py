@@ -16,6 +16,7 @@ class LoopctlError(Exception):
     """An expected failure: printed as one line, never as a traceback."""
 
     exit_code: int = EXIT_BAD_INPUT
+    code: str = "bad_input"  # for `--format json`: what kind of failure, as a word
 
     def __init__(self, message: str, *, exit_code: int | None = None) -> None:
         super().__init__(message)
@@ -30,20 +31,29 @@ class LoopctlError(Exception):
 class ConfigError(LoopctlError):
     """The host config is missing, unreadable or invalid."""
 
+    code = "config_invalid"
+
 
 class StateDirError(LoopctlError):
     """The state directory cannot be created, written or read."""
+
+    code = "state_dir_unusable"
 
 
 class StoreError(LoopctlError):
     """The state database is corrupt, from a newer loopctl, or unusable."""
 
+    code = "store_unusable"
+
 
 class LeaseError(LoopctlError):
     """The engine lease (engine.lock) cannot be taken by this process."""
+
+    code = "lease_unavailable"
 
 
 class OwnerUnavailable(LoopctlError):
     """An engine owns the host but did not answer in time: state unknown."""
 
     exit_code = EXIT_UNKNOWN
+    code = "engine_unavailable"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -49,6 +50,30 @@ def resolve_paths(
         config_path, explicit = Path(xdg_config) / "loopctl" / "loopctl.toml", False
     return Paths(state_dir=state.expanduser().absolute(), config_path=config_path.expanduser().absolute(),
                  config_explicit=explicit)
+
+
+def check_state_dir(paths: Paths) -> None:
+    """For a command that only reads (`--once`, an action, the console before it owns): the state
+    directory need not exist, but a path that can never be one is said as such, not as a traceback."""
+    state = paths.state_dir
+    hint = "choose another with --state-dir or LOOPCTL_HOME"
+    if len(os.fsencode(paths.socket)) > MAX_SOCKET_PATH:
+        raise StateDirError(
+            f"socket path {paths.socket} is longer than {MAX_SOCKET_PATH} bytes: use a shorter --state-dir"
+        )
+    for place in (state, *state.parents):
+        try:
+            mode = place.stat().st_mode
+        except (FileNotFoundError, NotADirectoryError):  # not there yet, or under a file: the parents say
+            continue
+        except OSError as exc:
+            raise StateDirError(f"state directory {state} cannot be reached ({exc.strerror} at {place}): {hint}") \
+                from None
+        if not stat.S_ISDIR(mode):
+            where = "exists but is not a directory" if place == state else f"has a parent that is not a directory " \
+                                                                             f"({place})"
+            raise StateDirError(f"state directory {state} {where}: {hint}")
+        return
 
 
 def ensure_state_dir(paths: Paths) -> None:

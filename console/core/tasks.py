@@ -2,7 +2,8 @@
 
 A task body that raises is logged with its traceback, its thing gets a reason (`task_crashed`,
 naming the task and the error), and it is started again after a backoff; one that keeps crashing
-is latched (`task_latched`) until the engine restarts. A body that returns has finished its work.
+is latched (`task_latched`) until the engine restarts. A restarted body that runs a minute (or says
+it `ran_well`) clears its reason. A body that returns has finished its work.
 The decision (`restart_delay`) is pure; the shell (`Tasks`) only creates, waits and cancels.
 """
 
@@ -13,7 +14,9 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from console.core.clock import Clock
+from console.core.printable import printable
 from console.core.records import View
+from console.core.waiting import sleep_unless
 
 log = logging.getLogger("loopctl.tasks")
 
@@ -21,6 +24,7 @@ FIRST_DELAY = 1.0
 MAX_DELAY = 60.0
 LATCH_AFTER = 8  # crashes in a row, none of them after a stable run
 STABLE_SECONDS = 300.0  # a body that ran this long before it crashed starts the count anew
+CLEAR_AFTER = 60.0  # a restarted body still running after this: its reason clears (the count stays)
 
 
 def restart_delay(crashes: int) -> float | None:
@@ -62,14 +66,18 @@ class Tasks:
         crashes = 0
         while True:
             started = self.clock.monotonic()
+            running = asyncio.ensure_future(body())
             try:
-                await body()
+                if name in self.trouble and await sleep_unless(self.clock, CLEAR_AFTER, running):
+                    self.ran_well(name)
+                await running
             except asyncio.CancelledError:
+                running.cancel()
                 raise
             except Exception as exc:  # the point of the supervisor: any bug in a body
                 crashes = 1 if self.clock.monotonic() - started >= STABLE_SECONDS else crashes + 1
                 delay = restart_delay(crashes)
-                error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300] if str(exc) else type(exc).__name__
+                error = printable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__, lines=False)[:300]
                 log.error("task %s crashed (%s); %s", name, error,
                           f"restarting in {delay:g} s" if delay is not None else "latched", exc_info=exc)
                 self.trouble[name] = TaskTrouble(name, subject, error, crashes, delay is None,

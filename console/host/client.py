@@ -6,6 +6,7 @@ async side (`watch`, `arequest`) for the console and standby engines is in watch
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Iterator
@@ -37,18 +38,25 @@ def request(socket_path: Path, op: str, *, timeout: float = DEFAULT_TIMEOUT, **f
             return None
         except PermissionError:
             raise NotPermitted(str(socket_path)) from None
+        except BlockingIOError:  # EAGAIN: the listen backlog is full
+            raise busy(socket_path, "its queue of new connections is full") from None
         answer, _rest = exchange(sock, socket_path, {"id": 1, "op": op, **fields}, timeout)
         return answer
     finally:
         sock.close()
 
 
+def busy(socket_path: Path, why: str) -> OwnerUnavailable:
+    return OwnerUnavailable(f"the engine on {socket_path} is busy ({why}): try again in a moment")
+
+
 def exchange(sock: socket.socket, socket_path: Path, message: dict[str, Any],
              timeout: float) -> tuple[dict[str, Any], bytes]:
     """Send one request on a connected socket and read its answer: the answer, and whatever arrived
-    after it (a watch's next snapshot). A hung or vanished engine is a one-line OwnerUnavailable."""
+    after it (a watch's next snapshot). A hung, busy or vanished engine is a one-line OwnerUnavailable."""
     try:
-        sock.sendall(encode_line(message))
+        with contextlib.suppress(ConnectionError):  # an engine at its cap hangs up at once, `busy` already sent
+            sock.sendall(encode_line(message))
         line, rest = read_line(sock)
     except TimeoutError:
         raise OwnerUnavailable(
@@ -59,7 +67,11 @@ def exchange(sock: socket.socket, socket_path: Path, message: dict[str, Any],
         raise OwnerUnavailable(f"the engine on {socket_path} hung up ({exc}): try again") from None
     if line is None:
         raise OwnerUnavailable(f"the engine on {socket_path} closed the connection without answering")
-    return decode_line(line), rest
+    answer = decode_line(line)
+    err = answer.get("error") if answer.get("ok") is False else None
+    if isinstance(err, dict) and err.get("code") == "busy":
+        raise busy(socket_path, str(err.get("message", "at its connection cap")))
+    return answer, rest
 
 
 def read_line(sock: socket.socket) -> tuple[bytes | None, bytes]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from console import __version__
+from console.core import descriptors
 from console.core.actions import ActionRegistry
 from console.core.changes import ChangeFeed
 from console.core.child_watch import back_to_the_default_watcher, wait_for_children_by_pidfd
@@ -40,7 +41,7 @@ from console.readmodel.snapshot import (
     host_view,
     things_view,
 )
-from console.readmodel.tray import reload_refused_reason, task_reasons
+from console.readmodel.tray import descriptor_reasons, reload_refused_reason, task_reasons
 from console.remote.plugin_error import PluginError
 from console.remote.plugins import Plugins, is_installed, missing_programs, resolve
 from console.runs.retention import PERIOD_SECONDS as RETENTION_PERIOD
@@ -97,7 +98,7 @@ class Engine:
         self.actions.register("retry", "sidecar", self.supervisor.retry)
         self.actions.register("reclaim", "sidecar", self.supervisor.reclaim)
         self.loops = Loops(self.config.loop, store=store, clock=clock, runs_root=paths.state_dir / "runs",
-                           on_change=self.changes.bump, crash=self.crash)
+                           on_change=self.changes.bump, crash=self.crash, tasks=self.tasks)
         self.actions.register("cancel", "run", self.loops.cancel)
         self.actions.register("retry", "run", self.loops.retry)
         self.actions.register("retry", "loop", self.loops.retry)
@@ -172,6 +173,12 @@ class Engine:
         back_to_the_default_watcher()
 
     def snapshot(self) -> Snapshot:
+        snap = self._snapshot()
+        held, limit = descriptors.usage()  # not cached: it changes without a transition
+        return snap.with_reasons(*descriptor_reasons(held, limit)) if descriptors.under_pressure(held, limit) \
+            else snap
+
+    def _snapshot(self) -> Snapshot:
         version = self.changes.version
         if self._cached is not None and self._cached[0] == version:
             return self._cached[1]

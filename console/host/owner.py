@@ -45,7 +45,9 @@ class Owner:
             self.engine = Engine(paths=self.paths, loaded=self.loaded, store=self.store, clock=self.clock,
                                  read_only=self.read_only)
             await self.engine.start()
-            self.server = SocketServer(self.paths.socket, self.engine)
+            host = self.loaded.config.host
+            self.server = SocketServer(self.paths.socket, self.engine, max_connections=host.socket_max_connections,
+                                       idle_seconds=host.socket_idle_seconds)
             await self.server.start()
         except BaseException:
             await self.stop()

@@ -34,6 +34,15 @@ from console.host.protocol import (
 
 log = logging.getLogger("loopctl.socket")
 
+# Documented limits (README, 'The engine socket'; [host] socket_max_connections, socket_idle_seconds).
+# The cap keeps a flood of idle clients far below the systemd default of 1024 descriptors. At the cap
+# the longest-idle connection waiting for a request gives way to the new one, so idle clients can
+# never lock `--once` out; only when every connection is busy (watchers, requests in progress) is
+# the new one told `busy` and hung up on.
+MAX_CONNECTIONS = 128
+IDLE_SECONDS = 30.0  # a connection that sends no complete request for this long is closed
+WRITE_SECONDS = 10.0  # an answer (or a watch push) the peer does not take within this ends the connection
+
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     """(pid, uid, gid) of the process at the other end."""
@@ -43,11 +52,17 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
 
 
 class SocketServer:
-    def __init__(self, path: Path, engine: Engine) -> None:
+    def __init__(self, path: Path, engine: Engine, *, max_connections: int = MAX_CONNECTIONS,
+                 idle_seconds: float = IDLE_SECONDS, write_seconds: float = WRITE_SECONDS) -> None:
         self.path = path
         self.engine = engine
+        self.max_connections = max_connections
+        self.idle_seconds = idle_seconds
+        self.write_seconds = write_seconds
+        self.refused_busy = 0  # connections turned away at the cap, since start
         self._server: asyncio.AbstractServer | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        self._idle_since: dict[asyncio.Task[None], float] = {}  # connections waiting for a request
         self._watch_sent: dict[asyncio.Task[None], int] = {}  # last version pushed to each watcher
         self._tails = 0  # connections following a log right now
         self.tail_poll_seconds: float | None = None  # tests poll faster than the default
@@ -65,7 +80,7 @@ class SocketServer:
             sock.bind(str(tmp))
             os.chmod(tmp, 0o600)
             os.replace(tmp, self.path)
-            sock.listen(64)
+            sock.listen(256)  # a burst queues; what is accepted past the cap is told `busy`
             sock.setblocking(False)
             self._server = await asyncio.start_unix_server(self._handle, sock=sock, limit=MAX_REQUEST_BYTES)
         except BaseException:
@@ -100,6 +115,13 @@ class SocketServer:
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._connections) >= self.max_connections and not self._evict_idlest():
+            self.refused_busy += 1
+            # No wait for the peer to read: a refusal must cost the engine nothing it could be made to hold.
+            writer.write(encode_line(error(None, "busy", f"the engine serves {self.max_connections} connections "
+                                                         f"already (its cap): try again")))
+            writer.close()
+            return
         self._connections.add(task)
         try:
             _pid, uid, _gid = peer_credentials(writer.get_extra_info("socket"))
@@ -110,31 +132,55 @@ class SocketServer:
                 with contextlib.suppress(TimeoutError, ValueError, asyncio.LimitOverrunError):
                     async with asyncio.timeout(1.0):
                         await reader.readline()
-                await _send(writer, error(None, "forbidden", f"uid {uid} may not talk to this engine"))
+                await self._send(writer, error(None, "forbidden", f"uid {uid} may not talk to this engine"))
                 return
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except TimeoutError:  # a peer that does not read what it asked for: the connection ends
+            log.info("socket peer did not read its answer within %g s: closed", self.write_seconds)
         finally:
             self._connections.discard(task)
+            self._idle_since.pop(task, None)
             self._watch_sent.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
+    def _evict_idlest(self) -> bool:
+        """Close the connection that has waited longest for a request, to make room. False when none waits."""
+        if not self._idle_since:
+            return False
+        idlest = min(self._idle_since, key=self._idle_since.__getitem__)
+        self._idle_since.pop(idlest)
+        self._connections.discard(idlest)  # counted out now: its handler ends on its next turn
+        idlest.cancel()
+        return True
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
         while True:
+            self._idle_since[task] = loop.time()
             try:
-                line = await reader.readline()
-            except ValueError:  # the line outgrew MAX_REQUEST_BYTES
-                await _send(writer, error(None, "too_large", f"requests are limited to {MAX_REQUEST_BYTES} bytes"))
+                async with asyncio.timeout(self.idle_seconds):
+                    line = await reader.readline()
+            except TimeoutError:
+                await self._send(writer, error(None, "idle", f"no request within {self.idle_seconds:g} s: closed"))
                 return
+            except ValueError:  # the line outgrew MAX_REQUEST_BYTES
+                await self._send(writer, error(None, "too_large",
+                                               f"requests are limited to {MAX_REQUEST_BYTES} bytes"))
+                return
+            finally:
+                self._idle_since.pop(task, None)
             if not line:
                 return
             try:
                 request = decode_line(line)
             except ProtocolError as exc:
-                await _send(writer, error(None, exc.code, exc.message))
+                await self._send(writer, error(None, exc.code, exc.message))
                 continue
             rid = request.get("id")
             op = request.get("op")
@@ -144,7 +190,7 @@ class SocketServer:
             if op == "tail":
                 await self._tail(rid, request, reader, writer)
                 return
-            await _send(writer, await self._answer(rid, op, request))
+            await self._send(writer, await self._answer(rid, op, request))
 
     async def _answer(self, rid: object, op: object, request: dict[str, Any]) -> dict[str, Any]:
         if op == "hello":
@@ -169,7 +215,7 @@ class SocketServer:
         try:
             while True:
                 seen = changes.version
-                await _send(writer, ok(rid, snapshot=self.engine.snapshot_json(), version=seen))
+                await self._send(writer, ok(rid, snapshot=self.engine.snapshot_json(), version=seen))
                 self._watch_sent[task] = seen
                 newer = asyncio.ensure_future(changes.wait_newer(seen))
                 await first_done(newer, hangup)
@@ -179,6 +225,11 @@ class SocketServer:
         finally:
             hangup.cancel()
 
+    async def _send(self, writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
+        """Raises TimeoutError when the peer does not take it within `write_seconds`."""
+        writer.write(encode_line(obj))
+        async with asyncio.timeout(self.write_seconds):
+            await writer.drain()
 
     async def _tail(self, rid: object, request: dict[str, Any], reader: asyncio.StreamReader,
                     writer: asyncio.StreamWriter) -> None:
@@ -188,10 +239,10 @@ class SocketServer:
         try:
             log_plan = plan(self.engine, request.get("target"))
         except ActionError as exc:
-            await _send(writer, error(rid, exc.code, exc.message))
+            await self._send(writer, error(rid, exc.code, exc.message))
             return
         if follow and self._tails >= MAX_TAILS:
-            await _send(writer, error(rid, "busy", f"{MAX_TAILS} consoles already follow logs here: close one, "
+            await self._send(writer, error(rid, "busy", f"{MAX_TAILS} consoles already follow logs here: close one, "
                                                    f"or read without following"))
             return
         self._tails += follow
@@ -213,13 +264,13 @@ class SocketServer:
                     except StopAsyncIteration:
                         break
                     for piece in split_chunk(chunk):
-                        await _send(writer, ok(rid, chunk=to_builtins(piece)))
+                        await self._send(writer, ok(rid, chunk=to_builtins(piece)))
             except ActionError as exc:
-                await _send(writer, error(rid, exc.code, exc.message))
+                await self._send(writer, error(rid, exc.code, exc.message))
                 return
             finally:
                 await chunks.aclose()
-            await _send(writer, ok(rid, end=True))
+            await self._send(writer, ok(rid, end=True))
         finally:
             self._tails -= follow
             hangup.cancel()
@@ -230,6 +281,3 @@ async def _until_eof(reader: asyncio.StreamReader) -> None:
         pass  # a watcher has nothing more to say; anything it sends is dropped
 
 
-async def _send(writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
-    writer.write(encode_line(obj))
-    await writer.drain()

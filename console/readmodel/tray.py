@@ -57,6 +57,7 @@ CODE_PRIORITY: dict[str, int] = {
     "loop_paused": 22,
     "control_plane_unreachable": 25,
     "control_plane_bad_answer": 24,
+    "descriptors_exhausted": 1,
     "task_latched": 6,
     "task_crashed": 7,
     "remote_config_rolled_back": 26,
@@ -210,6 +211,18 @@ def control_plane_reasons(cp: ControlPlaneView | None) -> list[Reason]:
                               "check what answers at that URL (a proxy or portal?) and the control plane's "
                               "version; calls retry on their schedule, loops keep running", subject))
     return reasons
+
+
+def descriptor_reasons(held: int, limit: int) -> list[Reason]:
+    """The engine near or at its descriptor limit: every open may fail, whatever it was for."""
+    from console.core.descriptors import under_pressure  # noqa: PLC0415  (resource, only when asked)
+
+    if not under_pressure(held, limit):
+        return []
+    return [Reason(Level.DEGRADED, "descriptors_exhausted",
+                   f"the engine holds {held} of its {limit} file descriptors: opens fail (sockets, logs, /proc)",
+                   "find what holds them (`ls -l /proc/PID/fd`), or raise LimitNOFILE= in the service; "
+                   "the socket refuses clients past its cap meanwhile")]
 
 
 def task_reasons(troubles: Iterable[TaskTrouble]) -> list[Reason]:

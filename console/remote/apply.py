@@ -18,10 +18,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from console.core.clock import Clock
-from console.core.config import HostConfig, RemoteDocument, cross_check
+from console.core.config import HostConfig, RemoteDocument, cross_check, nul_in
 from console.core.crashpoints import CrashPoints
 from console.core.decode import DecodeError, decode_json
-from console.core.records import replace
+from console.core.records import replace, to_builtins
 from console.core.store import Store
 from console.core.things import ThingView
 from console.core.waiting import cancel_and_wait, sleep_unless
@@ -72,11 +72,15 @@ def parse_document(raw: bytes) -> RemoteDocument:
     except UnicodeDecodeError as exc:
         raise ApplyError("config_invalid", f"not UTF-8 (byte {exc.start})") from None
     try:
-        return decode_json(RemoteDocument, raw)
+        document = decode_json(RemoteDocument, raw)
     except DecodeError as exc:
         if exc.expected == "JSON":
             raise ApplyError("config_invalid", f"invalid JSON: {exc.got}") from None
         raise ApplyError("config_invalid", str(exc)) from None
+    problem = nul_in(to_builtins(document))  # no command, path or environment can carry a NUL
+    if problem:
+        raise ApplyError("config_invalid", problem)
+    return document
 
 
 def effective(local: HostConfig, document: RemoteDocument | None, plugins_root: Path) -> HostConfig:

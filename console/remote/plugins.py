@@ -148,20 +148,24 @@ class Plugins:
         if self.fetch is None:
             raise PluginError("plugin_install_failed", f"plugin {plugin.name}: no way to download {plugin.source} "
                                                        f"(the host has no control-plane client)")
+        import asyncio  # noqa: PLC0415  (only an install needs it; `--once` imports this module too)
+
         staging = self.root / STAGING / f"{plugin.name}-{plugin.version}-{secrets.token_hex(4)}"
         staging.mkdir(mode=0o700, parents=True)
         artifact = staging / "artifact"
         tree = staging / "tree"
         try:
             await self.fetch(plugin.source, artifact, ARTIFACT_CAP)
-            digest = sha256_file(artifact)
+            # Hashing and unpacking take seconds for a big artifact: in a thread, off the event loop.
+            digest = await asyncio.to_thread(sha256_file, artifact)
             if digest != plugin.sha256:
                 raise PluginError("artifact_hash_mismatch",
                                   f"plugin {plugin.name} {plugin.version}: {plugin.source} has sha256 {digest[:12]}…, "
                                   f"the config pins {plugin.sha256[:12]}…: nothing was installed")
             from console.remote.archives import unpack  # noqa: PLC0415  (tar and zip load only to install)
 
-            unpack(artifact, tree)
+            await asyncio.to_thread(unpack, artifact, tree)  # a fresh tree, put in place by one rename
+            artifact.unlink()  # the download no longer counts against the disk while the tree is placed
             check_manifest(tree, plugin)
             atomic_write_json(tree / RECORD, {"name": plugin.name, "version": plugin.version, "sha256": digest,
                                               "source": plugin.source, "installed_at": self.clock.time()})

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from console.core.files import NotRegular, read_capped
 from console.core.records import View, field
 
 MAX_HANDOFF_BYTES = 256 * 1024
@@ -51,6 +52,8 @@ def parse_handoff(raw: bytes | None) -> Handoff:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return Handoff(present=True, problem=f"handoff is not JSON ({type(exc).__name__}: {str(exc)[:80]})")
+    except RecursionError:
+        return Handoff(present=True, problem="handoff is not JSON (nested too deeply)")
     if not isinstance(data, dict):
         return Handoff(present=True, problem="handoff is not a JSON object")
     evidence = data.get("evidence")
@@ -71,12 +74,17 @@ def parse_handoff(raw: bytes | None) -> Handoff:
     )
 
 
+UNREADABLE = "handoff_unreadable"
+
+
 def read_handoff(path: Path) -> Handoff:
+    """Opened without following a symlink or blocking on a FIFO, read under the cap (core/files.py)."""
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_HANDOFF_BYTES + 1)
+        raw = read_capped(path, MAX_HANDOFF_BYTES)
     except FileNotFoundError:
         return parse_handoff(None)
+    except NotRegular as exc:
+        return Handoff(present=True, problem=f"{UNREADABLE}: the handoff is {exc.what}, not a regular file")
     except OSError as exc:
-        return Handoff(problem=f"handoff unreadable ({exc.strerror})")
+        return Handoff(problem=f"{UNREADABLE}: {exc.strerror}")
     return parse_handoff(raw)

@@ -30,7 +30,8 @@ from console.core.processes import (
     wait_gone,
 )
 from console.core.store import RUN_KIND, Store
-from console.core.waiting import cancel_and_wait, sleep_unless
+from console.core.tasks import Tasks
+from console.core.waiting import sleep_unless
 from console.runs.continuation import EXHAUSTED, RunLine, after_run, continuation_summary
 from console.runs.executor import ACTIVITY_SAMPLE, RUN_ID_VARIABLE, STOP_GRACE, Observed, RunExecutor, mtime, run_dir
 from console.runs.handoff import read_handoff
@@ -139,8 +140,10 @@ class LoopRunner:
 
 class Loops:
     def __init__(self, loops: list[LoopConfig], *, store: Store, clock: Clock, runs_root: Path,
-                 on_change: Callable[[], None], crash: Callable[[str], None] | None = None) -> None:
+                 on_change: Callable[[], None], crash: Callable[[str], None] | None = None,
+                 tasks: Tasks | None = None) -> None:
         self.store = store
+        self.tasks = tasks if tasks is not None else Tasks(clock, on_change)  # a crashed scheduler restarts
         self.clock = clock
         self.runs_root = runs_root
         self.on_change = on_change
@@ -170,10 +173,10 @@ class Loops:
     def start_runners(self) -> None:
         for runner in self.runners.values():
             self._start_runner(runner)
-        self._tasks.append(asyncio.create_task(self._reap_periodically(), name="reaper"))
+        self._tasks.append(self.tasks.spawn("reaper", self._reap_periodically))
 
     def _start_runner(self, runner: LoopRunner) -> None:
-        task = asyncio.create_task(runner.run(), name=f"loop:{runner.cfg.id}")
+        task = self.tasks.spawn(f"loop:{runner.cfg.id}", runner.run, f"{LOOP_KIND}:{runner.cfg.id}")
         self._runner_tasks[runner.cfg.id] = task
         self._tasks.append(task)
 
@@ -189,7 +192,7 @@ class Loops:
                 await self._await_finished(runner.current, STOP_GRACE + 3.0)
             task = self._runner_tasks.pop(loop_id, None)
             if task is not None:
-                await cancel_and_wait(task)
+                await self.tasks.stop(f"loop:{loop_id}")
                 self._tasks.remove(task)
             del self.runners[loop_id]
         self.configs = wanted
@@ -232,7 +235,8 @@ class Loops:
         for run_id in list(self.executor.live):
             await self._await_finished(run_id, STOP_GRACE + 3.0)
         for task in [*self._tasks, *self.detached.values()]:
-            await cancel_and_wait(task)
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self.detached.values(), return_exceptions=True)
         self._tasks.clear()
         self.detached.clear()
 

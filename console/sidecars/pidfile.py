@@ -7,6 +7,7 @@ from pathlib import Path
 
 from console.core.atomic import atomic_write_json
 from console.core.decode import DecodeError, decode_json
+from console.core.files import NotRegular, read_capped
 from console.core.records import View, to_builtins
 
 
@@ -31,13 +32,23 @@ def write_pidfile(path: Path, record: PidRecord) -> None:
     atomic_write_json(path, to_builtins(record), mode=0o600)
 
 
+UNSAFE = "pidfile_unsafe"
+MAX_PIDFILE_BYTES = 64 * 1024  # a record is a few hundred bytes; the cmdline is what varies
+
+
 def read_pidfile(path: Path) -> PidRecord | CorruptPidFile | None:
+    """A FIFO or a symlink (to /dev/zero, or to anything) at the path is never opened through:
+    it is `pidfile_unsafe`, a corrupt file whose removal unlinks the path itself."""
     try:
-        raw = path.read_bytes()
+        raw = read_capped(path, MAX_PIDFILE_BYTES)
     except FileNotFoundError:
         return None
+    except NotRegular as exc:
+        return CorruptPidFile(f"{UNSAFE}: {exc}")
     except OSError as exc:
-        return CorruptPidFile(f"unreadable: {exc}")
+        return CorruptPidFile(f"unreadable: {exc.strerror}")
+    if len(raw) > MAX_PIDFILE_BYTES:
+        return CorruptPidFile(f"{UNSAFE}: larger than {MAX_PIDFILE_BYTES} bytes")
     try:
         return decode_json(PidRecord, raw)
     except DecodeError as exc:

@@ -25,6 +25,7 @@ from console.core.actions import ActionError, Target
 from console.core.atomic import atomic_write_text
 from console.core.clock import Clock
 from console.core.config import SidecarConfig
+from console.core.descriptors import DESCRIPTOR_ERRORS
 from console.core.files import read_tail
 from console.core.plurals import counted
 from console.core.processes import Carrier, boot_time, carrying, end_group, identify, leads_group
@@ -61,6 +62,7 @@ from console.sidecars.view import PortHolderView, SidecarView
 log = logging.getLogger("loopctl.sidecars")
 
 KIND = "sidecar"
+DESCRIPTOR_RETRY = 5.0  # out of descriptors: the next try, without counting a restart
 TAIL_LINES = 40
 LOG_CAP_BYTES = 8 * 1024 * 1024  # a chatty sidecar's log is cut back to nothing past this (copytruncate)
 PROBE_FIRST, PROBE_MAX = 0.05, 0.5
@@ -160,9 +162,30 @@ class SidecarRunner:
 
     # -- the supervision loop ------------------------------------------------------------------------
 
+    async def _supervise_patiently(self, gen: int) -> None:
+        while True:
+            try:
+                await self._supervise_loop(gen)
+                return
+            except OSError as exc:
+                if exc.errno not in DESCRIPTOR_ERRORS:
+                    raise
+                # The engine's descriptors ran out (the tray says descriptors_exhausted): not this
+                # sidecar's fault, so no latched failure and no restart counted; it tries again.
+                log.warning("sidecar %s: no file descriptor left (%s); retrying in %g s", self.cfg.name,
+                            exc.strerror, DESCRIPTOR_RETRY)
+                self.next_retry_at = self.clock.time() + DESCRIPTOR_RETRY
+                self._set(gen, "backoff", "descriptors_exhausted",
+                          f"the engine ran out of file descriptors ({exc.strerror}); trying again in "
+                          f"{DESCRIPTOR_RETRY:g} s")
+                await self.clock.sleep(DESCRIPTOR_RETRY)
+                self.next_retry_at = None
+                if gen != self.generation:
+                    return
+
     async def _supervise(self, gen: int) -> None:
         try:
-            await self._supervise_loop(gen)
+            await self._supervise_patiently(gen)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug here must show as a failed sidecar, not a silent dead task
@@ -202,6 +225,8 @@ class SidecarRunner:
         try:
             launch = await self._spawn(gen)
         except OSError as exc:
+            if exc.errno in DESCRIPTOR_ERRORS:
+                raise  # the engine's, not the command's: _supervise_patiently waits and tries again
             return Failure(FailureReason.SPAWN_ERROR,
                            f"cannot start {self.cfg.command[0]!r}: {exc.strerror or exc}")
         try:

@@ -109,6 +109,7 @@ class HostilePlane:
     def __init__(self) -> None:
         self.shapes: dict[str, Shape] = {}
         self.hits: dict[str, int] = {call: 0 for call in CALLS}
+        self.requests: list[tuple[str, str, str, dict[str, str]]] = []  # (call, method, url, headers)
         self.lock = threading.Lock()
         plane = self
 
@@ -130,6 +131,7 @@ class HostilePlane:
                 call = plane.which(self.command, self.path, self.headers.get("Authorization"))
                 with plane.lock:
                     plane.hits[call] = plane.hits.get(call, 0) + 1
+                    plane.requests.append((call, self.command, f"{plane.url}{self.path}", dict(self.headers)))
                     shape = plane.shapes.get(call) or good(call)
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self._write(shape)  # a client that stopped reading (as it should) ends the answer

@@ -206,3 +206,75 @@ async def test_a_version_is_encoded_once_whoever_asks(served, monkeypatch):
     assert len(encodes) == 1
     await one.aclose()
     await two.aclose()
+
+
+async def _served_with(shared_dir, **limits):
+    paths = resolve_paths(str(shared_dir / "s"), None, {}, shared_dir)
+    paths.state_dir.mkdir(exist_ok=True)
+    store = Store.open(paths.database, FakeClock())
+    engine = Engine(paths=paths, loaded=LoadedConfig(HostConfig(), paths.config_path, False), store=store,
+                    clock=store.clock, pid=4242)
+    server = SocketServer(paths.socket, engine, **limits)
+    await server.start()
+    return store, server, paths
+
+
+async def test_at_the_cap_the_longest_idle_client_gives_way_and_watchers_never_do(shared_dir):
+    store, server, paths = await _served_with(shared_dir, max_connections=4)
+    try:
+        watchers = [await asyncio.open_unix_connection(str(paths.socket)) for _ in range(2)]
+        for reader, writer in watchers:
+            writer.write(b'{"id": 1, "op": "watch"}\n')
+            await writer.drain()
+            assert json.loads(await reader.readline())["ok"]
+        idle = [await asyncio.open_unix_connection(str(paths.socket)) for _ in range(2)]
+        await asyncio.sleep(0)
+        answer = await asyncio.to_thread(request, paths.socket, "snapshot")  # the fifth: the idlest gives way
+        assert answer["ok"] and "snapshot" in answer
+        assert await asyncio.wait_for(idle[0][0].read(), 5) == b""  # the oldest idle one was hung up on
+        assert server.refused_busy == 0
+        for _reader, writer in idle[1:]:
+            writer.close()
+        busy_ones = [await asyncio.open_unix_connection(str(paths.socket)) for _ in range(2)]
+        for reader, writer in busy_ones:  # now four watchers: nothing idle to give way
+            writer.write(b'{"id": 1, "op": "watch"}\n')
+            await writer.drain()
+            assert json.loads(await reader.readline())["ok"]
+        from console.core.errors import OwnerUnavailable
+
+        with pytest.raises(OwnerUnavailable, match=r"is busy \(the engine serves 4 connections already") as info:
+            await asyncio.to_thread(request, paths.socket, "snapshot")
+        assert "\n" not in info.value.message and server.refused_busy == 1
+        for _reader, writer in [*watchers, *busy_ones]:
+            writer.close()
+    finally:
+        await server.close()
+        store.close()
+
+
+async def test_a_client_that_sends_nothing_is_closed_after_the_idle_timeout(shared_dir):
+    store, server, paths = await _served_with(shared_dir, idle_seconds=0.2)
+    try:
+        reader, writer = await asyncio.open_unix_connection(str(paths.socket))
+        said = json.loads(await asyncio.wait_for(reader.readline(), 10))  # the event: the engine hangs up
+        assert said["error"]["code"] == "idle" and await reader.read() == b""
+        writer.close()
+    finally:
+        await server.close()
+        store.close()
+
+
+async def test_the_snapshot_says_when_the_engine_runs_out_of_descriptors(served):
+    import resource
+
+    engine, _server, _paths = served
+    assert "descriptors_exhausted" not in [r.code for r in engine.snapshot().tray.reasons]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held = len(os.listdir("/proc/self/fd"))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (held + 1, hard))  # a real limit, one above what is open
+    try:
+        codes = [r.code for r in engine.snapshot().tray.reasons]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert "descriptors_exhausted" in codes
+    assert "descriptors_exhausted" not in [r.code for r in engine.snapshot().tray.reasons]

@@ -153,3 +153,28 @@ def test_sidecars_naming_a_plugin_run_in_it_and_full_validation_checks_the_progr
     (where / "bin" / "tool").write_bytes(TOOL)
     (where / "bin" / "tool").chmod(0o755)
     assert missing_programs(resolved, tmp_path) is None
+
+
+async def test_hashing_and_unpacking_run_off_the_event_loop(rig, monkeypatch):
+    """A big artifact hashes and unpacks for seconds: meanwhile the engine still answers `--once`."""
+    import threading
+
+    from console.remote import archives, plugins
+
+    seen: dict[str, str] = {}
+    real_unpack, real_hash = archives.unpack, plugins.sha256_file
+
+    def unpack(*args):
+        seen["unpack"] = threading.current_thread().name
+        return real_unpack(*args)
+
+    def sha256_file(path):
+        seen["hash"] = threading.current_thread().name
+        return real_hash(path)
+
+    monkeypatch.setattr(archives, "unpack", unpack)
+    monkeypatch.setattr(plugins, "sha256_file", sha256_file)
+    await rig.install_declared([rig.publish("tool", make_artifact({"bin/tool": TOOL}))])
+    main = threading.main_thread().name
+    assert seen["unpack"] != main and seen["hash"] != main, seen
+    assert (rig.root / "tool" / "1.0" / "bin" / "tool").exists()

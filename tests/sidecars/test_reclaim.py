@@ -180,3 +180,48 @@ async def test_a_pid_file_naming_the_engine_itself_is_stale_and_removed(tmp_path
     result = await reclaim(pidfile, port=0, grace=0.5)  # raised RefusedSignal (or worse) before
     assert result.outcome is Outcome.STALE_PIDFILE and "the engine's own process or group" in result.detail
     assert not pidfile.exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero link", "link to a live record"])
+async def test_a_pid_file_that_is_not_a_regular_file_is_unsafe_and_only_unlinked(tmp_path, kind):
+    """A FIFO (whose open would block the engine) or a link (to /dev/zero, read without end, or to a
+    record elsewhere) at the PID-file path: pidfile_unsafe, the path itself removed, nothing signalled."""
+    import threading
+
+    pidfile = tmp_path / "web.pid"
+    elsewhere = tmp_path / "elsewhere.pid"
+    if kind == "fifo":
+        os.mkfifo(pidfile)
+    elif kind == "dev-zero link":
+        pidfile.symlink_to("/dev/zero")
+    else:
+        sleeper = subprocess.Popen(["sleep", "30"], start_new_session=True)
+        live = identify(sleeper.pid)
+        write_pidfile(elsewhere, PidRecord(sleeper.pid, sleeper.pid, "tok", live.create_time, live.cmdline,
+                                           boot_time(), time.time()))
+        pidfile.symlink_to(elsewhere)
+    unblocked = threading.Event()
+
+    def unblock() -> None:  # were the engine to block opening the FIFO: let it go, and fail the test
+        if not done.wait(10):
+            unblocked.set()
+            fd = os.open(pidfile, os.O_WRONLY | os.O_NONBLOCK)
+            os.close(fd)
+
+    done = threading.Event()
+    guard = threading.Thread(target=unblock, daemon=True)
+    guard.start()
+    try:
+        record = read_pidfile(pidfile)
+        result = await reclaim(pidfile, 0, 1.0)
+    finally:
+        done.set()
+        guard.join()
+    assert not unblocked.is_set()
+    assert isinstance(record, CorruptPidFile) and record.detail.startswith("pidfile_unsafe: ")
+    assert result.outcome is Outcome.STALE_PIDFILE and "pidfile_unsafe" in result.detail
+    assert not pidfile.exists() and not pidfile.is_symlink()  # the path is gone, what it pointed at is not
+    if kind == "link to a live record":
+        assert elsewhere.exists() and sleeper.poll() is None  # never signalled through a link
+        sleeper.kill()
+        sleeper.wait()

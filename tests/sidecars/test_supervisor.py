@@ -359,3 +359,35 @@ async def test_a_failed_sidecar_stays_failed_through_reloads_unless_its_own_conf
     changed = SidecarConfig(name="w", command=["sleep", "60"], max_restarts=0)
     await sup.reconfigure([changed, other])  # its own config changed: a new try
     await rig.drive(lambda: state(sup, "w").state == "ready", what="the changed sidecar up")
+
+
+async def test_no_descriptor_left_is_never_a_latched_failure_of_the_sidecar(rig, monkeypatch):
+    """EMFILE at spawn is the engine's exhaustion (the tray says descriptors_exhausted), not the
+    command's fault: the sidecar waits, counts no restart, and starts once descriptors are back."""
+    import asyncio
+    import errno
+
+    real = asyncio.create_subprocess_exec
+    failures = {"left": 3}
+
+    async def exhausted(*args, **kwargs):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OSError(errno.EMFILE, "Too many open files")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", exhausted)
+    sup = rig.supervisor(SidecarConfig(name="web", command=["sleep", "60"], max_restarts=0))
+    await sup.start()
+    await rig.drive(lambda: state(sup, "web").reason == "descriptors_exhausted", step=0.05, what="the wait")
+    assert state(sup, "web").state == "backoff" and "ran out of file descriptors" in state(sup, "web").reason_text
+    await rig.drive(lambda: state(sup, "web").state == "ready", step=1.0, what="ready once descriptors are back")
+    assert sup.runners["web"].attempts == 0  # max_restarts=0: one counted failure would have latched it
+
+
+def test_descriptor_pressure_is_a_reason_of_its_own():
+    from console.readmodel.tray import descriptor_reasons
+
+    assert descriptor_reasons(500, 1024) == [] and descriptor_reasons(10, 0) == []
+    [reason] = descriptor_reasons(1000, 1024)
+    assert reason.code == "descriptors_exhausted" and "holds 1000 of its 1024 file descriptors" in reason.text
