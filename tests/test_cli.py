@@ -183,7 +183,8 @@ BAD_INPUTS = {
     "missing config": (["--config", "{root}/nope.toml"], None, "config file {root}/nope.toml not found"),
     "invalid toml": ([], "[host\n", "invalid TOML"),
     "unknown key": ([], '[host]\nname = "a"\nport = 3\n',
-                    "host.port: unknown key (known keys: keep_events, keep_runs_days, keep_runs_per_loop, name)"),
+                    "host.port: unknown key (known keys: keep_events, keep_runs_days, keep_runs_per_loop, name, "
+                    "socket_idle_seconds, socket_max_connections)"),
     "wrong type": ([], "[host]\nname = 5\n", "host.name: expected a string, got 5"),
 }
 
