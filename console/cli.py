@@ -16,7 +16,7 @@ from console.core.printable import printable  # what it prints may carry host te
 if TYPE_CHECKING:
     from console.core.paths import Paths
 
-VERBS = ("reclaim", "retry", "cancel")
+VERBS = ("reclaim", "retry", "cancel", "restart", "stop", "start")
 
 
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -28,7 +28,7 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument("--config", metavar="FILE", default=default,
                         help="host config (default: $XDG_CONFIG_HOME/loopctl/loopctl.toml; optional)")
     parser.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS if suppress else False,
-                        help="refuse every action (reclaim, retry, cancel)")
+                        help="refuse every action (reclaim, retry, cancel, restart, stop, start)")
 
 
 COMMANDS = ("run", "join", "controlplane", "demo", "logs", *VERBS)
@@ -96,7 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     targets = {"reclaim": "sidecar:NAME: end what an earlier engine left, then relaunch",
                "retry": "sidecar:NAME, loop:ID or run:ID: clear a failure or escalation, or rerun a run",
                "cancel": "run:ID: end a queued or running run and its process group (ID: whole, or its end, "
-                         "as the console shows it)"}
+                         "as the console shows it)",
+               "restart": "sidecar:NAME: stop a working sidecar (grace, then SIGKILL) and launch it anew",
+               "stop": "sidecar:NAME: stop it and keep it stopped, across reloads and restarts, until started",
+               "start": "sidecar:NAME: start a sidecar an operator stopped"}
     for verb in VERBS:
         act = sub.add_parser(verb, help=f"{verb} {targets[verb]}")
         _common(act, suppress=True)

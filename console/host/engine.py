@@ -19,6 +19,7 @@ from console.core.clock import Clock
 from console.core.config import HostConfig, LoadedConfig
 from console.core.crashpoints import CrashPoints
 from console.core.errors import ConfigError
+from console.core.holds import Holds
 from console.core.paths import Paths
 from console.core.plurals import counted
 from console.core.store import Store
@@ -77,9 +78,13 @@ class Engine:
             self.config = self.remote.boot()  # before any component exists: expiry, orphans, torn slots
             self.remote.restart = self.reconfigure
         self.supervisor = Supervisor(self.config.sidecar, directory=paths.state_dir / "sidecars", store=store,
-                                     clock=clock, on_change=self.changes.bump)
+                                     clock=clock, on_change=self.changes.bump,
+                                     holds=Holds(paths.state_dir / "holds.json"))
         self.actions.register("retry", "sidecar", self.supervisor.retry)
         self.actions.register("reclaim", "sidecar", self.supervisor.reclaim)
+        self.actions.register("stop", "sidecar", self.supervisor.stop_one)
+        self.actions.register("start", "sidecar", self.supervisor.start_one)
+        self.actions.register("restart", "sidecar", self.supervisor.restart_one)
         self.loops = Loops(self.config.loop, store=store, clock=clock, runs_root=paths.state_dir / "runs",
                            on_change=self.changes.bump)
         self.actions.register("cancel", "run", self.loops.cancel)

@@ -59,6 +59,7 @@ CODE_PRIORITY: dict[str, int] = {
     "loop_escalated": 20,
     "loop_finalized": 21,
     "loop_paused": 22,
+    "sidecar_stopped": 23,
     "control_plane_unreachable": 25,
     "remote_config_rolled_back": 26,
     "remote_config_rejected": 27,
@@ -168,6 +169,10 @@ def sidecar_reasons(sidecars: Iterable[SidecarView]) -> list[Reason]:
         elif s.state == "backoff":
             reasons.append(Reason(Level.DEGRADED, "sidecar_restarting", f"{s.name}: {s.reason_text}",
                                   f"wait, or `loopctl retry {subject}` to restart it now", subject))
+        if s.held_by:  # asked for, so not a fault: paused, as a paused loop is
+            reasons.append(Reason(Level.PAUSED, "sidecar_stopped", f"{s.name}: stopped by `{s.held_by}`; it stays "
+                                  f"stopped across reloads and restarts", f"`loopctl start {subject}` starts it",
+                                  subject))
     return reasons
 
 

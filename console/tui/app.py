@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # what only some paths need is imported there: the first fram
 CONTROL_PICTURES = ControlPictures()
 TABS = [("overview", "Overview"), ("sidecars", "Sidecars"), ("loops", "Loops"), ("runs", "Runs"),
         ("config", "Config"), ("events", "Events")]
-ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel"}
+ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel", "R": "restart", "x": "stop", "u": "start"}
 ACTION_VERBS = sorted(set(ACTION_KEYS.values()))
 KEY_NAMES = {"slash": "/", "question_mark": "?"}
 MAIN_ONLY = ("act", "logs", "filter", "tab", "demo", "dismiss")  # not while a screen with its own keys is up
@@ -62,6 +62,9 @@ CONFIRM_TEXT = {
                "relaunches it. A foreign process is never signalled.",
     "cancel": "Ends the run's whole process group (SIGTERM, then SIGKILL after 2 s). Its stop reason "
               "becomes `cancelled`.",
+    "stop": "Ends the sidecar's process group (SIGTERM, then SIGKILL after its grace). It stays stopped, "
+            "across reloads and restarts, until it is started (u, or `loopctl start`).",
+    "restart": "Ends the sidecar's process group (SIGTERM, then SIGKILL after its grace) and launches it anew.",
 }
 
 
@@ -100,6 +103,9 @@ class LoopctlApp(App[int]):
         Binding("r", "act('reclaim')", "Reclaim"),
         Binding("t", "act('retry')", "Retry"),
         Binding("c", "act('cancel')", "Cancel"),
+        Binding("R", "act('restart')", "Restart"),
+        Binding("x", "act('stop')", "Stop"),
+        Binding("u", "act('start')", "Start"),
         Binding("l", "logs", "Logs"),
         Binding("slash", "filter", "Filter"),
         Binding("question_mark", "help", "Help"),
@@ -408,9 +414,15 @@ class LoopctlApp(App[int]):
             self._offered = offered
             self.refresh_bindings()
             enabled = dict(zip([*ACTION_VERBS, "logs", "filter"], actions, strict=True))
-            shown = [(b.key_display or KEY_NAMES.get(b.key, b.key), b.description,
-                      enabled.get(ACTION_KEYS.get(b.key, b.action), True)) for b in self.BINDINGS
-                     if isinstance(b, Binding) and (b.show or (b.action == "demo" and demo))]
+            # Action keys that do not apply are left out (pressed anyway, they say why): at 80 columns
+            # there is room for what applies to one selection, not for every verb. The filter dims.
+            shown = []
+            for b in self.BINDINGS:
+                if not isinstance(b, Binding) or not (b.show or (b.action == "demo" and demo)):
+                    continue
+                applies = enabled.get(ACTION_KEYS.get(b.key, b.action), True)
+                if applies or b.action == "filter":
+                    shown.append((b.key_display or KEY_NAMES.get(b.key, b.key), b.description, applies))
             self._main.query_one(KeyBar).show(shown)
 
     def _focus_table(self) -> None:

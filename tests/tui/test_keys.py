@@ -71,10 +71,10 @@ async def test_reclaim_asks_first_and_no_sends_nothing(fixed_app):
     app, calls = fixed_app
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
-        await select(pilot, app, "2", "sidecar:agent-monitor")
+        await select(pilot, app, "2", "sidecar:vector-cache")
         await pilot.press("r")
         await pilot.pause()
-        assert isinstance(app.screen, ConfirmScreen) and "Reclaim sidecar:agent-monitor?" in app.screen.question
+        assert isinstance(app.screen, ConfirmScreen) and "Reclaim sidecar:vector-cache?" in app.screen.question
         await pilot.press("n")
         await pilot.pause()
         assert calls == [] and not isinstance(app.screen, ConfirmScreen)
@@ -88,7 +88,7 @@ async def test_reclaim_asks_first_and_no_sends_nothing(fixed_app):
         await pilot.pause()
         await pilot.press("y")
         await pilot.pause()
-        assert calls == [("reclaim", "sidecar:agent-monitor")]
+        assert calls == [("reclaim", "sidecar:vector-cache")]
 
 
 async def test_cancel_asks_first_then_cancels_the_running_run(fixed_app):
@@ -311,7 +311,9 @@ async def test_the_palette_offers_the_same_actions(fixed_app):
         listed = [str(option.prompt).splitlines()[0] for option in app.screen.query_one(CommandList).options]
         assert listed[:3] == ["Retry sidecar:agent-monitor", "Reclaim sidecar:agent-monitor",
                               "Cancel sidecar:agent-monitor"]  # the actions first, as the keys offer them
-        assert listed[3:9] == [f"Show {tab}" for tab in ("Overview", "Sidecars", "Loops", "Runs", "Config", "Events")]
+        assert listed[3:6] == ["Restart sidecar:agent-monitor", "Stop sidecar:agent-monitor",
+                               "Start sidecar:agent-monitor"]
+        assert listed[6:12] == [f"Show {tab}" for tab in ("Overview", "Sidecars", "Loops", "Runs", "Config", "Events")]
         await pilot.press("escape")
         await pilot.pause()
         await run_from_palette(pilot, "Retry sidecar")
@@ -345,8 +347,65 @@ async def test_the_clock_keeps_ticking_under_a_modal(fixed_app):
         await pilot.pause()
         app._tick()  # what the interval timer calls
         await pilot.press("escape")
-        await select(pilot, app, "2", "sidecar:agent-monitor")
+        await select(pilot, app, "2", "sidecar:vector-cache")
         await pilot.press("r")
         await pilot.pause()
         app._tick()
         assert isinstance(app.screen, ConfirmScreen)
+
+
+async def test_verbs_for_a_healthy_sidecar_ask_first_and_the_footer_lists_what_applies(fixed_app):
+    from console.tui.widgets.key_bar import KeyBar
+
+    app, calls = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "2", "sidecar:embeddings")  # ready
+        await pilot.pause()
+        footer = app.query_one(KeyBar).render().plain
+        assert "R Restart" in footer and "x Stop" in footer and "l Logs" in footer
+        assert "r Reclaim" not in footer and "u Start" not in footer and len(footer) <= 80
+        await pilot.press("u")
+        await pilot.pause()
+        assert "start refused: sidecar embeddings is ready, not stopped by an operator" in notes(app)
+        await pilot.press("x")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.question == "Stop sidecar:embeddings?"
+        assert "stays stopped" in app.screen.detail
+        await pilot.press("y")
+        await pilot.pause()
+        await pilot.press("R", "y")
+        await pilot.pause()
+        assert calls == [("stop", "sidecar:embeddings"), ("restart", "sidecar:embeddings")]
+
+
+async def test_reclaim_is_not_offered_when_a_foreign_process_holds_the_port(fixed_app):
+    from console.tui.widgets.key_bar import KeyBar
+
+    app, calls = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "2", "sidecar:agent-monitor")  # port 4820 held by nginx pid 733, foreign
+        await pilot.pause()
+        assert "r Reclaim" not in app.query_one(KeyBar).render().plain
+        await pilot.press("r")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen) and calls == []
+        assert any("reclaim refused: port 4820 is held by a foreign process (pid 733)" in n and "free the port" in n
+                   for n in notes(app))
+
+
+async def test_read_only_offers_no_verb_and_refuses_each(tmp_path):
+    from console.tui.widgets.key_bar import KeyBar
+
+    app, source = scenario_app(tmp_path, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "2", "sidecar:embeddings")
+        await pilot.pause()
+        footer = app.query_one(KeyBar).render().plain
+        assert not any(f"{key} {label}" in footer for key, label in (("x", "Stop"), ("R", "Restart"), ("r", "Reclaim")))
+        await pilot.press("x", "R", "u")
+        await pilot.pause()
+        assert source.calls == [] and not isinstance(app.screen, ConfirmScreen)
+        assert sum("read-only console" in n for n in notes(app)) == 3

@@ -19,6 +19,9 @@ KEYS = [
     ("r", "reclaim the selected sidecar: end what an earlier engine left, then relaunch (asks first)"),
     ("t", "retry: a failed sidecar, an escalated loop, or a finished run"),
     ("c", "cancel the selected queued or running run: its whole process group ends (asks first)"),
+    ("R", "restart a working sidecar: stopped, then launched anew (asks first)"),
+    ("x", "stop a sidecar and keep it stopped, across reloads and restarts (asks first)"),
+    ("u", "start a sidecar an operator stopped"),
     ("l", "the selected sidecar's log or run's output, full screen: f follow, / search, n N, g G, w wrap, "
           "esc back"),
     ("/", "filter the rows of this tab; esc clears it"),
@@ -47,8 +50,8 @@ class HelpScreen(ModalScreen[None]):
         # At 80x24 the keys are taller than the screen: the box scrolls (arrows, PgUp/PgDn) instead of
         # losing its last lines below the edge.
         with VerticalScroll():
-            yield Static("[b]loopctl keys[/b]  (actions that do not apply to the selection are dimmed in the "
-                         "footer and refused with the reason; --read-only disables r, t and c)", markup=True)
+            yield Static("[b]loopctl keys[/b]  (the footer lists the actions that apply to the selection; "
+                         "the others are refused with the reason; --read-only disables every action)", markup=True)
             yield Static(table)
 
     def action_close(self) -> None:
