@@ -16,7 +16,7 @@ from console.core.printable import printable  # what it prints may carry host te
 if TYPE_CHECKING:
     from console.core.paths import Paths
 
-VERBS = ("reclaim", "retry", "cancel", "restart", "stop", "start")
+VERBS = ("reclaim", "retry", "cancel", "restart", "stop", "start", "trigger", "pause", "resume")
 
 
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -28,7 +28,8 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument("--config", metavar="FILE", default=default,
                         help="host config (default: $XDG_CONFIG_HOME/loopctl/loopctl.toml; optional)")
     parser.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS if suppress else False,
-                        help="refuse every action (reclaim, retry, cancel, restart, stop, start)")
+                        help="refuse every action (reclaim, retry, cancel, restart, stop, start, trigger, pause, "
+                             "resume)")
 
 
 COMMANDS = ("run", "join", "controlplane", "demo", "logs", *VERBS)
@@ -99,7 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "as the console shows it)",
                "restart": "sidecar:NAME: stop a working sidecar (grace, then SIGKILL) and launch it anew",
                "stop": "sidecar:NAME: stop it and keep it stopped, across reloads and restarts, until started",
-               "start": "sidecar:NAME: start a sidecar an operator stopped"}
+               "start": "sidecar:NAME: start a sidecar an operator stopped",
+               "trigger": "loop:ID: start its next run now (refused while one runs)",
+               "pause": "loop:ID: no new runs, across restarts, until resumed; a running run ends (stop reason "
+                        "paused)",
+               "resume": "loop:ID: end a local pause"}
     for verb in VERBS:
         act = sub.add_parser(verb, help=f"{verb} {targets[verb]}")
         _common(act, suppress=True)

@@ -124,6 +124,8 @@ class LoopView(View):
     token_expires_at: float | None = None  # the runner token's expiry (never the token)
     last_heartbeat: str = ""  # the classifier's last verdict, e.g. "live" or "transient/server_error"
     last_heartbeat_at: float | None = None
+    held_by: str = ""  # a local pause (the command), apart from the control plane's `paused` state
+    held_at: float | None = None
 
     @property
     def key(self) -> str:

@@ -60,6 +60,7 @@ CODE_PRIORITY: dict[str, int] = {
     "loop_finalized": 21,
     "loop_paused": 22,
     "sidecar_stopped": 23,
+    "loop_held": 24,
     "control_plane_unreachable": 25,
     "remote_config_rolled_back": 26,
     "remote_config_rejected": 27,
@@ -183,6 +184,9 @@ def loop_reasons(loops: Iterable[LoopView], runs: Iterable[RunView]) -> list[Rea
         if lp.state == "paused":
             reasons.append(Reason(Level.PAUSED, "loop_paused", f"loop {lp.id} paused by the control plane: {lp.reason}",
                                   "resume it on the control plane; it starts no runs meanwhile", f"loop:{lp.id}"))
+        if lp.held_by:
+            reasons.append(Reason(Level.PAUSED, "loop_held", f"loop {lp.id} paused here by `{lp.held_by}`: it "
+                                  f"starts no runs", f"`loopctl resume loop:{lp.id}` resumes it", f"loop:{lp.id}"))
         if lp.state == "finalized":
             reasons.append(Reason(Level.DEGRADED, "loop_finalized", f"loop {lp.id} finalized: {lp.reason}",
                                   "the control plane ended it: remove it from the config, or re-create it there",

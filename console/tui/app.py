@@ -53,7 +53,8 @@ if TYPE_CHECKING:  # what only some paths need is imported there: the first fram
 CONTROL_PICTURES = ControlPictures()
 TABS = [("overview", "Overview"), ("sidecars", "Sidecars"), ("loops", "Loops"), ("runs", "Runs"),
         ("config", "Config"), ("events", "Events")]
-ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel", "R": "restart", "x": "stop", "u": "start"}
+ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel", "R": "restart", "x": "stop", "u": "start", "T": "trigger",
+               "p": "pause", "P": "resume"}
 ACTION_VERBS = sorted(set(ACTION_KEYS.values()))
 KEY_NAMES = {"slash": "/", "question_mark": "?"}
 MAIN_ONLY = ("act", "logs", "filter", "tab", "demo", "dismiss")  # not while a screen with its own keys is up
@@ -65,6 +66,8 @@ CONFIRM_TEXT = {
     "stop": "Ends the sidecar's process group (SIGTERM, then SIGKILL after its grace). It stays stopped, "
             "across reloads and restarts, until it is started (u, or `loopctl start`).",
     "restart": "Ends the sidecar's process group (SIGTERM, then SIGKILL after its grace) and launches it anew.",
+    "pause": "No run of this loop starts, across restarts, until it is resumed (P, or `loopctl resume`). A run "
+             "that is running now ends (SIGTERM, then SIGKILL after 2 s), with stop reason `paused`.",
 }
 
 
@@ -106,6 +109,9 @@ class LoopctlApp(App[int]):
         Binding("R", "act('restart')", "Restart"),
         Binding("x", "act('stop')", "Stop"),
         Binding("u", "act('start')", "Start"),
+        Binding("T", "act('trigger')", "Trigger"),
+        Binding("p", "act('pause')", "Pause"),
+        Binding("P", "act('resume')", "Resume"),
         Binding("l", "logs", "Logs"),
         Binding("slash", "filter", "Filter"),
         Binding("question_mark", "help", "Help"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from console.readmodel.snapshot import Snapshot
 
-VERBS = ("reclaim", "retry", "cancel", "restart", "stop", "start")
-DESTRUCTIVE = ("reclaim", "cancel", "restart", "stop")  # confirmed in a modal first
+VERBS = ("reclaim", "retry", "cancel", "restart", "stop", "start", "trigger", "pause", "resume")
+DESTRUCTIVE = ("reclaim", "cancel", "restart", "stop", "pause")  # confirmed in a modal first
 
 
 def applicable(snap: Snapshot | None, key: str | None, *, read_only: bool) -> dict[str, str | None]:
@@ -41,6 +41,16 @@ def applicable(snap: Snapshot | None, key: str | None, *, read_only: bool) -> di
         lp = next((x for x in snap.loops if x.id == name), None)
         state = lp.state if lp else "unknown"
         out["retry"] = None if state == "escalated" else f"loop {name} is {state}, not escalated"
+        if lp is not None:
+            out["pause"] = f"loop {name} is already paused here: P resumes it" if lp.held_by else None
+            out["resume"] = None if lp.held_by else f"loop {name} is not paused here" + (
+                ": the control plane paused it, resume it there" if state == "paused" else "")
+            out["trigger"] = (f"loop {name} is paused here: P resumes it" if lp.held_by
+                              else f"loop {name} is disabled in the config" if not lp.enabled
+                              else f"loop {name} is {state}: it starts no runs" if state in
+                              ("escalated", "paused", "finalized", "disabled")
+                              else f"loop {name} is running run {lp.current_run}: one at a time" if lp.current_run
+                              else None)
     elif kind == "run":
         run = next((r for r in snap.runs if r.id == name), None)
         if run is None:

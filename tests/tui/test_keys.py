@@ -313,7 +313,9 @@ async def test_the_palette_offers_the_same_actions(fixed_app):
                               "Cancel sidecar:agent-monitor"]  # the actions first, as the keys offer them
         assert listed[3:6] == ["Restart sidecar:agent-monitor", "Stop sidecar:agent-monitor",
                                "Start sidecar:agent-monitor"]
-        assert listed[6:12] == [f"Show {tab}" for tab in ("Overview", "Sidecars", "Loops", "Runs", "Config", "Events")]
+        assert listed[6:9] == ["Trigger sidecar:agent-monitor", "Pause sidecar:agent-monitor",
+                               "Resume sidecar:agent-monitor"]
+        assert listed[9:15] == [f"Show {tab}" for tab in ("Overview", "Sidecars", "Loops", "Runs", "Config", "Events")]
         await pilot.press("escape")
         await pilot.pause()
         await run_from_palette(pilot, "Retry sidecar")
@@ -409,3 +411,35 @@ async def test_read_only_offers_no_verb_and_refuses_each(tmp_path):
         await pilot.pause()
         assert source.calls == [] and not isinstance(app.screen, ConfirmScreen)
         assert sum("read-only console" in n for n in notes(app)) == 3
+
+
+async def test_loop_verbs_trigger_pause_and_resume_each_with_its_refusal(fixed_app):
+    from console.tui.widgets.key_bar import KeyBar
+
+    app, calls = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "3", "loop:docs")  # active, between runs
+        await pilot.pause()
+        footer = app.query_one(KeyBar).render().plain
+        assert "T Trigger" in footer and "p Pause" in footer and "P Resume" not in footer and len(footer) <= 80
+        await pilot.press("T")
+        await pilot.pause()
+        await pilot.press("P")
+        await pilot.pause()
+        assert "resume refused: loop docs is not paused here" in notes(app)
+        await pilot.press("p")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and "stop reason `paused`" in app.screen.detail
+        await pilot.press("y")
+        await pilot.pause()
+        await select(pilot, app, "3", "loop:refactor")  # a run is running
+        await pilot.press("T")
+        await pilot.pause()
+        assert any(n.startswith("trigger refused: loop refactor is running run ") and "one at a time" in n
+                   for n in notes(app))
+        await select(pilot, app, "3", "loop:triage")  # escalated
+        await pilot.press("T")
+        await pilot.pause()
+        assert "trigger refused: loop triage is escalated: it starts no runs" in notes(app)
+        assert calls == [("trigger", "loop:docs"), ("pause", "loop:docs")]

@@ -22,6 +22,8 @@ KEYS = [
     ("R", "restart a working sidecar: stopped, then launched anew (asks first)"),
     ("x", "stop a sidecar and keep it stopped, across reloads and restarts (asks first)"),
     ("u", "start a sidecar an operator stopped"),
+    ("T", "trigger the selected loop: its next run now (refused while one runs)"),
+    ("p / P", "pause the selected loop here (a running run ends, asks first) / resume it"),
     ("l", "the selected sidecar's log or run's output, full screen: f follow, / search, n N, g G, w wrap, "
           "esc back"),
     ("/", "filter the rows of this tab; esc clears it"),
