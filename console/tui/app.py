@@ -57,7 +57,7 @@ ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel", "R": "restart", "x":
                "p": "pause", "P": "resume"}
 ACTION_VERBS = sorted(set(ACTION_KEYS.values()))
 KEY_NAMES = {"slash": "/", "question_mark": "?"}
-MAIN_ONLY = ("act", "logs", "filter", "tab", "demo", "dismiss")  # not while a screen with its own keys is up
+MAIN_ONLY = ("act", "logs", "filter", "tab", "demo", "dismiss", "copy")  # not while a screen with its own keys is up
 CONFIRM_TEXT = {
     "reclaim": "Ends what an earlier engine left running for this sidecar, if it is provably ours, then "
                "relaunches it. A foreign process is never signalled.",
@@ -95,7 +95,7 @@ class LoopctlApp(App[int]):
     CSS = """
     #counts { padding: 0 1; height: auto; }
     #config-body { padding: 1 2; }
-    #filter { display: none; height: 3; }
+    #filter { display: none; height: 1; border: none; padding: 0 1; background: $panel; }
     #filter.shown { display: block; }
     DetailPane.enlarged { height: 1fr; }
     #tabs { height: 1fr; }
@@ -103,6 +103,9 @@ class LoopctlApp(App[int]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        # As q, not Textual's toast telling to press ctrl+q: what hands expect of a terminal program.
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("y", "copy", "Copy id", show=False),
         Binding("r", "act('reclaim')", "Reclaim"),
         Binding("t", "act('retry')", "Retry"),
         Binding("c", "act('cancel')", "Cancel"),
@@ -454,6 +457,17 @@ class LoopctlApp(App[int]):
         else:
             self._perform_later(verb, key)
 
+    def action_copy(self) -> None:
+        """`y`: the selected thing's id to the clipboard, by OSC 52 (through SSH and tmux alike)."""
+        key = self.selected_key()
+        if not key or ":" not in key:
+            self.notify("copy refused: select a row about a sidecar, loop or run first", severity="warning",
+                        timeout=6)
+            return
+        kind, name = key.split(":", 1)
+        self.copy_to_clipboard(name)
+        self.notify(f"copied {kind} id {name} (OSC 52: the terminal must allow clipboard writes)", timeout=6)
+
     def action_logs(self) -> None:
         key = self.selected_key()
         why = logs_refusal(self.snapshot, key)
@@ -504,7 +518,7 @@ class LoopctlApp(App[int]):
         try:
             box = self._main.query_one("#filter", Input)
         except NoMatches:  # mounted on first use: the first frame has no need of it
-            box = Input(placeholder="filter the rows (esc clears)", id="filter")
+            box = Input(placeholder="/ filter the rows: enter keeps it, esc clears it", id="filter")
             await self._main.mount(box, before=self._main.query_one(DetailPane))
         box.add_class("shown")
         box.focus()

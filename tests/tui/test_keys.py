@@ -280,6 +280,7 @@ async def test_question_mark_shows_every_key_and_at_80x24_scrolls_to_the_last(fi
         assert isinstance(app.screen, HelpScreen)
         box = app.screen.query_one(VerticalScroll)
         assert box.region.bottom <= SIZE[1]  # the box ends on screen, its bottom border with it
+        assert "esc closes · ↑ ↓ PgUp PgDn scroll" in screen_text(app)  # said on the border, always in view
         assert "quit (an engine this console owns" not in screen_text(app)  # q is below the fold ...
         await pilot.press("end")
         await pilot.pause()
@@ -287,7 +288,7 @@ async def test_question_mark_shows_every_key_and_at_80x24_scrolls_to_the_last(fi
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
-    assert KEYS[-1][0] == "q"
+    assert KEYS[-1][0] == "q ctrl+c"
 
 
 async def run_from_palette(pilot, command: str) -> None:
@@ -443,3 +444,69 @@ async def test_loop_verbs_trigger_pause_and_resume_each_with_its_refusal(fixed_a
         await pilot.pause()
         assert "trigger refused: loop triage is escalated: it starts no runs" in notes(app)
         assert calls == [("trigger", "loop:docs"), ("pause", "loop:docs")]
+
+
+async def test_ctrl_c_quits_as_q_does(fixed_app):
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert not any("ctrl+q" in n for n in notes(app))
+    assert app.return_code == 0 and not app.is_running
+
+
+async def test_j_k_g_G_home_and_end_move_the_selection(fixed_app):
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("2")
+        order = ["sidecar:embeddings", "sidecar:agent-monitor", "sidecar:vector-cache"]
+        assert app.selected_key() == order[0]
+        await pilot.press("j")
+        assert app.selected_key() == order[1]
+        await pilot.press("G")
+        assert app.selected_key() == order[2]
+        await pilot.press("k")
+        assert app.selected_key() == order[1]
+        await pilot.press("g")
+        assert app.selected_key() == order[0]
+        await pilot.press("end")
+        assert app.selected_key() == order[2]
+        await pilot.press("home")
+        assert app.selected_key() == order[0]
+
+
+async def test_y_writes_the_selected_id_as_osc_52_and_says_so(fixed_app):
+    import base64
+
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        written: list[str] = []
+        real = app._driver.write
+
+        def seen(data: str) -> None:  # the real write still happens: this only reads what goes out
+            written.append(data)
+            real(data)
+
+        app._driver.write = seen
+        await select(pilot, app, "4", f"run:{run_id(7)}")
+        await pilot.press("y")
+        await pilot.pause()
+        osc = f"\x1b]52;c;{base64.b64encode(run_id(7).encode()).decode()}\a"
+        assert osc in written
+        assert any(n.startswith(f"copied run id {run_id(7)}") for n in notes(app))
+
+
+async def test_the_filter_prompt_is_one_line(fixed_app):
+    from textual.widgets import Input
+
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("2", "slash", *"vector")
+        await pilot.pause()
+        box = app.query_one("#filter", Input)
+        assert box.region.height == 1
+        assert app.query_one("#table-sidecars", KeyedTable).row_count == 1

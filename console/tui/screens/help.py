@@ -13,7 +13,10 @@ from textual.widgets import Static
 
 KEYS = [
     ("1-6", "tabs: Overview, Sidecars, Loops, Runs, Config, Events"),
-    ("↑ ↓ / PgUp PgDn", "move the selection (it stays put while data refreshes)"),
+    ("↑ ↓ j k PgUp PgDn", "move the selection (it stays put while data refreshes)"),
+    ("g G Home End", "the first row, the last row"),
+    ("s / S", "sort by the next column (then the table's own order again) / the other way"),
+    ("y", "copy the selected thing's id to the clipboard (OSC 52: works over SSH and in tmux)"),
     ("enter", "enlarge or shrink the detail pane"),
     ("tab / shift+tab", "into the detail pane and back: its arrows then scroll a long detail"),
     ("r", "reclaim the selected sidecar: end what an earlier engine left, then relaunch (asks first)"),
@@ -31,7 +34,7 @@ KEYS = [
     ("ctrl+p", "command palette: the same actions, and the tabs, by name"),
     ("d", "on a host with nothing configured: close, and open the demo host (`loopctl demo`)"),
     ("?", "this help"),
-    ("q", "quit (an engine this console owns stops with it; one it observes keeps running)"),
+    ("q ctrl+c", "quit (an engine this console owns stops with it; one it observes keeps running)"),
 ]
 
 
@@ -51,7 +54,10 @@ class HelpScreen(ModalScreen[None]):
             table.add_row(key, text)
         # At 80x24 the keys are taller than the screen: the box scrolls (arrows, PgUp/PgDn) instead of
         # losing its last lines below the edge.
-        with VerticalScroll():
+        with VerticalScroll() as box:
+            # On the border, so it stays in view however far the keys scroll.
+            box.border_title = "loopctl keys"
+            box.border_subtitle = "esc closes · ↑ ↓ PgUp PgDn scroll"
             yield Static("[b]loopctl keys[/b]  (the footer lists the actions that apply to the selection; "
                          "the others are refused with the reason; --read-only disables every action)", markup=True)
             yield Static(table)
