@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from console.core.paths import Paths
     from console.fleet.contexts import HostEntry
 
-VERBS = ("reclaim", "retry", "cancel")
+VERBS = ("reclaim", "retry", "cancel", "restart", "stop", "start", "trigger", "pause", "resume")
 
 
 FORMATS = ("text", "json", "nagios", "openmetrics")
@@ -44,7 +44,8 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     parser.add_argument("--config", metavar="FILE", default=default,
                         help="host config (default: $XDG_CONFIG_HOME/loopctl/loopctl.toml; optional)")
     parser.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS if suppress else False,
-                        help="refuse every action (reclaim, retry, cancel)")
+                        help="refuse every action (reclaim, retry, cancel, restart, stop, start, trigger, pause, "
+                             "resume)")
     if suppress:  # the top level has its own, with the report help; after a command it says how errors print
         parser.add_argument("--format", choices=FORMATS, default=argparse.SUPPRESS,
                             help="how a failure is printed (json: a JSON document)")
@@ -125,7 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
     targets = {"reclaim": "sidecar:NAME: end what an earlier engine left, then relaunch",
                "retry": "sidecar:NAME, loop:ID or run:ID: clear a failure or escalation, or rerun a run",
                "cancel": "run:ID: end a queued or running run and its process group (ID: whole, or its end, "
-                         "as the console shows it)"}
+                         "as the console shows it)",
+               "restart": "sidecar:NAME: stop a working sidecar (grace, then SIGKILL) and launch it anew",
+               "stop": "sidecar:NAME: stop it and keep it stopped, across reloads and restarts, until started",
+               "start": "sidecar:NAME: start a sidecar an operator stopped",
+               "trigger": "loop:ID: start its next run now (refused while one runs)",
+               "pause": "loop:ID: no new runs, across restarts, until resumed; a running run ends (stop reason "
+                        "paused)",
+               "resume": "loop:ID: end a local pause"}
     dial = sub.add_parser("dial-stdio", help="bridge stdin/stdout to this host's engine.sock (what --host ssh:// "
                                              "runs on the far side)")
     dial.add_argument("--state-dir", metavar="DIR", default=argparse.SUPPRESS,

@@ -91,3 +91,34 @@ def _pgid(pid: int) -> int | None:
         return os.getpgid(pid)
     except OSError:
         return None
+
+
+def test_trigger_pause_and_resume_over_the_cli_hold_across_engines(host: Host):
+    loop_config(host)  # interval an hour; its agent runs until ended
+    first = host.spawn("run")
+    wait_for(lambda: running(host), what="a running run")
+    run = running(host)
+    refused = host.run("trigger", "loop:worker")
+    assert refused.returncode == 2 and "one run at a time" in refused.stderr
+    assert host.run("--read-only", "pause", "loop:worker").returncode == 2 and group_alive(run["pid"])
+
+    paused = host.run("pause", "loop:worker")
+    assert paused.returncode == 0 and "ended (stop reason paused)" in paused.stdout, paused.stderr
+    done = next(r for r in runs(host) if r["id"] == run["id"])
+    assert (done["status"], done["stop_reason"]) == ("cancelled", "paused") and not group_alive(run["pid"])
+    code, report = host.once_json()
+    loop = report["snapshot"]["loops"][0]
+    assert loop["held_by"] == "loopctl pause loop:worker" and loop["state"] == "active"
+    assert code == 1 and report["snapshot"]["tray"]["state"] == "paused"
+    assert host.run("trigger", "loop:worker").returncode == 2
+
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=15) == 0
+    second = host.spawn("run")
+    host.wait_owner(second)
+    assert running(host) is None and len(runs(host)) == 1  # still paused under the next engine
+
+    resumed = host.run("resume", "loop:worker")
+    assert resumed.returncode == 0, resumed.stderr
+    wait_for(lambda: running(host), what="a run after resume")
+    assert len(runs(host)) == 2

@@ -169,3 +169,39 @@ def test_thirty_sidecars_cost_the_engine_no_thread_each(host: Host):
     host.wait_owner(engine)
     wait_for(lambda: len(_sidecar_pids(host)) == 30, what="thirty sidecars ready", timeout=60)
     assert psutil.Process(engine.pid).num_threads() < 10
+
+
+def test_stop_keeps_a_working_sidecar_stopped_across_engines_until_start(host: Host):
+    port = free_port()
+    web_config(host, port)
+    first = host.spawn("run")
+    wait_for(lambda: sidecar(host).get("state") == "ready", what="web ready")
+    pid = sidecar(host)["pid"]
+    refused = host.run("--read-only", "stop", "sidecar:web")
+    assert refused.returncode == 2 and "--read-only" in refused.stderr and group_alive(pid)
+
+    restarted = host.run("restart", "sidecar:web")
+    assert restarted.returncode == 0 and "web: restarted" in restarted.stdout, restarted.stderr
+    wait_for(lambda: sidecar(host).get("state") == "ready" and sidecar(host)["pid"] != pid, what="a new web")
+    assert not group_alive(pid)
+
+    stopped = host.run("stop", "sidecar:web")
+    assert stopped.returncode == 0 and "stays stopped" in stopped.stdout, stopped.stderr
+    assert sidecar(host)["state"] == "stopped" and listener_pid(port) is None
+    code, report = host.once_json()
+    assert code == 1 and report["snapshot"]["tray"]["state"] == "paused"  # asked for: a warning, not a fault
+    again = host.run("stop", "sidecar:web")
+    assert again.returncode == 2 and "refused (not_applicable)" in again.stderr and "already stopped" in again.stderr
+
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=15) == 0
+    second = host.spawn("run")
+    host.wait_owner(second)
+    view = sidecar(host)
+    assert view["state"] == "stopped" and view["held_by"] == "loopctl stop sidecar:web" and view["pid"] is None
+    assert listener_pid(port) is None
+
+    started = host.run("start", "sidecar:web")
+    assert started.returncode == 0, started.stderr
+    wait_for(lambda: sidecar(host).get("state") == "ready", what="web ready again")
+    assert host.once_json()[0] == 0

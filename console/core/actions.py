@@ -1,4 +1,5 @@
-"""Operator actions (`reclaim`, `retry`, `cancel` on `kind:name` targets) and their dispatch.
+"""Operator actions (`reclaim`, `retry`, `cancel`, `restart`, `stop`, `start`, `trigger`, `pause`,
+`resume` on `kind:name` targets) and their dispatch.
 
 Capabilities register handlers per verb and target kind; the registry answers everything else
 with a structured error, so the socket, the CLI and the TUI all refuse the same way.
@@ -15,7 +16,7 @@ from console.core.records import View
 
 log = logging.getLogger("loopctl.actions")
 
-VERBS = ("reclaim", "retry", "cancel")
+VERBS = ("reclaim", "retry", "cancel", "restart", "stop", "start", "trigger", "pause", "resume")
 _TARGET = re.compile(r"^(?P<kind>[a-z][a-z_]*):(?P<name>[^\s:][^\s]*)$")
 
 

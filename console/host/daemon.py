@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -18,6 +19,7 @@ from console.core.config import LoadedConfig, load_config
 from console.core.errors import EXIT_RELOAD, LeaseError, LoopctlError, OwnerUnavailable
 from console.core.paths import Paths, ensure_state_dir
 from console.core.waiting import first_done
+from console.host import journal
 from console.host.engine import Engine
 from console.host.lease import Lease, read_holder
 from console.host.owner import Owner
@@ -27,14 +29,9 @@ from console.host.watch import watch
 log = logging.getLogger("loopctl.daemon")
 
 
-def setup_logging(level: int = logging.INFO) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s loopctl[%(process)d] %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per health probe is noise
-
-
 def run(paths: Paths, loaded: LoadedConfig, *, standby: bool = False, read_only: bool = False,
         clock: Clock | None = None, metrics_textfile: Path | None = None) -> int:
-    setup_logging()
+    journal.setup(os.environ, paths.state_dir / "secrets")
     return asyncio.run(_main(paths, loaded, clock or SystemClock(), standby=standby, read_only=read_only,
                              metrics_textfile=metrics_textfile))
 
@@ -75,7 +72,15 @@ async def _main(paths: Paths, loaded: LoadedConfig, clock: Clock, *, standby: bo
             raise
         log.info("took over %s", paths.state_dir)
 
-    async with Owner(paths, loaded, clock, lease, read_only=read_only) as engine:
+    owner = Owner(paths, loaded, clock, lease, read_only=read_only)
+    try:
+        owner.prepare()
+    except BaseException:
+        lease.release()
+        raise
+    assert owner.store is not None
+    journal.attach(owner.store)  # before the engine starts: its own start is the first line
+    async with owner as engine:
         log.info("engine owns %s (pid %d, config %s%s)", paths.state_dir, engine.pid, loaded.path,
                  "" if loaded.present else ": not present, embedded default")
         engine.reload_exit = True

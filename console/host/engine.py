@@ -25,6 +25,7 @@ from console.core.config import HostConfig, LoadedConfig
 from console.core.crashpoints import CrashPoints
 from console.core.decode import encode_json
 from console.core.errors import ConfigError
+from console.core.holds import Holds
 from console.core.paths import Paths
 from console.core.plurals import counted
 from console.core.records import replace
@@ -93,13 +94,20 @@ class Engine:
                                        crash=self.crash)
             self.config = self.remote.boot()  # before any component exists: expiry, orphans, torn slots
             self.remote.restart = self.reconfigure
+        self.holds = Holds(paths.state_dir / "holds.json")  # one for both: each write is the whole file
         self.supervisor = Supervisor(self.config.sidecar, directory=paths.state_dir / "sidecars", store=store,
-                                     clock=clock, on_change=self.changes.bump, crash=self.crash)
+                                     clock=clock, on_change=self.changes.bump, crash=self.crash, holds=self.holds)
         self.actions.register("retry", "sidecar", self.supervisor.retry)
         self.actions.register("reclaim", "sidecar", self.supervisor.reclaim)
+        self.actions.register("stop", "sidecar", self.supervisor.stop_one)
+        self.actions.register("start", "sidecar", self.supervisor.start_one)
+        self.actions.register("restart", "sidecar", self.supervisor.restart_one)
         self.loops = Loops(self.config.loop, store=store, clock=clock, runs_root=paths.state_dir / "runs",
-                           on_change=self.changes.bump, crash=self.crash, tasks=self.tasks)
+                           on_change=self.changes.bump, crash=self.crash, tasks=self.tasks, holds=self.holds)
         self.actions.register("cancel", "run", self.loops.cancel)
+        self.actions.register("trigger", "loop", self.loops.trigger)
+        self.actions.register("pause", "loop", self.loops.pause)
+        self.actions.register("resume", "loop", self.loops.resume)
         self.actions.register("retry", "run", self.loops.retry)
         self.actions.register("retry", "loop", self.loops.retry)
         self.link: HostLink | None = None

@@ -55,6 +55,8 @@ CODE_PRIORITY: dict[str, int] = {
     "loop_escalated": 20,
     "loop_finalized": 21,
     "loop_paused": 22,
+    "sidecar_stopped": 23,
+    "loop_held": 24,
     "control_plane_unreachable": 25,
     "control_plane_bad_answer": 24,
     "descriptors_exhausted": 1,
@@ -168,6 +170,10 @@ def sidecar_reasons(sidecars: Iterable[SidecarView]) -> list[Reason]:
         elif s.state == "backoff":
             reasons.append(Reason(Level.DEGRADED, "sidecar_restarting", f"{s.name}: {s.reason_text}",
                                   f"wait, or `loopctl retry {subject}` to restart it now", subject))
+        if s.held_by:  # asked for, so not a fault: paused, as a paused loop is
+            reasons.append(Reason(Level.PAUSED, "sidecar_stopped", f"{s.name}: stopped by `{s.held_by}`; it stays "
+                                  f"stopped across reloads and restarts", f"`loopctl start {subject}` starts it",
+                                  subject))
     return reasons
 
 
@@ -178,6 +184,9 @@ def loop_reasons(loops: Iterable[LoopView], runs: Iterable[RunView]) -> list[Rea
         if lp.state == "paused":
             reasons.append(Reason(Level.PAUSED, "loop_paused", f"loop {lp.id} paused by the control plane: {lp.reason}",
                                   "resume it on the control plane; it starts no runs meanwhile", f"loop:{lp.id}"))
+        if lp.held_by:
+            reasons.append(Reason(Level.PAUSED, "loop_held", f"loop {lp.id} paused here by `{lp.held_by}`: it "
+                                  f"starts no runs", f"`loopctl resume loop:{lp.id}` resumes it", f"loop:{lp.id}"))
         if lp.state == "finalized":
             reasons.append(Reason(Level.DEGRADED, "loop_finalized", f"loop {lp.id} finalized: {lp.reason}",
                                   "the control plane ended it: remove it from the config, or re-create it there",

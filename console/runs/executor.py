@@ -51,6 +51,7 @@ class LiveRun:
     pgid: int
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_reason: str = ""
+    paused: bool = False  # the cancel is a local pause of its loop: stop reason `paused`
 
 
 def run_dir(runs_root: Path, run_id: str) -> Path:
@@ -151,17 +152,19 @@ class RunExecutor:
         ending = Ending(
             exit_code=code if code is not None and code >= 0 else None,
             signal=-code if code is not None and code < 0 else None,
-            timeout_fired=timeout_fired, cancelled=live.cancel.is_set() and not timeout_fired,
+            timeout_fired=timeout_fired, cancelled=live.cancel.is_set() and not timeout_fired and not live.paused,
+            paused=live.cancel.is_set() and not timeout_fired and live.paused,
         )
         return Observed(ending, read_handoff(handoff_path), read_tail(output_path), last_touch,
-                        error_text=live.cancel_reason if ending.cancelled else None)
+                        error_text=live.cancel_reason if ending.cancelled or ending.paused else None)
 
-    def request_cancel(self, run_id: str, reason: str) -> bool:
+    def request_cancel(self, run_id: str, reason: str, *, paused: bool = False) -> bool:
         """Ask a live run to end (TERM, grace, KILL). False if this engine holds no handle on it."""
         live = self.live.get(run_id)
         if live is None:
             return False
         if not live.cancel.is_set():
             live.cancel_reason = reason
+            live.paused = paused
             live.cancel.set()
         return True

@@ -64,7 +64,7 @@ class Ending(View, frozen=True):
 
 
 def run_status(end: Ending) -> RunStatus:
-    if end.cancelled:
+    if end.cancelled or (end.paused and end.exit_code != 0):  # ended by the operator, not by the agent
         return RunStatus.CANCELLED
     if end.timeout_fired:
         return RunStatus.TIMED_OUT

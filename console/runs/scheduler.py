@@ -19,6 +19,7 @@ from typing import Any
 from console.core.actions import ActionError, Target
 from console.core.clock import Clock
 from console.core.config import LoopConfig
+from console.core.holds import Hold, Holds
 from console.core.processes import (
     CREATE_TIME_TOLERANCE,
     carrying,
@@ -108,7 +109,7 @@ class LoopRunner:
             return
         move_loop(store, self.cfg.id, LoopEvent.SCHEDULING, "scheduling runs")
         while True:
-            if self.state in HELD:
+            if self.state in HELD or self.owner.paused_locally(self.cfg.id):
                 self.wake.clear()
                 await self.wake.wait()
                 continue
@@ -123,7 +124,7 @@ class LoopRunner:
                 queued_next = self.owner.settle(run, observed, self.cfg)
             finally:
                 self.current = None
-            if queued_next or self.state in HELD:
+            if queued_next or self.state in HELD or self.owner.paused_locally(self.cfg.id):
                 continue  # a follow-up runs at once; an escalated loop waits for the operator, not the clock
             await self._pause(self.cfg.interval_seconds)
 
@@ -141,9 +142,10 @@ class LoopRunner:
 class Loops:
     def __init__(self, loops: list[LoopConfig], *, store: Store, clock: Clock, runs_root: Path,
                  on_change: Callable[[], None], crash: Callable[[str], None] | None = None,
-                 tasks: Tasks | None = None) -> None:
+                 tasks: Tasks | None = None, holds: Holds | None = None) -> None:
         self.store = store
         self.tasks = tasks if tasks is not None else Tasks(clock, on_change)  # a crashed scheduler restarts
+        self.holds = holds if holds is not None else Holds(runs_root.parent / "holds.json")
         self.clock = clock
         self.runs_root = runs_root
         self.on_change = on_change
@@ -564,6 +566,66 @@ class Loops:
         runner.wake.set()
         return {"message": f"loop {target.name}: escalation cleared, scheduling runs"}
 
+    # -- local pause, resume and trigger ------------------------------------------------------------
+
+    def paused_locally(self, loop_id: str) -> Hold | None:
+        return self.holds.get(f"{LOOP_KIND}:{loop_id}")
+
+    def _runner(self, target: Target) -> LoopRunner:
+        runner = self.runners.get(target.name)
+        if runner is None:
+            known = ", ".join(sorted(self.runners)) or "none configured"
+            raise ActionError("unknown_target", f"no loop named {target.name!r} (loops: {known})")
+        return runner
+
+    async def pause(self, target: Target) -> dict[str, Any]:
+        """`pause loop:ID`: no new runs until resumed, across restarts; a running run ends (stop reason
+        `paused`). Apart from the control plane's pause: that one is the loop's state, this is a hold."""
+        runner = self._runner(target)
+        held = self.paused_locally(target.name)
+        if held is not None:
+            raise ActionError("not_applicable", f"loop {target.name} is already paused (by `{held.by}`); "
+                                                f"`loopctl resume {target}` resumes it")
+        hold = Hold("pause", f"loopctl pause {target}", self.clock.time())
+        self.holds.hold(str(target), hold)  # before the run is ended: a crash in between leaves it paused
+        self.on_change()
+        ended = ""
+        current = runner.current
+        if current and self.executor.request_cancel(current, f"paused by `{hold.by}`", paused=True):
+            await self._await_finished(current, STOP_GRACE + 3.0)
+            ended = f"; run {current} ended (stop reason paused)"
+        return {"message": f"loop {target.name}: paused{ended}; no run starts until `loopctl resume {target}`"}
+
+    async def resume(self, target: Target) -> dict[str, Any]:
+        runner = self._runner(target)
+        if self.holds.release(str(target)) is None:
+            extra = "; the control plane paused it: resume it there" if runner.state == "paused" else ""
+            raise ActionError("not_applicable", f"loop {target.name} is not paused locally: nothing to resume{extra}")
+        runner.wake.set()
+        self.on_change()
+        return {"message": f"loop {target.name}: resumed"}
+
+    async def trigger(self, target: Target) -> dict[str, Any]:
+        """`trigger loop:ID`: its next run now, instead of when its interval ends."""
+        runner = self._runner(target)
+        held = self.paused_locally(target.name)
+        if held is not None:
+            raise ActionError("not_applicable", f"loop {target.name} is paused (by `{held.by}`): "
+                                                f"`loopctl resume {target}` first")
+        if not runner.cfg.enabled:
+            raise ActionError("not_applicable", f"loop {target.name} is disabled in the config")
+        state = runner.state
+        if state in HELD:
+            why = {"escalated": f"`loopctl retry {target}` clears it", "paused": "the control plane paused it",
+                   "finalized": "the control plane ended it"}[state]
+            raise ActionError("not_applicable", f"loop {target.name} is {state}: {why}")
+        running = self.current_run(target.name)
+        if running:
+            raise ActionError("not_applicable", f"loop {target.name} is running run {running}: one run at a time; "
+                                                f"trigger it again when that one has finished")
+        runner.wake.set()
+        return {"message": f"loop {target.name}: its next run starts now"}
+
     async def retry(self, target: Target) -> dict[str, Any]:
         return await (self.retry_run(target) if target.kind == "run" else self.retry_loop(target))
 
@@ -577,6 +639,7 @@ class Loops:
             thing = self.store.thing(LOOP_KIND, runner.cfg.id)
             binding = self.store.thing("binding", runner.cfg.id)  # written by the control-plane link
             state = thing.state if thing else "active"
+            held = self.paused_locally(runner.cfg.id)
             if binding is not None:
                 provenance = str(binding.detail.get("provenance", runner.cfg.provenance))
             else:  # a user loop brings its own token and never has a binding; a managed one is not created yet
@@ -589,7 +652,8 @@ class Loops:
                 token_expires_at=binding.detail.get("expires_at") if binding else None,
                 current_run=self.current_run(runner.cfg.id),
                 # held while it waited (the control plane finalized it, say): its timer starts nothing
-                next_run_at=None if state in HELD else runner.next_run_at,
+                next_run_at=None if state in HELD or held else runner.next_run_at,
+                held_by=held.by if held else "", held_at=held.at if held else None,
                 last_run_id=done.id if done else None, last_liveness=done.liveness if done else None,
                 last_stop_reason=done.stop_reason if done else None,
                 last_finished_at=done.finished_at if done else None,

@@ -19,6 +19,8 @@ class LoopView(View, frozen=True):
     token_expires_at: float | None = None  # the runner token's expiry (never the token)
     last_heartbeat: str = ""  # the classifier's last verdict, e.g. "live" or "transient/server_error"
     last_heartbeat_at: float | None = None
+    held_by: str = ""  # a local pause (the command), apart from the control plane's `paused` state
+    held_at: float | None = None
     # its last finished run, from the ledger's per-loop index (not from the snapshot's newest runs)
     last_run_id: str | None = None
     last_liveness: str | None = None

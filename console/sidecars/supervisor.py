@@ -27,6 +27,7 @@ from console.core.clock import Clock
 from console.core.config import SidecarConfig
 from console.core.descriptors import DESCRIPTOR_ERRORS
 from console.core.files import read_tail
+from console.core.holds import Hold, Holds
 from console.core.plurals import counted
 from console.core.processes import Carrier, boot_time, carrying, end_group, identify, leads_group
 from console.core.records import to_builtins
@@ -130,6 +131,7 @@ class SidecarRunner:
         self.last_reclaim = ""
         self.launch: _Launch | None = None
         self._task: asyncio.Task[None] | None = None
+        self.held: Hold | None = None  # an operator's stop: it is not started until that is released
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -348,7 +350,20 @@ class SidecarRunner:
 
     # -- operator actions ---------------------------------------------------------------------------
 
+    def refuse_if_held(self, verb: str) -> None:
+        if self.held is not None:
+            raise ActionError("not_applicable", f"{verb} sidecar:{self.cfg.name} refused: it was stopped by "
+                                                f"`{self.held.by}` and stays stopped; `loopctl start "
+                                                f"sidecar:{self.cfg.name}` starts it")
+
+    def keep_stopped(self, hold: Hold) -> None:
+        """At boot or on a reload: held by an operator's stop, so not started."""
+        self.held = hold
+        self.generation += 1
+        self._set(self.generation, "stopped", "", f"stopped by `{hold.by}`: not started until it is started again")
+
     async def retry(self) -> dict[str, Any]:
+        self.refuse_if_held("retry")
         if on_event(self.state, SidecarEvent.OPERATOR_RETRY) is Effect.REFUSE:
             raise ActionError("not_applicable",
                               f"sidecar {self.cfg.name} is {self.state}, not failed: nothing to retry")
@@ -360,6 +375,14 @@ class SidecarRunner:
         return {"message": f"{self.cfg.name}: {previous} cleared, relaunching", "previous": previous}
 
     async def reclaim_now(self) -> dict[str, Any]:
+        self.refuse_if_held("reclaim")
+        if self.holder is not None and not self.holder.ours and self.state in ("failed", "backoff"):
+            # Reclaim ends only what an earlier engine of ours left; relaunching into a foreign holder's
+            # port is the same conflict again.
+            who = holder_text(self.holder.pid, self.holder.program, self.holder.ours)
+            raise ActionError("not_applicable", f"reclaim sidecar:{self.cfg.name} refused: port {self.cfg.port} is "
+                                                f"held by {who}, which reclaim never ends; free the port (or change "
+                                                f"the sidecar's port), then `loopctl retry sidecar:{self.cfg.name}`")
         running = self.launch is not None and self.launch.proc.returncode is None
         if on_event(self.state, SidecarEvent.OPERATOR_RECLAIM, running=running) is Effect.REFUSE:
             assert self.launch is not None
@@ -407,6 +430,7 @@ class SidecarRunner:
             port=self.cfg.port, health=self.cfg.health_check, command=list(self.cfg.command),
             holder=self.holder if failure else None, last_exit=self.last_exit, action=action,
             last_reclaim=self.last_reclaim, output_tail=self.output_lines() if with_output else [],
+            held_by=self.held.by if self.held else "", held_at=self.held.at if self.held else None,
         )
 
     def output_text(self) -> str:
@@ -439,7 +463,8 @@ class Supervisor:
     """All sidecars of the host. Registers the sidecar actions on the engine."""
 
     def __init__(self, sidecars: list[SidecarConfig], *, directory: Path, store: Store, clock: Clock,
-                 on_change: Callable[[], None], crash: Callable[[str], None] = _no_crash) -> None:
+                 on_change: Callable[[], None], crash: Callable[[str], None] = _no_crash,
+                 holds: Holds | None = None) -> None:
         self.directory = directory
         self.store = store
         self.clock = clock
@@ -447,7 +472,16 @@ class Supervisor:
         self.crash = crash
         self.prober = HealthProber()
         self.prefix = session_prefix(directory)
+        self.holds = holds if holds is not None else Holds(directory / "holds.json")
         self.runners = {cfg.name: self._runner(cfg) for cfg in sidecars}
+
+    def _begin(self, runner: SidecarRunner) -> None:
+        """Start a runner, unless an operator's stop holds it."""
+        hold = self.holds.get(f"{KIND}:{runner.cfg.name}")
+        if hold is not None:
+            runner.keep_stopped(hold)
+        else:
+            runner.start()
 
     def _runner(self, cfg: SidecarConfig) -> SidecarRunner:
         return SidecarRunner(cfg, directory=self.directory, store=self.store, clock=self.clock, prober=self.prober,
@@ -474,7 +508,7 @@ class Supervisor:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         for name, runner in self.runners.items():
             if name not in kept:
-                runner.start()
+                self._begin(runner)
         await self.sweep("after a reconfigure")
 
     async def start(self) -> None:
@@ -484,7 +518,7 @@ class Supervisor:
                     if isinstance(r := read_pidfile(self.directory / f"{name}.pid"), PidRecord)}
         await self.sweep("at boot", spare=recorded)
         for runner in self.runners.values():
-            runner.start()
+            self._begin(runner)
 
     async def sweep(self, when: str, spare: set[str] | None = None) -> list[str]:
         """Reclaim every sidecar process of this host that no current runner launched: one a previous
@@ -568,4 +602,41 @@ class Supervisor:
 
     async def reclaim(self, target: Target) -> dict[str, Any]:
         return await self.runner(target).reclaim_now()
+
+    async def stop_one(self, target: Target) -> dict[str, Any]:
+        """`stop sidecar:NAME`: held stopped (recorded first, then stopped) until `start`."""
+        runner = self.runner(target)
+        if runner.held is not None:
+            raise ActionError("not_applicable", f"sidecar {target.name} is already stopped (by `{runner.held.by}`); "
+                                                f"`loopctl start {target}` starts it")
+        hold = Hold("stop", f"loopctl stop {target}", self.clock.time())
+        self.holds.hold(str(target), hold)  # intent before effect: a crash mid-stop still leaves it held
+        runner.held = hold
+        await runner.stop(f"stopped by `{hold.by}`: not started until it is started again")
+        return {"message": f"{target.name}: stopped; it stays stopped across reloads and restarts until "
+                           f"`loopctl start {target}`"}
+
+    async def start_one(self, target: Target) -> dict[str, Any]:
+        runner = self.runner(target)
+        if runner.held is None:
+            hint = f"; `loopctl retry {target}` clears a failure" if runner.state in ("failed", "backoff") else ""
+            raise ActionError("not_applicable", f"sidecar {target.name} is {runner.state}, not stopped by an "
+                                                f"operator: nothing to start{hint}")
+        self.holds.release(str(target))
+        runner.held = None
+        runner.attempts = 0
+        runner.start()
+        return {"message": f"{target.name}: started"}
+
+    async def restart_one(self, target: Target) -> dict[str, Any]:
+        """`restart sidecar:NAME`: a working sidecar stopped (grace, then SIGKILL) and launched anew."""
+        runner = self.runner(target)
+        runner.refuse_if_held("restart")
+        if runner.state in ("failed", "backoff"):
+            raise ActionError("not_applicable", f"sidecar {target.name} is {runner.state}: `loopctl retry {target}` "
+                                                f"relaunches it now")
+        await runner.stop(f"restarting (`loopctl restart {target}`)")
+        runner.attempts = 0
+        runner.start()
+        return {"message": f"{target.name}: restarted"}
 

@@ -33,6 +33,8 @@ class SidecarView(View, frozen=True):
     action: str = ""  # what clears the failure
     last_reclaim: str = ""
     output_tail: list[str] = field(default_factory=list)
+    held_by: str = ""  # an operator's stop that holds it stopped (the command), until it is started
+    held_at: float | None = None
 
     @property
     def key(self) -> str:

@@ -54,15 +54,21 @@ CONTROL_PICTURES = ControlPictures()
 TABS = [("overview", "Overview"), ("sidecars", "Sidecars"), ("loops", "Loops"), ("runs", "Runs"),
         ("config", "Config"), ("events", "Events")]
 NEXT_OWNER_LOOK = 0.5  # seconds between looks for the next owner, after a declined takeover
-ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel"}
+ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel", "R": "restart", "x": "stop", "u": "start", "T": "trigger",
+               "p": "pause", "P": "resume"}
 ACTION_VERBS = sorted(set(ACTION_KEYS.values()))
 KEY_NAMES = {"slash": "/", "question_mark": "?"}
-MAIN_ONLY = ("act", "logs", "filter", "tab", "demo", "dismiss")  # not while a screen with its own keys is up
+MAIN_ONLY = ("act", "logs", "filter", "tab", "demo", "dismiss", "copy")  # not while a screen with its own keys is up
 CONFIRM_TEXT = {
     "reclaim": "Ends what an earlier engine left running for this sidecar, if it is provably ours, then "
                "relaunches it. A foreign process is never signalled.",
     "cancel": "Ends the run's whole process group (SIGTERM, then SIGKILL after 2 s). Its stop reason "
               "becomes `cancelled`.",
+    "stop": "Ends the sidecar's process group (SIGTERM, then SIGKILL after its grace). It stays stopped, "
+            "across reloads and restarts, until it is started (u, or `loopctl start`).",
+    "restart": "Ends the sidecar's process group (SIGTERM, then SIGKILL after its grace) and launches it anew.",
+    "pause": "No run of this loop starts, across restarts, until it is resumed (P, or `loopctl resume`). A run "
+             "that is running now ends (SIGTERM, then SIGKILL after 2 s), with stop reason `paused`.",
 }
 
 
@@ -90,7 +96,7 @@ class LoopctlApp(App[int]):
     CSS = """
     #counts { padding: 0 1; height: auto; }
     #config-body { padding: 1 2; }
-    #filter { display: none; height: 3; }
+    #filter { display: none; height: 1; border: none; padding: 0 1; background: $panel; }
     #filter.shown { display: block; }
     DetailPane.enlarged { height: 1fr; }
     #tabs { height: 1fr; }
@@ -98,9 +104,18 @@ class LoopctlApp(App[int]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        # As q, not Textual's toast telling to press ctrl+q: what hands expect of a terminal program.
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("y", "copy", "Copy id", show=False),
         Binding("r", "act('reclaim')", "Reclaim"),
         Binding("t", "act('retry')", "Retry"),
         Binding("c", "act('cancel')", "Cancel"),
+        Binding("R", "act('restart')", "Restart"),
+        Binding("x", "act('stop')", "Stop"),
+        Binding("u", "act('start')", "Start"),
+        Binding("T", "act('trigger')", "Trigger"),
+        Binding("p", "act('pause')", "Pause"),
+        Binding("P", "act('resume')", "Resume"),
         Binding("l", "logs", "Logs"),
         Binding("slash", "filter", "Filter"),
         Binding("question_mark", "help", "Help"),
@@ -441,9 +456,15 @@ class LoopctlApp(App[int]):
             self._offered = offered
             self.refresh_bindings()
             enabled = dict(zip([*ACTION_VERBS, "logs", "filter"], actions, strict=True))
-            shown = [(b.key_display or KEY_NAMES.get(b.key, b.key), b.description,
-                      enabled.get(ACTION_KEYS.get(b.key, b.action), True)) for b in self.BINDINGS
-                     if isinstance(b, Binding) and (b.show or (b.action == "demo" and demo))]
+            # Action keys that do not apply are left out (pressed anyway, they say why): at 80 columns
+            # there is room for what applies to one selection, not for every verb. The filter dims.
+            shown = []
+            for b in self.BINDINGS:
+                if not isinstance(b, Binding) or not (b.show or (b.action == "demo" and demo)):
+                    continue
+                applies = enabled.get(ACTION_KEYS.get(b.key, b.action), True)
+                if applies or b.action == "filter":
+                    shown.append((b.key_display or KEY_NAMES.get(b.key, b.key), b.description, applies))
             self._main.query_one(KeyBar).show(shown)
 
     def _focus_table(self) -> None:
@@ -468,6 +489,17 @@ class LoopctlApp(App[int]):
                              callback=lambda yes: self._perform_later(verb, key) if yes else None)
         else:
             self._perform_later(verb, key)
+
+    def action_copy(self) -> None:
+        """`y`: the selected thing's id to the clipboard, by OSC 52 (through SSH and tmux alike)."""
+        key = self.selected_key()
+        if not key or ":" not in key:
+            self.notify("copy refused: select a row about a sidecar, loop or run first", severity="warning",
+                        timeout=6)
+            return
+        kind, name = key.split(":", 1)
+        self.copy_to_clipboard(name)
+        self.notify(f"copied {kind} id {name} (OSC 52: the terminal must allow clipboard writes)", timeout=6)
 
     def action_logs(self) -> None:
         key = self.selected_key()
@@ -519,7 +551,7 @@ class LoopctlApp(App[int]):
         try:
             box = self._main.query_one("#filter", Input)
         except NoMatches:  # mounted on first use: the first frame has no need of it
-            box = Input(placeholder="filter the rows (esc clears)", id="filter")
+            box = Input(placeholder="/ filter the rows: enter keeps it, esc clears it", id="filter")
             await self._main.mount(box, before=self._main.query_one(DetailPane))
         box.add_class("shown")
         box.focus()

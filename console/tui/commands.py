@@ -30,7 +30,7 @@ class LoopctlCommands(Provider):
         app: PaletteHost = self.app  # type: ignore[assignment]
         key = app.selected_key() or "the selection"
         commands: list[tuple[str, str, object]] = []
-        for verb in ("retry", "reclaim", "cancel"):
+        for verb in ("retry", "reclaim", "cancel", "restart", "stop", "start", "trigger", "pause", "resume"):
             why = app.refusal(verb)
             help_text = "applies to the selection" if why is None else f"refused: {why}"
             commands.append((f"{verb.capitalize()} {key}", help_text, app.make_action_runner(verb)))

@@ -36,8 +36,12 @@ def sidecar_detail(s: SidecarView, now: float) -> RenderableType:
         ("restarts", f"{s.restarts} of {s.max_restarts}"
          + (f", next {countdown(s.next_retry_at, now)}" if s.state == "backoff" else "")),
     ]
+    if s.held_by:
+        pairs.insert(1, ("held", f"stopped by `{s.held_by}` {ago(s.held_at, now) if s.held_at else ''}".rstrip()
+                         + f"; u (or `loopctl start sidecar:{s.name}`) starts it"))
     if s.holder is not None:
-        whose = "ours: left by an earlier engine, reclaimable" if s.holder.ours else "foreign"
+        whose = "ours: left by an earlier engine, reclaimable" if s.holder.ours else \
+            "foreign: never signalled, so not reclaimable; free the port, then retry"
         pairs.append(("port holder", f"{s.holder.program} pid {s.holder.pid or '?'} ({whose})"))
     if s.last_exit:
         pairs.append(("last exit", s.last_exit))
@@ -66,6 +70,8 @@ def loop_detail(lp: LoopView, snap: Snapshot, now: float) -> RenderableType:
     pairs: list[tuple[str, object]] = [
         ("loop", Text.assemble(lp.id, "  ", state(lp.state))),
         ("reason", lp.reason or "-"),
+        *([("paused here", f"by `{lp.held_by}` {ago(lp.held_at, now) if lp.held_at else ''}".rstrip()
+            + f": it starts no runs (its control-plane state stays {lp.state}); P resumes it")] if lp.held_by else []),
         ("objective", lp.objective or "-"),
         ("provenance", _provenance(lp, snap)),
         ("runner token", f"expires {countdown(lp.token_expires_at, now)}" if lp.token_expires_at else "-"),

@@ -81,7 +81,8 @@ def sidecar_rows(snap: Snapshot, now: float) -> list[Row]:
 def loop_rows(snap: Snapshot, now: float) -> list[Row]:
     rows: list[Row] = []
     for lp in snap.loops:
-        rows.append((lp.key, (lp.id, state(lp.state), short_id(lp.current_run) if lp.current_run else "-",
+        shown = Text.assemble(state(lp.state), (" · paused here", "yellow")) if lp.held_by else state(lp.state)
+        rows.append((lp.key, (lp.id, shown, short_id(lp.current_run) if lp.current_run else "-",
                               countdown(lp.next_run_at, now) if lp.next_run_at else "-",
                               liveness_badge(lp.last_liveness) if lp.last_run_id else "-",
                               lp.reason if lp.state != "active" else "-")))

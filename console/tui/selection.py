@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from console.readmodel.snapshot import Snapshot
 
-VERBS = ("reclaim", "retry", "cancel")
-DESTRUCTIVE = ("reclaim", "cancel")  # confirmed in a modal first
+VERBS = ("reclaim", "retry", "cancel", "restart", "stop", "start", "trigger", "pause", "resume")
+DESTRUCTIVE = ("reclaim", "cancel", "restart", "stop", "pause")  # confirmed in a modal first
 
 
 def applicable(snap: Snapshot | None, key: str | None, *, read_only: bool) -> dict[str, str | None]:
@@ -26,11 +26,31 @@ def applicable(snap: Snapshot | None, key: str | None, *, read_only: bool) -> di
         idle = sc.state in ("failed", "backoff", "stopped")
         out["retry"] = None if idle else f"sidecar {name} is {sc.state}, not failed"
         out["reclaim"] = None if idle else f"sidecar {name} is running under this engine"
+        if sc.holder is not None and not sc.holder.ours and sc.state in ("failed", "backoff"):
+            out["reclaim"] = (f"port {sc.port} is held by a foreign process (pid {sc.holder.pid or '?'}), which "
+                              f"reclaim never ends: free the port, then t retries")
         out["cancel"] = "cancel applies to runs; sidecars are retried or reclaimed"
+        out["stop"] = None
+        out["start"] = f"sidecar {name} is {sc.state}, not stopped by an operator"
+        out["restart"] = None if sc.state in ("starting", "ready") else \
+            f"sidecar {name} is {sc.state}: " + ("t retries it" if sc.state in ("failed", "backoff") else "u starts it")
+        if sc.held_by:
+            held = f"sidecar {name} was stopped by `{sc.held_by}`: u starts it"
+            out.update(retry=held, reclaim=held, restart=held, stop=f"sidecar {name} is already stopped", start=None)
     elif kind == "loop":
         lp = next((x for x in snap.loops if x.id == name), None)
         state = lp.state if lp else "unknown"
         out["retry"] = None if state == "escalated" else f"loop {name} is {state}, not escalated"
+        if lp is not None:
+            out["pause"] = f"loop {name} is already paused here: P resumes it" if lp.held_by else None
+            out["resume"] = None if lp.held_by else f"loop {name} is not paused here" + (
+                ": the control plane paused it, resume it there" if state == "paused" else "")
+            out["trigger"] = (f"loop {name} is paused here: P resumes it" if lp.held_by
+                              else f"loop {name} is disabled in the config" if not lp.enabled
+                              else f"loop {name} is {state}: it starts no runs" if state in
+                              ("escalated", "paused", "finalized", "disabled")
+                              else f"loop {name} is running run {lp.current_run}: one at a time" if lp.current_run
+                              else None)
     elif kind == "run":
         run = next((r for r in snap.runs if r.id == name), None)
         if run is None:

@@ -7,7 +7,7 @@ from pathlib import Path
 from console.core.records import replace
 from console.tui.detail import loop_detail, run_detail
 from console.tui.scenario import NOW, scenario_snapshot
-from tests.tui.conftest import field
+from tests.tui.conftest import field, rendered
 
 
 def provenance(loop_id: str, provenance: str, joined: bool = True) -> str:
@@ -55,3 +55,19 @@ def test_a_running_runs_timeout_counts_down_and_a_finished_one_says_whether_it_f
     assert timeout_line(**running | {"status": "timed_out", "timeout_fired": True}) == "1800 s, fired"
     assert timeout_line(**running | {"status": "succeeded"}) == "1800 s, not fired"
     assert timeout_line(**running | {"timeout_configured": False}) == "none configured"
+
+
+def test_a_held_sidecar_and_a_loop_paused_here_say_by_which_command_when_and_what_undoes_it():
+    from console.readmodel.snapshot import LoopView, SidecarView
+    from console.tui.detail import loop_detail, sidecar_detail
+    from console.tui.scenario import NOW, scenario_snapshot
+
+    held = SidecarView(name="web", state="stopped", held_by="loopctl stop sidecar:web", held_at=NOW - 120)
+    assert field(sidecar_detail(held, NOW), "held") == \
+        "stopped by `loopctl stop sidecar:web` 2m00s ago; u (or `loopctl start sidecar:web`) starts it"
+    paused = LoopView(id="docs", held_by="loopctl pause loop:docs", held_at=NOW - 60)
+    text = field(loop_detail(paused, scenario_snapshot(), NOW), "paused here")
+    assert text.startswith("by `loopctl pause loop:docs` 1m00s ago") and "control-plane state stays active" in text
+    for width in (80, 120):
+        lines = rendered(loop_detail(paused, scenario_snapshot(), NOW), width)
+        assert all(len(line) <= width for line in lines)

@@ -71,10 +71,10 @@ async def test_reclaim_asks_first_and_no_sends_nothing(fixed_app):
     app, calls = fixed_app
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
-        await select(pilot, app, "2", "sidecar:agent-monitor")
+        await select(pilot, app, "2", "sidecar:vector-cache")
         await pilot.press("r")
         await pilot.pause()
-        assert isinstance(app.screen, ConfirmScreen) and "Reclaim sidecar:agent-monitor?" in app.screen.question
+        assert isinstance(app.screen, ConfirmScreen) and "Reclaim sidecar:vector-cache?" in app.screen.question
         await pilot.press("n")
         await pilot.pause()
         assert calls == [] and not isinstance(app.screen, ConfirmScreen)
@@ -88,7 +88,7 @@ async def test_reclaim_asks_first_and_no_sends_nothing(fixed_app):
         await pilot.pause()
         await pilot.press("y")
         await pilot.pause()
-        assert calls == [("reclaim", "sidecar:agent-monitor")]
+        assert calls == [("reclaim", "sidecar:vector-cache")]
 
 
 async def test_cancel_asks_first_then_cancels_the_running_run(fixed_app):
@@ -280,6 +280,7 @@ async def test_question_mark_shows_every_key_and_at_80x24_scrolls_to_the_last(fi
         assert isinstance(app.screen, HelpScreen)
         box = app.screen.query_one(VerticalScroll)
         assert box.region.bottom <= SIZE[1]  # the box ends on screen, its bottom border with it
+        assert "esc closes · ↑ ↓ PgUp PgDn scroll" in screen_text(app)  # said on the border, always in view
         assert "quit (an engine this console owns" not in screen_text(app)  # q is below the fold ...
         await pilot.press("end")
         await pilot.pause()
@@ -287,7 +288,7 @@ async def test_question_mark_shows_every_key_and_at_80x24_scrolls_to_the_last(fi
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, HelpScreen)
-    assert KEYS[-1][0] == "q"
+    assert KEYS[-1][0] == "q ctrl+c"
 
 
 async def run_from_palette(pilot, command: str) -> None:
@@ -311,7 +312,11 @@ async def test_the_palette_offers_the_same_actions(fixed_app):
         listed = [str(option.prompt).splitlines()[0] for option in app.screen.query_one(CommandList).options]
         assert listed[:3] == ["Retry sidecar:agent-monitor", "Reclaim sidecar:agent-monitor",
                               "Cancel sidecar:agent-monitor"]  # the actions first, as the keys offer them
-        assert listed[3:9] == [f"Show {tab}" for tab in ("Overview", "Sidecars", "Loops", "Runs", "Config", "Events")]
+        assert listed[3:6] == ["Restart sidecar:agent-monitor", "Stop sidecar:agent-monitor",
+                               "Start sidecar:agent-monitor"]
+        assert listed[6:9] == ["Trigger sidecar:agent-monitor", "Pause sidecar:agent-monitor",
+                               "Resume sidecar:agent-monitor"]
+        assert listed[9:15] == [f"Show {tab}" for tab in ("Overview", "Sidecars", "Loops", "Runs", "Config", "Events")]
         await pilot.press("escape")
         await pilot.pause()
         await run_from_palette(pilot, "Retry sidecar")
@@ -345,8 +350,163 @@ async def test_the_clock_keeps_ticking_under_a_modal(fixed_app):
         await pilot.pause()
         app._tick()  # what the interval timer calls
         await pilot.press("escape")
-        await select(pilot, app, "2", "sidecar:agent-monitor")
+        await select(pilot, app, "2", "sidecar:vector-cache")
         await pilot.press("r")
         await pilot.pause()
         app._tick()
         assert isinstance(app.screen, ConfirmScreen)
+
+
+async def test_verbs_for_a_healthy_sidecar_ask_first_and_the_footer_lists_what_applies(fixed_app):
+    from console.tui.widgets.key_bar import KeyBar
+
+    app, calls = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "2", "sidecar:embeddings")  # ready
+        await pilot.pause()
+        footer = app.query_one(KeyBar).render().plain
+        assert "R Restart" in footer and "x Stop" in footer and "l Logs" in footer
+        assert "r Reclaim" not in footer and "u Start" not in footer and len(footer) <= 80
+        await pilot.press("u")
+        await pilot.pause()
+        assert "start refused: sidecar embeddings is ready, not stopped by an operator" in notes(app)
+        await pilot.press("x")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and app.screen.question == "Stop sidecar:embeddings?"
+        assert "stays stopped" in app.screen.detail
+        await pilot.press("y")
+        await pilot.pause()
+        await pilot.press("R", "y")
+        await pilot.pause()
+        assert calls == [("stop", "sidecar:embeddings"), ("restart", "sidecar:embeddings")]
+
+
+async def test_reclaim_is_not_offered_when_a_foreign_process_holds_the_port(fixed_app):
+    from console.tui.widgets.key_bar import KeyBar
+
+    app, calls = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "2", "sidecar:agent-monitor")  # port 4820 held by nginx pid 733, foreign
+        await pilot.pause()
+        assert "r Reclaim" not in app.query_one(KeyBar).render().plain
+        await pilot.press("r")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen) and calls == []
+        assert any("reclaim refused: port 4820 is held by a foreign process (pid 733)" in n and "free the port" in n
+                   for n in notes(app))
+
+
+async def test_read_only_offers_no_verb_and_refuses_each(tmp_path):
+    from console.tui.widgets.key_bar import KeyBar
+
+    app, source = scenario_app(tmp_path, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "2", "sidecar:embeddings")
+        await pilot.pause()
+        footer = app.query_one(KeyBar).render().plain
+        assert not any(f"{key} {label}" in footer for key, label in (("x", "Stop"), ("R", "Restart"), ("r", "Reclaim")))
+        await pilot.press("x", "R", "u")
+        await pilot.pause()
+        assert source.calls == [] and not isinstance(app.screen, ConfirmScreen)
+        assert sum("read-only console" in n for n in notes(app)) == 3
+
+
+async def test_loop_verbs_trigger_pause_and_resume_each_with_its_refusal(fixed_app):
+    from console.tui.widgets.key_bar import KeyBar
+
+    app, calls = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await select(pilot, app, "3", "loop:docs")  # active, between runs
+        await pilot.pause()
+        footer = app.query_one(KeyBar).render().plain
+        assert "T Trigger" in footer and "p Pause" in footer and "P Resume" not in footer and len(footer) <= 80
+        await pilot.press("T")
+        await pilot.pause()
+        await pilot.press("P")
+        await pilot.pause()
+        assert "resume refused: loop docs is not paused here" in notes(app)
+        await pilot.press("p")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and "stop reason `paused`" in app.screen.detail
+        await pilot.press("y")
+        await pilot.pause()
+        await select(pilot, app, "3", "loop:refactor")  # a run is running
+        await pilot.press("T")
+        await pilot.pause()
+        assert any(n.startswith("trigger refused: loop refactor is running run ") and "one at a time" in n
+                   for n in notes(app))
+        await select(pilot, app, "3", "loop:triage")  # escalated
+        await pilot.press("T")
+        await pilot.pause()
+        assert "trigger refused: loop triage is escalated: it starts no runs" in notes(app)
+        assert calls == [("trigger", "loop:docs"), ("pause", "loop:docs")]
+
+
+async def test_ctrl_c_quits_as_q_does(fixed_app):
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert not any("ctrl+q" in n for n in notes(app))
+    assert app.return_code == 0 and not app.is_running
+
+
+async def test_j_k_g_G_home_and_end_move_the_selection(fixed_app):
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("2")
+        order = ["sidecar:embeddings", "sidecar:agent-monitor", "sidecar:vector-cache"]
+        assert app.selected_key() == order[0]
+        await pilot.press("j")
+        assert app.selected_key() == order[1]
+        await pilot.press("G")
+        assert app.selected_key() == order[2]
+        await pilot.press("k")
+        assert app.selected_key() == order[1]
+        await pilot.press("g")
+        assert app.selected_key() == order[0]
+        await pilot.press("end")
+        assert app.selected_key() == order[2]
+        await pilot.press("home")
+        assert app.selected_key() == order[0]
+
+
+async def test_y_writes_the_selected_id_as_osc_52_and_says_so(fixed_app):
+    import base64
+
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        written: list[str] = []
+        real = app._driver.write
+
+        def seen(data: str) -> None:  # the real write still happens: this only reads what goes out
+            written.append(data)
+            real(data)
+
+        app._driver.write = seen
+        await select(pilot, app, "4", f"run:{run_id(7)}")
+        await pilot.press("y")
+        await pilot.pause()
+        osc = f"\x1b]52;c;{base64.b64encode(run_id(7).encode()).decode()}\a"
+        assert osc in written
+        assert any(n.startswith(f"copied run id {run_id(7)}") for n in notes(app))
+
+
+async def test_the_filter_prompt_is_one_line(fixed_app):
+    from textual.widgets import Input
+
+    app, _ = fixed_app
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press("2", "slash", *"vector")
+        await pilot.pause()
+        box = app.query_one("#filter", Input)
+        assert box.region.height == 1
+        assert app.query_one("#table-sidecars", KeyedTable).row_count == 1

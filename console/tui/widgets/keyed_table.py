@@ -8,10 +8,12 @@ the host's own text (commands, paths, errors): `[/var/lib/x]` would raise and st
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.text import Text
+from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
@@ -24,6 +26,14 @@ class KeyedTable(DataTable[Cell]):
     DEFAULT_CSS = """
     KeyedTable { height: 1fr; }
     """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g,home", "scroll_top", "First row", show=False),
+        Binding("G,end", "scroll_bottom", "Last row", show=False),
+        Binding("s", "cycle_sort", "Sort", show=False),
+        Binding("S", "reverse_sort", "Reverse the sort", show=False),
+    ]
 
     def __init__(self, columns: tuple[tuple[str, str], ...], *,
                  newest_first: Callable[[Any], Any] | None = None, id: str | None = None) -> None:
@@ -32,6 +42,9 @@ class KeyedTable(DataTable[Cell]):
         self._columns = columns
         self._newest_first = newest_first
         self._cells: dict[str, tuple[Cell, ...]] = {}
+        self._canonical: list[str] = []  # the caller's order of the row keys (newest first, ranked, ...)
+        self.sort_column: int | None = None  # None: the caller's order
+        self.sort_reverse = False
 
     class Mounted(Message):
         """Posted once the columns exist: a table mounted late (lazily) can be filled now."""
@@ -45,6 +58,43 @@ class KeyedTable(DataTable[Cell]):
             self.add_column(Text(label), key=key)
         self.post_message(self.Mounted(self))
 
+    # -- sorting ---------------------------------------------------------------------------------------
+
+    def action_cycle_sort(self) -> None:
+        """`s`: the next column, then back to the table's own order."""
+        nxt = 0 if self.sort_column is None else self.sort_column + 1
+        self.sort_column = nxt if nxt < len(self._columns) else None
+        self.sort_reverse = False
+        self._resort()
+
+    def action_reverse_sort(self) -> None:
+        """`S`: the other direction (sorting by the first column if nothing was sorted)."""
+        if self.sort_column is None:
+            self.sort_column = 0
+        else:
+            self.sort_reverse = not self.sort_reverse
+        self._resort()
+
+    @property
+    def sort_text(self) -> str:
+        if self.sort_column is None:
+            return ""
+        return f"sorted by {self._columns[self.sort_column][1]} {'↓' if self.sort_reverse else '↑'}"
+
+    def _resort(self) -> None:
+        selected = self.selected_key
+        for index, (key, label) in enumerate(self._columns):
+            mark = "" if index != self.sort_column else (" ↓" if self.sort_reverse else " ↑")
+            self.columns[key].label = Text(label + mark)  # type: ignore[index]
+        self._refresh_header()
+        self._order([(k, self._cells[k]) for k in self._canonical if k in self._cells])
+        self._keep_cursor(selected)
+
+    def _refresh_header(self) -> None:
+        self._require_update_dimensions = True
+        self.refresh()
+
+
     @property
     def selected_key(self) -> str | None:
         if not self.row_count or not self.is_valid_row_index(self.cursor_row):
@@ -53,6 +103,7 @@ class KeyedTable(DataTable[Cell]):
 
     def sync(self, rows: list[Row]) -> None:
         selected = self.selected_key
+        previous = dict(self._cells)
         wanted = dict(rows)
         changed_membership = False
         for key in [k for k in self._cells if k not in wanted]:
@@ -70,14 +121,27 @@ class KeyedTable(DataTable[Cell]):
                         self.update_cell(key, column, _first(key, after) if i == 0 else _shown(after),
                                          update_width=True)
             self._cells[key] = cells
-        if changed_membership:
+        self._canonical = [key for key, _ in rows]
+        sorted_changed = self.sort_column is not None and any(
+            old != self._cells.get(key) for key, old in previous.items())
+        if changed_membership or sorted_changed:  # a sorted table re-sorts when a value in it changes
             self._order(rows)
+        self._keep_cursor(selected)
+
+    def _keep_cursor(self, selected: str | None) -> None:
         if selected is not None and selected in self._cells:
             index = self.get_row_index(RowKey(selected))
             if index != self.cursor_row:  # moving the cursor repaints: only when the row really moved
                 self.move_cursor(row=index, animate=False, scroll=False)
 
     def _order(self, rows: list[Row]) -> None:
+        if self.sort_column is not None:
+            # Stable: rows that sort alike keep the table's own order, in either direction.
+            rank = {key: i for i, (key, _) in enumerate(rows)}
+            column, reverse = self._columns[self.sort_column][0], self.sort_reverse
+            self.sort(column, self._columns[0][0], reverse=reverse, key=lambda cells: (
+                sort_key(_plain(cells[0])), -rank[cells[1].row_key] if reverse else rank[cells[1].row_key]))
+            return
         if self._newest_first is not None:
             newest_first = self._newest_first
             self.sort(self._columns[0][0], key=lambda cell: newest_first(cell.row_key), reverse=True)
@@ -90,6 +154,19 @@ class KeyedTable(DataTable[Cell]):
 
     def ordered_row_keys(self) -> list[RowKey]:
         return [self.coordinate_to_cell_key(Coordinate(i, 0)).row_key for i in range(self.row_count)]
+
+
+_NUMBER = re.compile(r"(\d+(?:\.\d+)?)")
+
+
+def sort_key(text: str) -> tuple[tuple[int, float, str], ...]:
+    """Text as people sort it: numbers by value (`10` after `9`), words without regard to case."""
+    parts = _NUMBER.split(text.casefold())
+    return tuple((1, float(part), "") if i % 2 else (0, 0.0, part) for i, part in enumerate(parts) if part)
+
+
+def _plain(cell: object) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
 
 
 def _shown(cell: Cell) -> Text:
