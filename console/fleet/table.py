@@ -48,6 +48,7 @@ class Feed(Protocol):
     """What the fleet view reads: every host now, and a hook it sets, called (on any thread) on a change."""
 
     notify: Callable[[], None] | None
+    problem: str  # the feed's own trouble (Prometheus did not answer), "" when none
 
     def statuses(self) -> list[HostStatus]: ...
 
