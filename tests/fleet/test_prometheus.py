@@ -182,3 +182,15 @@ def test_a_wrong_answer_is_one_line(body: bytes, said: str):
     with pytest.raises(PrometheusError) as caught:
         parse_answer(body, "up", "http://p:9090")
     assert said in caught.value.message and caught.value.message.startswith("Prometheus at http://p:9090")
+
+
+def test_the_readme_alert_rules_load_in_promtool(tmp_path: Path):
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    rules = re.search(r"```yaml\n# loopctl.rules.yml\n(.*?)```", readme, re.S)
+    assert rules is not None
+    (tmp_path / "rules.yml").write_text(rules.group(1))
+    checked = subprocess.run([shutil.which("promtool") or "promtool", "check", "rules", str(tmp_path / "rules.yml")],
+                             capture_output=True, text=True, check=False)
+    assert checked.returncode == 0 and "SUCCESS: 3 rules found" in checked.stdout, checked.stderr
