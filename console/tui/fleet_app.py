@@ -80,6 +80,7 @@ class FleetApp(App[str | None]):
         self.clock = clock or SystemClock()
         self.filter_text = ""
         self._statuses: list[HostStatus] = []
+        self._header: Text | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="fleet-tray")
@@ -108,7 +109,10 @@ class FleetApp(App[str | None]):
         self._statuses = self.feed.statuses()
         now = self.clock.time()
         header = self.query_one("#fleet-tray", Static)
-        header.update(header_line(self._statuses, self.title_text, header.size.width or 80, self.feed.problem))
+        line = header_line(self._statuses, self.title_text, header.size.width or 80, self.feed.problem)
+        if line != self._header:  # the 1 s tick redraws only what time changed
+            self._header = line
+            header.update(line)
         rows = [row for row in fleet_rows(self._statuses, now) if matches(row, self.filter_text)]
         table = self.query_one(KeyedTable)
         table.sync(rows)

@@ -7,6 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
+from console.core.records import replace
 from console.fleet.report import render
 from console.fleet.table import (
     HostStatus,
@@ -38,7 +39,9 @@ def snap(level: Level = Level.OK) -> Snapshot:
 
 def test_a_watched_host_counts_what_its_snapshot_holds():
     s = watched("edge-1", "ssh://edge-1", snap(Level.DEGRADED), NOW - 3)
-    assert row_cells(s, NOW) == ("edge-1", "degraded", "1/2", "1/1", "1", "3s ago", "web: gave up")
+    assert row_cells(s, NOW) == ("edge-1", "degraded", "1/2", "1/1", "1", "<1m ago", "web: gave up")
+    assert [age_text(replace(s, pushed_at=NOW - age), NOW) for age in (59, 60, 3599, 3600, 86400)] == [
+        "<1m ago", "1m ago", "59m ago", "1h ago", "1d ago"]
 
 
 def test_an_unreachable_host_keeps_what_was_last_seen_and_counts_down_to_its_retry():
@@ -47,6 +50,8 @@ def test_an_unreachable_host_keeps_what_was_last_seen_and_counts_down_to_its_ret
     assert s.level is None and s.snapshot is None and s.pushed_at == NOW - 60
     assert row_cells(s, NOW) == ("edge-1", "unreachable", "1/2", "1/1", "1", "retry in 4s",
                                  "ssh: connect to host edge-1 port 22: Connection refused")
+    shown = [age_text(replace(s, retry_at=NOW + 12), NOW + t + 0.5) for t in range(10)]
+    assert shown == ["retry in 12s"] * 5 + ["retry in 7s"] * 5  # every row's countdown moves on the same tick
     never = lost(HostStatus(name="x", url="ssh://x"), "no answer within 20 s", None)
     assert row_cells(never, NOW)[2:6] == ("-", "-", "-", "-") and age_text(never, NOW) == "-"
 
