@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from console.core.clock import SystemClock
@@ -44,12 +44,13 @@ def fleet(env: Mapping[str, str], home: Path, *, once: bool, report_format: str,
     thread = FleetThread(watch)
     thread.start()
     try:
-        return _view(watch, {e.name: e for e in entries}, f"fleet · {len(entries)} hosts", env, read_only=read_only)
+        by_name = {e.name: e for e in entries}
+        return _view(watch, by_name.get, f"fleet · {len(entries)} hosts", env, read_only=read_only)
     finally:
         thread.stop()
 
 
-def _view(feed: Feed, openable: dict[str, HostEntry], title: str, env: Mapping[str, str], *,
+def _view(feed: Feed, openable: Callable[[str], HostEntry | None], title: str, env: Mapping[str, str], *,
           read_only: bool) -> int:
     """The fleet, then a host's console and back, until the operator quits either."""
     from console.fleet.watcher import dialer_for  # noqa: PLC0415
@@ -60,14 +61,16 @@ def _view(feed: Feed, openable: dict[str, HostEntry], title: str, env: Mapping[s
     dial = dialer_for(ssh_command(env))
     selected: str | None = None
     while True:
-        app = FleetApp(feed, title=title, selected=selected)
+        app = FleetApp(feed, title=title, selected=selected,
+                       refuse=lambda name: None if openable(name) is not None else
+                       f"{name}: no ssh URL for it in the contexts file (hosts.toml): add one to open its console")
         chosen = app.run()
         feed.notify = None
         if chosen is None:
             return 0
         selected = chosen
-        entry = openable.get(chosen)
-        if entry is None:  # (Prometheus) a host with no ssh URL in the contexts file
+        entry = openable(chosen)
+        if entry is None:  # gone from the contexts file meanwhile
             continue
         console = LoopctlApp(RemoteSource(dial(entry)), paths=None, read_only=read_only, quit_on_hangup=True,
                              back=True)
@@ -78,4 +81,30 @@ def _view(feed: Feed, openable: dict[str, HostEntry], title: str, env: Mapping[s
 
 def _prometheus(url: str, entries: list[HostEntry], *, once: bool, report_format: str, read_only: bool,
                 env: Mapping[str, str]) -> int:
-    raise ConfigError("--prometheus is not available yet")
+    import asyncio  # noqa: PLC0415
+
+    from console.fleet.prometheus import PrometheusFeed, hosts_from, query_all  # noqa: PLC0415
+
+    clock = SystemClock()
+    if once:
+        from console.fleet.report import render  # noqa: PLC0415
+
+        statuses = hosts_from(asyncio.run(query_all(url)), clock.time())
+        sys.stdout.write(printable(render(statuses, report_format, clock.time())))
+        return fleet_exit_code(statuses)
+    from console.fleet.watcher import FleetThread  # noqa: PLC0415
+
+    feed = PrometheusFeed(url, clock)
+    thread = FleetThread(feed)
+    thread.start()
+
+    def openable(name: str) -> HostEntry | None:
+        """A row's host in the contexts file: by its name, else by the instance's host part."""
+        status = next((s for s in feed.statuses() if s.name == name), None)
+        address = status.url.rsplit(":", 1)[0] if status is not None else ""
+        return next((e for e in entries if e.ssh is not None and (e.name == name or e.ssh.host == address)), None)
+
+    try:
+        return _view(feed, openable, f"fleet · prometheus {url}", env, read_only=read_only)
+    finally:
+        thread.stop()

@@ -56,6 +56,10 @@ def start_sshd(root: Path, port: int) -> Sshd:
     (root / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
     (root / "empty_known_hosts").write_text("")
     venv_bin = Path(sys.executable).parent
+    # SHLVL=1: bash reads ~/.bashrc for an ssh command only at SHLVL < 2, so the far side's PATH is the one
+    # set here (this checkout's venv first), not what the machine's rc puts before it (pyenv's shims for
+    # root here, at 0.2 s of CPU per session). A host in the field has its own rc; the tests are about
+    # loopctl's part.
     (root / "sshd_config").write_text(f"""\
 Port {port}
 ListenAddress 127.0.0.1
@@ -68,7 +72,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
 PermitRootLogin prohibit-password
-SetEnv PATH={venv_bin}:/usr/local/bin:/usr/bin:/bin
+SetEnv PATH={venv_bin}:/usr/local/bin:/usr/bin:/bin SHLVL=1
 MaxStartups 100:30:200
 MaxSessions 100
 LogLevel ERROR

@@ -48,6 +48,7 @@ class Feed(Protocol):
     """What the fleet view reads: every host now, and a hook it sets, called (on any thread) on a change."""
 
     notify: Callable[[], None] | None
+    problem: str  # the feed's own trouble (Prometheus did not answer), "" when none
 
     def statuses(self) -> list[HostStatus]: ...
 
@@ -94,13 +95,32 @@ def state_word(status: HostStatus) -> str:
     return status.problem or (status.level.value if status.level is not None else CONNECTING)
 
 
+def coarse_age(seconds: float) -> str:
+    """`<1m`, `5m`, `3h`, `2d`: a watched host is pushed only on a change, so its age is how long it has
+    been quiet, to the minute. A cell that ticks each second on every row would redraw the whole table
+    once a second for nothing (the fleet's idle CPU)."""
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return "<1m"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h"
+    return f"{s // 86400}d"
+
+
+RETRY_STEP = 5  # seconds: the retry countdowns all move at once, on multiples of this
+
+
 def age_text(status: HostStatus, now: float) -> str:
-    """The last push's age; for a host being retried, when the next attempt is."""
+    """The last push's age; for a host being retried, when the next attempt is. The countdown moves in
+    steps of RETRY_STEP s, every row's on the same tick: one redraw per step, not one per second per row."""
     if status.problem == UNREACHABLE and status.retry_at is not None:
-        return f"retry in {duration(max(0.0, status.retry_at - now))}"
+        tick = now - now % RETRY_STEP
+        return f"retry in {duration(max(0.0, status.retry_at - tick))}"
     if status.pushed_at is None:
         return "-"
-    return f"{duration(max(0.0, now - status.pushed_at))} ago"
+    return f"{coarse_age(now - status.pushed_at)} ago"
 
 
 def row_reason(status: HostStatus) -> str:

@@ -14,6 +14,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 from console.core.clock import Clock
 from console.core.errors import LoopctlError
@@ -55,6 +56,7 @@ class FleetWatch:
         self._statuses = {e.name: HostStatus(name=e.name, url=e.url, problem=CONNECTING) for e in entries}
         self.version = 0
         self.notify: Callable[[], None] | None = None  # called (on the watches' thread) after each change
+        self.problem = ""  # the fleet's own (each host's are in its row): none for watches
 
     def statuses(self) -> list[HostStatus]:
         """Every host, in the contexts file's order."""
@@ -136,10 +138,14 @@ async def poll_once(entries: list[HostEntry], dial: DialerFor, clock: Clock, *,
     return list(await asyncio.gather(*(one(e) for e in entries)))
 
 
-class FleetThread:
-    """The watches on a thread of their own, with their own event loop."""
+class Runs(Protocol):
+    async def run(self) -> None: ...
 
-    def __init__(self, watch: FleetWatch) -> None:
+
+class FleetThread:
+    """The watches (or the Prometheus poller) on a thread of their own, with their own event loop."""
+
+    def __init__(self, watch: Runs) -> None:
         self.watch = watch
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None

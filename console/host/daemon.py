@@ -18,7 +18,7 @@ from console.core.clock import Clock, SystemClock
 from console.core.config import LoadedConfig, load_config
 from console.core.errors import EXIT_RELOAD, LeaseError, LoopctlError, OwnerUnavailable
 from console.core.paths import Paths, ensure_state_dir
-from console.core.waiting import first_done
+from console.core.waiting import first_done, sleep_unless
 from console.host import journal
 from console.host.engine import Engine
 from console.host.lease import Lease, read_holder
@@ -27,6 +27,9 @@ from console.host.takeover import takeover_config
 from console.host.watch import watch
 
 log = logging.getLogger("loopctl.daemon")
+
+
+TEXTFILE_REFRESH = 60.0  # the fleet's --prometheus calls a host stale after 5 of these (300 s)
 
 
 def run(paths: Paths, loaded: LoadedConfig, *, standby: bool = False, read_only: bool = False,
@@ -84,7 +87,7 @@ async def _main(paths: Paths, loaded: LoadedConfig, clock: Clock, *, standby: bo
         log.info("engine owns %s (pid %d, config %s%s)", paths.state_dir, engine.pid, loaded.path,
                  "" if loaded.present else ": not present, embedded default")
         engine.reload_exit = True
-        exporter = asyncio.create_task(_export(engine, metrics_textfile)) if metrics_textfile else None
+        exporter = asyncio.create_task(_export(engine, metrics_textfile, clock)) if metrics_textfile else None
         reloader = asyncio.create_task(_reload_on_hangup(engine, paths, hangups))
         stopping = asyncio.create_task(stop.wait())
         reloading = asyncio.create_task(engine.reload_requested.wait())
@@ -127,13 +130,20 @@ def _dump_tasks() -> None:
         log.warning("task %s:\n%s", task.get_name(), out.getvalue().rstrip())
 
 
-async def _export(engine: Engine, path: Path) -> None:
-    """Rewrite the textfile on every change (slow readers coalesce to the newest state)."""
+async def _export(engine: Engine, path: Path, clock: Clock) -> None:
+    """Rewrite the textfile on every change (slow readers coalesce to the newest state), and at least
+    every TEXTFILE_REFRESH seconds: its mtime (node_textfile_mtime_seconds) then proves the engine alive,
+    where a killed engine's last file would otherwise read as current forever."""
     from console.readmodel.metrics import write_textfile  # noqa: PLC0415  (only when asked for)
 
     seen = -1
     while True:
-        seen = await engine.changes.wait_newer(seen)
+        newer = asyncio.ensure_future(engine.changes.wait_newer(seen))
+        try:
+            await sleep_unless(clock, TEXTFILE_REFRESH, newer)
+        finally:
+            newer.cancel()
+        seen = newer.result() if newer.done() and not newer.cancelled() else seen
         try:
             await asyncio.to_thread(write_textfile, path, engine.snapshot())
         except OSError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.text import Text
@@ -35,13 +36,13 @@ def fleet_rows(statuses: list[HostStatus], now: float) -> list[Row]:
     return rows
 
 
-def header_line(statuses: list[HostStatus], title: str, width: int) -> Text:
-    level = fleet_level(statuses)
+def header_line(statuses: list[HostStatus], title: str, width: int, problem: str = "") -> Text:
+    level = fleet_level(statuses) if not problem else Level.DOWN
     state = f" {GLYPHS[level]} {level.value.upper()} "
     bad = [s for s in statuses if s.level is not Level.OK]
     said = summary(statuses).split(" - ", 1)[-1]
     worst = next((s for s in sorted(bad, key=lambda s: -(s.level.rank if s.level else 3))), None)
-    detail = f" {said}" + (f" · worst: {worst.name}" if worst is not None else "")
+    detail = f" {problem}" if problem else f" {said}" + (f" · worst: {worst.name}" if worst is not None else "")
     suffix = f"  {title} "
     room = max(0, width - len(state) - len(suffix))
     if len(detail) > room:
@@ -67,15 +68,19 @@ class FleetApp(App[str | None]):
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
-    def __init__(self, feed: Feed, *, title: str, clock: Clock | None = None, selected: str | None = None) -> None:
-        """`selected`: the host to put the cursor on (the one whose console the operator came back from)."""
+    def __init__(self, feed: Feed, *, title: str, clock: Clock | None = None, selected: str | None = None,
+                 refuse: Callable[[str], str | None] | None = None) -> None:
+        """`selected`: the host to put the cursor on (the one whose console the operator came back from).
+        `refuse`: why a host's console cannot be opened (no ssh URL for it), None when it can."""
         super().__init__()
         self.feed = feed
+        self.refuse = refuse
         self.selected = selected
         self.title_text = title
         self.clock = clock or SystemClock()
         self.filter_text = ""
         self._statuses: list[HostStatus] = []
+        self._header: Text | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="fleet-tray")
@@ -104,7 +109,10 @@ class FleetApp(App[str | None]):
         self._statuses = self.feed.statuses()
         now = self.clock.time()
         header = self.query_one("#fleet-tray", Static)
-        header.update(header_line(self._statuses, self.title_text, header.size.width or 80))
+        line = header_line(self._statuses, self.title_text, header.size.width or 80, self.feed.problem)
+        if line != self._header:  # the 1 s tick redraws only what time changed
+            self._header = line
+            header.update(line)
         rows = [row for row in fleet_rows(self._statuses, now) if matches(row, self.filter_text)]
         table = self.query_one(KeyedTable)
         table.sync(rows)
@@ -119,8 +127,13 @@ class FleetApp(App[str | None]):
 
     def action_open(self) -> None:
         key = self.query_one(KeyedTable).selected_key
-        if key is not None:
-            self.exit(key)
+        if key is None:
+            return
+        why = self.refuse(key) if self.refuse is not None else None
+        if why is not None:
+            self.notify(why, severity="warning", timeout=8, markup=False)
+            return
+        self.exit(key)
 
     def action_filter(self) -> None:
         box = self.query_one("#fleet-filter", Input)

@@ -1,0 +1,49 @@
+"""`loopctl run --metrics-textfile`: the file is rewritten on every change and at least once a minute,
+so its mtime (what Prometheus sees as node_textfile_mtime_seconds) tells a live engine from a dead one."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from console.core.config import HostConfig, LoadedConfig
+from console.core.fake_clock import FakeClock
+from console.core.paths import resolve_paths
+from console.core.store import Store
+from console.host.daemon import TEXTFILE_REFRESH, _export
+from console.host.engine import Engine
+
+
+async def until(predicate, timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+
+async def test_an_idle_engine_still_rewrites_its_textfile_every_minute(tmp_path):
+    paths = resolve_paths(str(tmp_path / "s"), None, {}, tmp_path)
+    paths.state_dir.mkdir()
+    clock = FakeClock()
+    store = Store.open(paths.database, clock)
+    engine = Engine(paths=paths, loaded=LoadedConfig(HostConfig(), paths.config_path, False), store=store,
+                    clock=clock, pid=4242)
+    await engine.start()
+    target = tmp_path / "loopctl.prom"
+    exporter = asyncio.create_task(_export(engine, target, clock))
+    try:
+        await until(target.exists)
+        old = 1_000_000_000
+        os.utime(target, (old, old))  # as if written long ago: any rewrite moves it
+        await clock.advance_and_settle(TEXTFILE_REFRESH - 1, turns=20)
+        assert target.stat().st_mtime == old  # nothing changed and the minute is not up: left alone
+        await clock.advance_and_settle(1)
+        await until(lambda: target.stat().st_mtime != old)
+        assert "loopctl_engine_up 1.0" in target.read_text()
+        os.utime(target, (old, old))
+        engine.changes.bump()  # a change is written at once, clock or not
+        await until(lambda: target.stat().st_mtime != old)
+    finally:
+        exporter.cancel()
+        await asyncio.gather(exporter, return_exceptions=True)
+        await engine.stop()
+        store.close()
