@@ -322,7 +322,8 @@ class Loops:
         """Settle every `running` run this engine holds no handle for (DESIGN: never a silent 'running')."""
         for row in unfinished_runs(self.store):
             run = row
-            if run.status != RunStatus.RUNNING or run.id in self.executor.live or run.id in self.detached:
+            if run.status != RunStatus.RUNNING or run.id in self.detached \
+                    or run.id in self.executor.live or run.id in self.executor.starting:
                 continue
             if run.pid is None:  # recorded, then spawned, but killed before the pid was: look for it
                 run = await self._find_spawned(run)

@@ -29,7 +29,8 @@ for proc in psutil.process_iter(["pid"]):
         env = proc.environ()
     except psutil.Error:
         continue
-    if proc.pid != me and env.get("LOOPCTL_LOOP_ID") == loop and env.get("LOOPCTL_RUN_ID") != run:
+    if proc.pid != me and env.get("LOOPCTL_LOOP_ID") == loop and env.get("LOOPCTL_RUN_ID") != run \
+            and env.get("LOOPCTL_HOME") == os.environ["LOOPCTL_HOME"]:  # this host's: others run loops too
         others.append(env.get("LOOPCTL_RUN_ID"))
 with open(sys.argv[1], "a") as log:
     log.write(json.dumps({"run": run, "pid": me, "others": others}) + "\\n")
