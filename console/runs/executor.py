@@ -77,13 +77,13 @@ class RunExecutor:
         self.runs_root = runs_root
         self.crash = crash
         self.live: dict[str, LiveRun] = {}
+        self.starting: set[str] = set()  # recorded as spawning, not yet in `live`: the reaper leaves them be
 
     async def execute(self, run: RunRecord, loop: LoopConfig, continuation: str | None,
                       on_activity: Callable[[float], None]) -> Observed:
         directory = run_dir(self.runs_root, run.id)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         handoff_path = directory / "handoff.json"
-        output_path = directory / "output.log"
         env = {**os.environ, **loop.env, RUN_ID_VARIABLE: run.id, "LOOPCTL_LOOP_ID": loop.id,
                "LOOPCTL_HANDOFF": str(handoff_path),
                "LOOPCTL_CONTINUATION_ATTEMPT": str(run.continuation_attempt)}
@@ -95,6 +95,17 @@ class RunExecutor:
         # Intent before effect: the row is `running` with no pid before the spawn, so an engine killed
         # between the spawn and the pid's record leaves a row the next boot looks for by its run id
         # (in the child's environment) instead of a `queued` one it would spawn a second time.
+        self.starting.add(run.id)
+        try:
+            return await self._spawn_and_watch(run, loop, env, directory, on_activity)
+        finally:
+            self.starting.discard(run.id)
+            self.live.pop(run.id, None)
+
+    async def _spawn_and_watch(self, run: RunRecord, loop: LoopConfig, env: dict[str, str], directory: Path,
+                               on_activity: Callable[[float], None]) -> Observed:
+        handoff_path = directory / "handoff.json"
+        output_path = directory / "output.log"
         self.store.transition(RUN_KIND, run.id, "running", "spawning", {"loop": loop.id}, columns={
             "pid": None, "pgid": None, "create_time": None, "boot_time": boot_time(), "session_token": run.id,
             "cmdline": json.dumps(loop.command), "started_at": self.clock.time(),
@@ -110,15 +121,13 @@ class RunExecutor:
                             "spawn_failed", f"cannot start {loop.command[0]!r}: {exc.strerror or exc}")
         live = LiveRun(run.id, proc, proc.pid)
         self.live[run.id] = live
+        self.starting.discard(run.id)
         self.crash("run_after_spawn")
         seen = identify(proc.pid)
         self.store.transition(RUN_KIND, run.id, "running", f"started pid {proc.pid}", {"loop": loop.id}, columns={
             "pid": proc.pid, "pgid": proc.pid, "create_time": seen.create_time if seen else None,
         })
-        try:
-            return await self._watch(live, loop, handoff_path, output_path, on_activity)
-        finally:
-            self.live.pop(run.id, None)
+        return await self._watch(live, loop, handoff_path, output_path, on_activity)
 
     async def _watch(self, live: LiveRun, loop: LoopConfig, handoff_path: Path, output_path: Path,
                      on_activity: Callable[[float], None]) -> Observed:

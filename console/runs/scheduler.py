@@ -231,9 +231,11 @@ class Loops:
         return next((rid for rid in self.detached if (r := get_run(self.store, rid)) and r.loop_id == loop_id), None)
 
     async def stop(self) -> None:
-        """Cancel what runs under this engine (TERM, grace, KILL), then stop scheduling."""
+        """Cancel what runs under this engine (TERM, grace, KILL), the runs it adopted as its own too,
+        then stop scheduling."""
         for run_id in list(self.executor.live):
             self.executor.request_cancel(run_id, "engine stopping")
+        await asyncio.gather(*(self._cancel_adopted(run_id, "engine stopping") for run_id in list(self.detached)))
         for run_id in list(self.executor.live):
             await self._await_finished(run_id, STOP_GRACE + 3.0)
         for task in [*self._tasks, *self.detached.values()]:
@@ -327,7 +329,8 @@ class Loops:
         """Settle every `running` run this engine holds no handle for (DESIGN: never a silent 'running')."""
         for row in unfinished_runs(self.store):
             run = row
-            if run.status != RunStatus.RUNNING or run.id in self.executor.live or run.id in self.detached:
+            if run.status != RunStatus.RUNNING or run.id in self.detached \
+                    or run.id in self.executor.live or run.id in self.executor.starting:
                 continue
             if run.pid is None:  # recorded, then spawned, but killed before the pid was: look for it
                 run = await self._find_spawned(run)
@@ -476,6 +479,26 @@ class Loops:
         if self.settle(run, observed, cfg):
             self.runners[cfg.id].wake.set()
 
+    async def _cancel_adopted(self, run_id: str, reason: str) -> bool:
+        """End an adopted run through its proven group and wait until its watch has settled it as
+        cancelled. False (nothing signalled) when its pid no longer proves to lead that group."""
+        task, run = self.detached.get(run_id), get_run(self.store, run_id)
+        if task is None or run is None or run.pid is None:
+            return False
+        self.detached_cancel.setdefault(run_id, reason)
+        gone = asyncio.ensure_future(wait_gone(run.pid, None))
+        try:
+            ended = await self._end_adopted(run, gone)
+        finally:
+            gone.cancel()
+        if not ended:
+            self.detached_cancel.pop(run_id, None)
+            return False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_GRACE + 5.0):
+                await asyncio.shield(task)
+        return True
+
     async def _end_adopted(self, run: RunRecord, gone: asyncio.Future[bool]) -> bool:
         """End an adopted run's group (TERM, grace, KILL), but only a group its recorded pid is still
         proven to lead: the same process (start time, run id) and the leader of that very group."""
@@ -516,21 +539,10 @@ class Loops:
             now = get_run(self.store, run.id)
             status = now.status if now else "unknown"
             return {"message": f"run {run.id} cancelled: its process group was ended ({status})", "status": status}
-        task = self.detached.get(run.id)
-        if task is not None and run.pid is not None:
-            self.detached_cancel.setdefault(run.id, "cancelled by the operator")
-            gone = asyncio.ensure_future(wait_gone(run.pid, None))
-            try:
-                ended = await self._end_adopted(run, gone)
-            finally:
-                gone.cancel()
-            if not ended:
-                self.detached_cancel.pop(run.id, None)
+        if run.id in self.detached:
+            if not await self._cancel_adopted(run.id, "cancelled by the operator"):
                 raise ActionError("not_applicable", f"run {run.id}: pid {run.pid} no longer proves to lead its "
                                                     f"process group; nothing was signalled")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(STOP_GRACE + 5.0):
-                    await asyncio.shield(task)
             now = get_run(self.store, run.id)
             status = now.status if now else "unknown"
             return {"message": f"run {run.id} (started by an earlier engine) cancelled: its process group was "

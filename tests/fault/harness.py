@@ -63,13 +63,15 @@ class Figures:
     reclaimed_sidecars: int = 0
     adopted_runs: int = 0
     lost_runs: int = 0
+    operator_retries: int = 0
     seconds: float = 0.0
     violations: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"{self.cycles} cycles ({self.kills_at_random} SIGKILLs at random moments, "
                 f"{self.kills_in_spawn_windows} in spawn windows), {self.runs} runs, {self.adopted_runs} adopted, "
-                f"{self.lost_runs} lost and retried, {self.reclaimed_sidecars} sidecars reclaimed, "
+                f"{self.lost_runs} lost, {self.operator_retries} escalations retried, "
+                f"{self.reclaimed_sidecars} sidecars reclaimed, "
                 f"{len(self.violations)} violations, {self.seconds:.0f} s")
 
 
@@ -154,6 +156,7 @@ class Chaos:
             self.figures.kills_in_spawn_windows += 1
         else:
             self.check_settled()
+            self.retry_escalated()
             time.sleep(self.rng.uniform(0.0, 2.0))  # a random moment of the engine's life
             self.check_now()
             self.kill()
@@ -171,6 +174,17 @@ class Chaos:
                 break
             time.sleep(0.05)
         self.figures.violations.extend(f"cycle {self.figures.cycles}: {p}" for p in problems)
+
+    def retry_escalated(self) -> None:
+        """As an operator would: a loop the kills escalated (a second process loss) is retried, so the
+        loops keep running runs into the kills for the whole run, not only its first cycles."""
+        with contextlib.suppress(Exception):
+            answer = request(self.state / "engine.sock", "snapshot", timeout=5.0) or {}
+            for loop in answer.get("snapshot", {}).get("loops", []):
+                if loop.get("state") == "escalated":
+                    request(self.state / "engine.sock", "action", timeout=10.0, verb="retry",
+                            target=f"loop:{loop['id']}")
+                    self.figures.operator_retries += 1
 
     def check_now(self) -> None:
         """The invariants that hold at every instant (not the sidecar one: a PID file follows its spawn)."""
@@ -257,13 +271,19 @@ class Chaos:
         finally:
             conn.close()
 
-    def leftovers(self) -> list[int]:
-        """After the final clean stop: any process of this host still alive is a leak."""
-        found = []
+    def leftovers(self) -> dict[int, str]:
+        """After the final clean stop: any process of this host still alive is a leak (pid: what it is)."""
+        found = {}
         for proc in psutil.process_iter(["pid"]):
             with contextlib.suppress(psutil.Error):
-                if proc.environ().get("LOOPCTL_HOME") == str(self.state) and proc.status() != psutil.STATUS_ZOMBIE:
-                    found.append(proc.pid)
+                env = proc.environ()
+                if env.get("LOOPCTL_HOME") == str(self.state) and proc.status() != psutil.STATUS_ZOMBIE:
+                    if "LOOPCTL_RUN_ID" in env:
+                        found[proc.pid] = f"run {env['LOOPCTL_RUN_ID']} of loop {env.get('LOOPCTL_LOOP_ID')}"
+                    elif "LOOPCTL_SIDECAR_TOKEN" in env:
+                        found[proc.pid] = f"sidecar {env['LOOPCTL_SIDECAR_TOKEN'].split(':')[1]}"
+                    else:
+                        found[proc.pid] = " ".join(proc.cmdline())[:80]
         return found
 
     def cleanup(self) -> None:

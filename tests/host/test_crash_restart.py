@@ -29,7 +29,8 @@ for proc in psutil.process_iter(["pid"]):
         env = proc.environ()
     except psutil.Error:
         continue
-    if proc.pid != me and env.get("LOOPCTL_LOOP_ID") == loop and env.get("LOOPCTL_RUN_ID") != run:
+    if proc.pid != me and env.get("LOOPCTL_LOOP_ID") == loop and env.get("LOOPCTL_RUN_ID") != run \
+            and env.get("LOOPCTL_HOME") == os.environ["LOOPCTL_HOME"]:  # this host's: others run loops too
         others.append(env.get("LOOPCTL_RUN_ID"))
 with open(sys.argv[1], "a") as log:
     log.write(json.dumps({"run": run, "pid": me, "others": others}) + "\\n")
@@ -197,37 +198,30 @@ def sidecar_state(rig: Rig, name: str) -> str | None:
     return next((s["state"] for s in report["snapshot"]["sidecars"] if s["name"] == name), None)  # type: ignore[index]
 
 
-def test_a_sidecar_spawned_before_its_pid_file_is_found_by_its_token_and_reclaimed(rig: Rig):
-    sidecars_config(rig, "web")
-    first = rig.start(LOOPCTL_TESTING="1", LOOPCTL_CRASH_AT="sidecar_after_spawn")
-    wait_for((rig.host.state / "crashpoint").exists, 20, "the engine at the spawn")
-    wait_for(lambda: len(sidecar_processes(rig)) == 1, 10, "the spawned sidecar")
-    [untracked] = sidecar_processes(rig)
-    rig.kill(first)
-    assert pidfile_pids(rig) == {}  # nothing on disk names it
-    second = rig.start()
-    rig.host.wait_owner(second)
-    wait_for(lambda: sidecar_state(rig, "web") == "ready", 20, "web ready")
-    wait_for(lambda: gone(untracked), 10, "the untracked sidecar ended")
-    live = sidecar_processes(rig)
-    assert list(live) == [pidfile_pids(rig)["web"]], f"sidecar processes {live}, PID files {pidfile_pids(rig)}"
-
-
-def test_a_sidecar_dropped_from_the_config_while_the_engine_was_dead_is_reclaimed_at_boot(rig: Rig):
+def test_untracked_sidecars_are_found_by_their_token_and_reclaimed_at_boot(rig: Rig):
+    """Two ways a sidecar process outlives what records it: dropped from the config while the engine was
+    dead, and spawned by an engine killed before its PID file was written. Each boot reclaims them."""
     sidecars_config(rig, "web", "extra")
     first = rig.start()
     rig.host.wait_owner(first)
     wait_for(lambda: sidecar_state(rig, "extra") == "ready" and sidecar_state(rig, "web") == "ready", 20, "ready")
     extra = pidfile_pids(rig)["extra"]
     rig.kill(first)
-    sidecars_config(rig, "web")
-    second = rig.start()
-    rig.host.wait_owner(second)
-    wait_for(lambda: sidecar_state(rig, "web") == "ready", 20, "web ready again")
-    wait_for(lambda: gone(extra), 10, "the dropped sidecar ended")
-    assert list(sidecar_processes(rig)) == [pidfile_pids(rig)["web"]]
+    sidecars_config(rig, "web")  # extra dropped while no engine runs
+    second = rig.start(LOOPCTL_TESTING="1", LOOPCTL_CRASH_AT="sidecar_after_spawn")
+    wait_for((rig.host.state / "crashpoint").exists, 20, "the engine at web's spawn")
+    assert gone(extra), "the sidecar dropped from the config runs on"
     assert "extra" not in pidfile_pids(rig)
+    untracked = [pid for pid in sidecar_processes(rig) if pid not in pidfile_pids(rig).values()]
+    assert len(untracked) == 1, sidecar_processes(rig)  # web's new process, which no PID file names yet
+    rig.kill(second)
+    (rig.host.state / "crashpoint").unlink()
+    third = rig.start()
+    rig.host.wait_owner(third)
+    wait_for(lambda: sidecar_state(rig, "web") == "ready", 20, "web ready")
+    wait_for(lambda: gone(untracked[0]), 10, "the untracked sidecar ended")
+    live = sidecar_processes(rig)
+    assert list(live) == [pidfile_pids(rig)["web"]], f"sidecar processes {live}, PID files {pidfile_pids(rig)}"
     _code, report = rig.host.once_json()
-    events = [e for e in report["snapshot"]["events"] if e["name"] == "extra"]  # type: ignore[index]
-    assert any("no longer in the config" in e["reason"] and "reclaimed at boot" in e["reason"] for e in events), \
-        events
+    reasons = [e["reason"] for e in report["snapshot"]["events"] if e["kind"] == "sidecar"]  # type: ignore[index]
+    assert any("reclaimed at boot" in r and "no longer in the config" in r for r in reasons), reasons

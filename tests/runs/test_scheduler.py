@@ -423,3 +423,40 @@ async def test_an_adopted_run_keeps_its_timeout_and_is_ended_through_its_group(r
         if agent.poll() is None:
             agent.kill()
         agent.wait()
+
+
+async def test_stopping_the_engine_ends_an_adopted_run_as_it_ends_its_own(rig):
+    run_id = RunIds().new(rig.clock.time())
+    agent = subprocess.Popen(["sh", "-c", "sleep 300 & sleep 301"], start_new_session=True,
+                             env={**os.environ, "LOOPCTL_RUN_ID": run_id})
+    try:
+        time.sleep(0.1)
+        plant = {"pid": agent.pid, "pgid": agent.pid, "create_time": identify(agent.pid).create_time}
+        queue_run(rig.store, run_id, "docs", "planted")
+        rig.store.transition(RUN_KIND, run_id, "running", "planted", columns=plant)
+        loops = rig.loops(rig.loop("advance", interval_seconds=3600))
+        await loops.reap()
+        assert get_run(rig.store, run_id).error_code == "process_detached"
+        await finish_with_clock(rig.clock, loops.stop())
+        run = get_run(rig.store, run_id)
+        assert (run.status, run.stop_reason, run.error_text) == ("cancelled", "cancelled", "engine stopping")
+        assert not group_alive(agent.pid), "an adopted run outlived the engine's stop"
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+        agent.wait()
+
+
+async def test_the_reaper_leaves_a_run_this_engine_is_spawning_alone(rig):
+    """Between its intent (running, no pid) and its pid the run is the executor's, not a lost one: the
+    minute's reap landing in that window once marked it lost and queued a retry beside it."""
+    run_id = RunIds().new(rig.clock.time())
+    queue_run(rig.store, run_id, "docs", "scheduled")
+    rig.store.transition(RUN_KIND, run_id, "running", "spawning", columns={"session_token": run_id})
+    loops = rig.loops(rig.loop("advance", interval_seconds=3600))
+    loops.executor.starting.add(run_id)  # as `execute` holds it across the spawn's await
+    await loops.reap()
+    assert get_run(rig.store, run_id).status == "running" and len(rig.runs()) == 1
+    loops.executor.starting.discard(run_id)
+    await loops.reap()  # the same row with no spawn in flight: a dead engine's, lost and retried once
+    assert get_run(rig.store, run_id).stop_reason == "process_lost" and len(rig.runs()) == 2

@@ -267,33 +267,9 @@ def _sidecar(host: Host) -> dict | None:
     return found[0] if found and found[0]["state"] == "ready" else None
 
 
-def test_an_observer_console_takes_over_with_the_owners_config(host: Host, tmux):
-    config = _owner_config(host)
-    owner = host.spawn("run", "--config", str(config))
-    host.wait_owner(owner)
-    wait_for(lambda: _sidecar(host), timeout=20, what="the owner's sidecar ready")
-    old = _sidecar(host)["pid"]
-    tmux("new-session", "-d", "-s", "console", "-x", "100", "-y", "30", console_command(host))
-
-    def screen() -> str:
-        return tmux("capture-pane", "-p", "-t", "console")
-
-    wait_for(lambda: f"observer of pid {owner.pid}" in screen(), timeout=20, what="the observer")
-    owner.send_signal(signal.SIGKILL)
-    owner.wait(timeout=10)
-    wait_for(lambda: "Take over" in screen(), timeout=20, what="the takeover offer")
-    tmux("send-keys", "-t", "console", "y")
-    console = pane_process(tmux)
-    wait_for(lambda: host.engine_pid() == console.pid, timeout=20, what="the console to own the host")
-    wait_for(lambda: _sidecar(host), timeout=20, what="the owner's sidecar, under the console")
-    assert _sidecar(host)["pid"] != old and gone(old), "the dead owner's sidecar runs on"
-    _code, report = host.once_json()
-    assert report["snapshot"]["host"]["config_path"] == str(config)
-    tmux("send-keys", "-t", "console", "q")
-    must_exit(console, "the console did not quit")
-
-
-def test_a_console_that_declined_takeover_observes_the_next_owner_by_itself(host: Host, tmux):
+def test_an_observer_console_declines_then_follows_the_next_owner_then_takes_over_with_its_config(host: Host, tmux):
+    """Started without --config: declining leaves it observing the next owner by itself; accepting runs the
+    config file that owner ran (never the console's empty default), and reclaims the owner's sidecar."""
     config = _owner_config(host)
     first = host.spawn("run", "--config", str(config))
     host.wait_owner(first)
@@ -311,6 +287,17 @@ def test_a_console_that_declined_takeover_observes_the_next_owner_by_itself(host
     second = host.spawn("run", "--config", str(config))
     host.wait_owner(second)
     wait_for(lambda: f"observer of pid {second.pid}" in screen(), timeout=20, what="the console on the next owner")
+    wait_for(lambda: _sidecar(host), timeout=20, what="the second owner's sidecar ready")
+    old = _sidecar(host)["pid"]
+    second.send_signal(signal.SIGKILL)  # this time the owner dies, its sidecar left running
+    second.wait(timeout=10)
+    wait_for(lambda: "Take over" in screen(), timeout=20, what="the takeover offer again")
+    tmux("send-keys", "-t", "console", "y")
+    console = pane_process(tmux)
+    wait_for(lambda: host.engine_pid() == console.pid, timeout=20, what="the console to own the host")
+    wait_for(lambda: _sidecar(host), timeout=20, what="the owner's sidecar, under the console")
+    assert _sidecar(host)["pid"] != old and gone(old), "the dead owner's sidecar runs on"
+    _code, report = host.once_json()
+    assert report["snapshot"]["host"]["config_path"] == str(config)
     tmux("send-keys", "-t", "console", "q")
-    must_exit(pane_process(tmux), "the console did not quit")
-    assert second.poll() is None  # an observer's quit leaves the owner running
+    must_exit(console, "the console did not quit")
