@@ -80,7 +80,7 @@ def strong_etag(value: str | None) -> bool:
 
 class ControlPlaneClient:
     def __init__(self, base_url: str, key: Ed25519PrivateKey, *, deadline: float = DEADLINE,
-                 timeout: httpx.Timeout = TIMEOUT, cap: int = ANSWER_CAP) -> None:
+                 timeout: httpx.Timeout = TIMEOUT, cap: int = ANSWER_CAP, log_bad_answers: bool = True) -> None:
         self.base_url = base_url.rstrip("/")
         self.key = key
         self.deadline = deadline
@@ -89,6 +89,7 @@ class ControlPlaneClient:
         self.refresh_token: str | None = None
         self._access: tuple[str, float] | None = None
         self.bad_answers: dict[str, str] = {}  # call -> what was wrong with its last answer
+        self.log_bad_answers = log_bad_answers  # the engine's journal wants them; `loopctl join` says it itself
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -107,7 +108,8 @@ class ControlPlaneClient:
         if problem is None:
             self.bad_answers.pop(call, None)
         elif self.bad_answers.get(call) != problem:
-            log.warning("control plane %s: bad answer to %s: %s", self.base_url, call, problem)
+            if self.log_bad_answers:
+                log.warning("control plane %s: bad answer to %s: %s", self.base_url, call, problem)
             self.bad_answers[call] = problem
 
     async def _send(self, call: str, method: str, path: str, record: type[answers.Record], *, proof: bool,

@@ -128,7 +128,7 @@ def _join(paths: Paths, url: str, join_token: str, current: dict[str, Any], made
     host_name = host_name_for(current)
 
     async def exchange() -> Answer[Joined]:
-        client = ControlPlaneClient(url, key)
+        client = ControlPlaneClient(url, key, log_bad_answers=False)
         try:
             return await client.join(join_token, host_name)
         finally:

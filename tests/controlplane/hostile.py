@@ -110,6 +110,7 @@ class HostilePlane:
         self.shapes: dict[str, Shape] = {}
         self.hits: dict[str, int] = {call: 0 for call in CALLS}
         self.requests: list[tuple[str, str, str, dict[str, str]]] = []  # (call, method, url, headers)
+        self.bodies: list[tuple[str, bytes]] = []  # (call, request body)
         self.lock = threading.Lock()
         plane = self
 
@@ -124,14 +125,14 @@ class HostilePlane:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                self._answer()
+                self._answer(self.rfile.read(length))
 
-            def _answer(self) -> None:
+            def _answer(self, body: bytes = b"") -> None:
                 call = plane.which(self.command, self.path, self.headers.get("Authorization"))
                 with plane.lock:
                     plane.hits[call] = plane.hits.get(call, 0) + 1
                     plane.requests.append((call, self.command, f"{plane.url}{self.path}", dict(self.headers)))
+                    plane.bodies.append((call, body))
                     shape = plane.shapes.get(call) or good(call)
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self._write(shape)  # a client that stopped reading (as it should) ends the answer
