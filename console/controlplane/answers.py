@@ -13,6 +13,8 @@ from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
+from console.core.records import View
+
 # An id the control plane hands out goes into URL paths and the host config: letters, digits and
 # `._-`, starting with a letter or digit (no `/`, no `..`, no quotes, no newline).
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -29,7 +31,8 @@ Short = Annotated[str, msgspec.Meta(max_length=256)]
 ANSWER_CAP = 64 * 1024
 
 
-class Joined(msgspec.Struct, frozen=True):
+
+class Joined(View, frozen=True):
     """201 to `POST /v1/join`."""
 
     host_id: Id
@@ -37,7 +40,7 @@ class Joined(msgspec.Struct, frozen=True):
     poll_interval_seconds: Seconds | None = None
 
 
-class AccessToken(msgspec.Struct, frozen=True):
+class AccessToken(View, frozen=True):
     """200 to `POST /v1/token`."""
 
     access_token: Token
@@ -48,14 +51,14 @@ class AccessToken(msgspec.Struct, frozen=True):
 HostStatus = Literal["provisioning", "online", "offline", "degraded", "failed"]
 
 
-class HostBeat(msgspec.Struct, frozen=True):
+class HostBeat(View, frozen=True):
     """200 to `POST /v1/hosts/{id}/heartbeat`."""
 
     status: HostStatus
     previous_status: HostStatus | None = None
 
 
-class LoopGrant(msgspec.Struct, frozen=True):
+class LoopGrant(View, frozen=True):
     """201 to `POST /v1/loops`: a managed loop bound to the host key."""
 
     loop_id: Id
@@ -64,13 +67,13 @@ class LoopGrant(msgspec.Struct, frozen=True):
     expires_at: Stamp | None = None
 
 
-class LoopBeat(msgspec.Struct, frozen=True):
+class LoopBeat(View, frozen=True):
     """200 to `POST /v1/loops/{id}/heartbeat` with the runner token."""
 
     status: Literal["active", "paused", "timed_out"]
 
 
-class Revived(msgspec.Struct, frozen=True):
+class Revived(View, frozen=True):
     """200 to the same call by proof of possession: a fresh runner token."""
 
     revived: Literal[True]
@@ -80,7 +83,7 @@ class Revived(msgspec.Struct, frozen=True):
     status: Literal["active", "paused", "timed_out"] = "active"
 
 
-class Refusal(msgspec.Struct, frozen=True):
+class Refusal(View, frozen=True):
     """The body of an error status, read leniently: only its message is ever shown."""
 
     message: Annotated[str, msgspec.Meta(max_length=500)] = ""

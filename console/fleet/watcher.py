@@ -161,8 +161,8 @@ class FleetThread:
         self._loop = loop
         self._task = loop.create_task(self.watch.run())
         self._ready.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            loop.run_until_complete(self._task)
+        # stop() cancels the watch from the console's thread; its end (cancelled or not) ends this thread
+        loop.run_until_complete(asyncio.gather(self._task, return_exceptions=True))
         loop.close()
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 from console.core.actions import ActionError
 from console.core.logtail import split_chunk
 from console.core.records import to_builtins
-from console.core.waiting import first_done
+from console.core.waiting import cancel_and_wait, first_done
 from console.host.engine import Engine
 from console.host.lease import peer_allowed
 from console.host.logs import plan, stream
@@ -255,9 +255,10 @@ class SocketServer:
                     step = asyncio.ensure_future(anext(chunks))
                     await first_done(step, hangup)
                     if hangup.done():
-                        step.cancel()  # and awaited, before the generator is closed beneath it
-                        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, ActionError):
-                            await step
+                        # Ended and awaited before the generator is closed beneath it; a cancel of this
+                        # handler itself still goes on up (cancel_and_wait re-raises it).
+                        with contextlib.suppress(StopAsyncIteration, ActionError):
+                            await cancel_and_wait(step)
                         return
                     try:
                         chunk = step.result()

@@ -84,12 +84,15 @@ def test_an_engine_still_binding_its_socket_is_waited_for(short_tmp: Path):
     assert early.ready().engine.pid == 7  # type: ignore[union-attr]
 
 
-def test_a_refusal_is_one_clear_error(short_tmp: Path):
+@pytest.mark.parametrize(("code", "said"), [("forbidden", "refused to be watched: uid 65534 may not"),
+                                             ("busy", "is busy \\(too many watchers\\): try again in a moment")])
+def test_a_refusal_is_one_clear_error(short_tmp: Path, code: str, said: str):
     path = short_tmp / "s.sock"
-    refusal = encode_line({"id": 1, "ok": False, "error": {"code": "busy", "message": "too many watchers"}})
+    message = "too many watchers" if code == "busy" else "uid 65534 may not talk to this engine"
+    refusal = encode_line({"id": 1, "ok": False, "error": {"code": code, "message": message}})
     with one_shot_server(path, refusal):
         early = EarlyWatch(path)
-        with pytest.raises(OwnerUnavailable, match="refused to be watched: too many watchers"):
+        with pytest.raises(OwnerUnavailable, match=said):
             asyncio.run(collect(path, early))
 
 
