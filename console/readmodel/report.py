@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import json
+import msgspec
+import msgspec.json
 
 from console.core.time_text import clock_time
 from console.readmodel.snapshot import Snapshot
@@ -76,12 +77,9 @@ def render_text(snap: Snapshot) -> str:
 
 
 def render_json(snap: Snapshot) -> str:
-    payload = {
-        "status": snap.tray.state.monitoring_word,
-        "exit_code": exit_code(snap),
-        "snapshot": snap.to_dict(),
-    }
-    return json.dumps(payload, indent=2, sort_keys=True) + "\n"
+    # msgspec encodes the records as they are (no copy as dicts), keys sorted as json.dumps sorted them
+    payload = {"status": snap.tray.state.monitoring_word, "exit_code": exit_code(snap), "snapshot": snap}
+    return msgspec.json.format(msgspec.json.encode(payload, order="sorted"), indent=2).decode() + "\n"
 
 
 def render(snap: Snapshot, fmt: str) -> str:
