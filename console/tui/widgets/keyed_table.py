@@ -17,7 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from console.tui.rows import Cell, Row
 
@@ -105,6 +105,7 @@ class KeyedTable(DataTable[Cell]):
         selected = self.selected_key
         previous = dict(self._cells)
         wanted = dict(rows)
+        narrower: set[int] = set()
         changed_membership = False
         for key in [k for k in self._cells if k not in wanted]:
             self.remove_row(key)
@@ -118,15 +119,36 @@ class KeyedTable(DataTable[Cell]):
             elif old != cells:
                 for i, ((column, _label), before, after) in enumerate(zip(self._columns, old, cells, strict=True)):
                     if before != after:
-                        self.update_cell(key, column, _first(key, after) if i == 0 else _shown(after),
-                                         update_width=True)
+                        shown = _first(key, after) if i == 0 else _shown(after)
+                        # Textual re-measures the whole column for each narrower value (1,000 loops whose
+                        # countdowns tick: quadratic); a wider one only widens it, so ask for that alone
+                        # and narrow each column at most once per sync, below.
+                        wider = shown.cell_len > self.columns[ColumnKey(column)].content_width
+                        self.update_cell(key, column, shown, update_width=wider)
+                        if not wider:
+                            narrower.add(i)
             self._cells[key] = cells
+        self._narrow(narrower)
         self._canonical = [key for key, _ in rows]
         sorted_changed = self.sort_column is not None and any(
             old != self._cells.get(key) for key, old in previous.items())
         if changed_membership or sorted_changed:  # a sorted table re-sorts when a value in it changes
             self._order(rows)
         self._keep_cursor(selected)
+
+    def _narrow(self, columns: set[int]) -> None:
+        """Each column that got a narrower value: its width from one pass over its cells."""
+        changed = False
+        for i in columns:
+            column = self.columns[ColumnKey(self._columns[i][0])]
+            widest = max((_shown(cells[i]).cell_len for cells in self._cells.values()), default=0)
+            width = max(widest, column.label.cell_len)
+            if width < column.content_width:
+                column.content_width = width
+                changed = True
+        if changed:
+            self._require_update_dimensions = True  # DataTable lays its columns out again on its next refresh
+            self.refresh()
 
     def _keep_cursor(self, selected: str | None) -> None:
         if selected is not None and selected in self._cells:
