@@ -308,7 +308,9 @@ def _remote(entry: HostEntry, args: argparse.Namespace) -> int:
 
             err = answer.get("error") or {}
             raise OwnerUnavailable(f"the engine on {entry.name} refused: {err.get('message', err)}")
-        snap = Snapshot.from_dict(answer["snapshot"])
+        import time
+
+        snap = Snapshot.from_dict(answer["snapshot"]).at(time.time())  # as of now, however old the version
         sys.stdout.write(printable(render(snap, args.format)))
         return exit_code(snap)
     import gc

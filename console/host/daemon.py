@@ -145,7 +145,7 @@ async def _export(engine: Engine, path: Path, clock: Clock) -> None:
             newer.cancel()
         seen = newer.result() if newer.done() and not newer.cancelled() else seen
         try:
-            await asyncio.to_thread(write_textfile, path, engine.snapshot())
+            await asyncio.to_thread(write_textfile, path, engine.snapshot().at(clock.time()))
         except OSError as exc:
             log.error("cannot write the metrics textfile %s: %s", path, exc)
 

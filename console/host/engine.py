@@ -91,7 +91,7 @@ class Engine:
             from console.remote.apply import RemoteConfig  # noqa: PLC0415
 
             self.remote = RemoteConfig(paths.state_dir, loaded.config, plugins=self.plugins, store=store, clock=clock,
-                                       crash=self.crash)
+                                       crash=self.crash, on_change=self.changes.bump)
             self.config = self.remote.boot()  # before any component exists: expiry, orphans, torn slots
             self.remote.restart = self.reconfigure
         self.holds = Holds(paths.state_dir / "holds.json")  # one for both: each write is the whole file

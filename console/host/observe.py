@@ -56,7 +56,7 @@ def current_snapshot(paths: Paths, loaded: LoadedConfig | ConfigError, clock: Cl
             if not answer.get("ok"):
                 err = answer.get("error") or {}
                 raise OwnerUnavailable(f"the engine on {paths.socket} refused: {err.get('message', err)}")
-            snap = Snapshot.from_dict(answer["snapshot"])
+            snap = Snapshot.from_dict(answer["snapshot"]).at(clock.time())
             said = any(r.subject == CONFIG_FILE for r in snap.tray.reasons)  # the engine refused it already
             if isinstance(loaded, ConfigError) and not said:
                 return snap.with_reasons(unloadable_config_reason(loaded.message, snap.engine.pid))

@@ -109,6 +109,15 @@ class Snapshot(View, frozen=True):
         """The same snapshot with more reasons, the tray ranked again."""
         return replace(self, tray=roll_up([*self.tray.reasons, *reasons]))
 
+    def at(self, now: float) -> Snapshot:
+        """The same facts as of `now`: an owner encodes a snapshot once per version, so on a quiet host
+        it can be minutes old when a face reads it; what depends on time is worked out again from the
+        absolute times it carries (the faces' countdowns and `--once` read this, never a stale left)."""
+        rc = self.remote_config
+        if rc is not None and rc.probation_deadline is not None:
+            rc = replace(rc, probation_seconds_left=max(0.0, rc.probation_deadline - now))
+        return replace(self, generated_at=now, remote_config=rc)
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = to_builtins(self)
         return data

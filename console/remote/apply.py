@@ -124,8 +124,9 @@ def _pins(document: RemoteDocument | None) -> set[tuple[str, str, str]]:
 
 class RemoteConfig:
     def __init__(self, state_dir: Path, local: HostConfig, *, plugins: Plugins, store: Store, clock: Clock,
-                 crash: CrashPoints | None = None) -> None:
+                 crash: CrashPoints | None = None, on_change: Callable[[], None] = lambda: None) -> None:
         self.slots = Slots(state_dir / "config")
+        self.on_change = on_change  # what changes here without a transition (a poll) bumps the snapshot
         self.local = local
         self.plugins = plugins
         self.store = store
@@ -288,9 +289,11 @@ class RemoteConfig:
         self.state = replace(self.state, last_poll=record)
         self.next_poll_at = next_poll_at
         self.slots.save_state(self.state)
+        self.on_change()  # no transition says so: a cached snapshot would show the poll before
 
     def schedule(self, next_poll_at: float) -> None:
         self.next_poll_at = next_poll_at
+        self.on_change()
 
     async def poll_succeeded(self) -> None:
         """An authenticated 200 or 304: probation (if any) is over, the running document proved good."""

@@ -278,3 +278,16 @@ async def test_the_snapshot_says_when_the_engine_runs_out_of_descriptors(served)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert "descriptors_exhausted" in codes
     assert "descriptors_exhausted" not in [r.code for r in engine.snapshot().tray.reasons]
+
+
+async def test_a_report_of_a_quiet_host_is_as_of_now_not_as_of_its_last_change(served):
+    """The owner encodes a snapshot once per version; on a quiet host that version can be hours old.
+    `--once` works out what depends on time again (here: when it was generated) from its own clock."""
+    from console.host.observe import current_snapshot
+
+    engine, _server, paths = served
+    first = await asyncio.to_thread(current_snapshot, paths, engine.loaded, engine.clock)
+    engine.clock.advance(3600)  # nothing changes meanwhile: the owner serves the same version
+    later = await asyncio.to_thread(current_snapshot, paths, engine.loaded, engine.clock)
+    assert later.generated_at == first.generated_at + 3600
+    assert engine.snapshot().generated_at == first.generated_at  # the cached version itself, unchanged

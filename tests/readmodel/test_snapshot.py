@@ -75,3 +75,15 @@ async def test_no_thing_appears_twice_in_an_owners_snapshot(tmp_path):
     finally:
         await engine.stop()
         store.close()
+
+
+def test_a_snapshot_as_of_a_later_time_counts_its_probation_down_from_the_deadline():
+    from console.readmodel.snapshot import EngineView, HostView, RemoteConfigView, compose
+
+    snap = compose(now=1000.0, host=HostView("h", "/s", "/c", True, 0), engine=EngineView(running=True, source="owner"),
+                   things=[], events=[], remote_config=RemoteConfigView(state="probation", probation_deadline=1300.0))
+    assert snap.remote_config is not None and snap.remote_config.probation_seconds_left == 300.0
+    later = snap.at(1250.0)
+    assert later.generated_at == 1250.0 and later.remote_config.probation_seconds_left == 50.0
+    assert snap.at(2000.0).remote_config.probation_seconds_left == 0.0  # never negative
+    assert later.tray == snap.tray and later.sidecars == snap.sidecars

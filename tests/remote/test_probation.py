@@ -116,3 +116,26 @@ def test_at_boot_on_real_slots_a_torn_document_is_not_rolled_back_onto_itself(tm
         assert slots.active_name() == "b"
     finally:
         store.close()
+
+
+def test_a_poll_record_bumps_the_snapshot_though_no_transition_says_so(tmp_path):
+    """Without a bump, an owner's cached snapshot showed the poll before the last one ("last poll 91 s
+    ago" on a host polling every 5 s)."""
+    from console.core.config import ControlPlaneSection, HostConfig
+    from console.core.fake_clock import FakeClock
+    from console.core.store import Store
+    from console.remote.apply import RemoteConfig
+    from console.remote.plugins import Plugins
+    from console.remote.records import PollRecord
+
+    clock = FakeClock()
+    store = Store.open(tmp_path / "loopctl.db", clock)
+    local = HostConfig(control_plane=ControlPlaneSection(url="http://127.0.0.1:9", host_id="h_1"))
+    bumps: list[int] = []
+    remote = RemoteConfig(tmp_path, local, plugins=Plugins(tmp_path / "plugins", store=store, clock=clock,
+                                                           fetch=None),  # type: ignore[arg-type]
+                          store=store, clock=clock, on_change=lambda: bumps.append(1))
+    remote.record_poll(PollRecord(clock.time(), "not_modified", 304), next_poll_at=clock.time() + 5)
+    remote.schedule(clock.time() + 10)
+    assert len(bumps) == 2
+    store.close()
