@@ -63,6 +63,21 @@ def gone(pid: int) -> bool:
         return True
 
 
+def execed(proc: subprocess.Popen) -> subprocess.Popen:
+    """`proc` once its program runs: Popen can return while the kernel is still inside the child's exec,
+    and /proc then shows the parent's command line and environment for a moment."""
+    import psutil
+
+    def running() -> bool:
+        try:
+            return psutil.Process(proc.pid).cmdline() == list(proc.args)
+        except psutil.Error:
+            return False
+
+    wait_for(running, 10, f"pid {proc.pid} to exec {proc.args!r}")
+    return proc
+
+
 @dataclass
 class Host:
     """One isolated host: its own state dir, config dir and home."""

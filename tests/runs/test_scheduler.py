@@ -22,7 +22,7 @@ from console.core.processes import boot_time, group_alive, identify
 from console.core.store import RUN_KIND, Store
 from console.runs.ledger import RunIds, get_run, latest_runs, queue_run
 from console.runs.scheduler import LOOP_KIND, Loops
-from tests.conftest import drive, finish_with_clock
+from tests.conftest import drive, execed, finish_with_clock
 
 DEFAULT_STEP = 0.5
 
@@ -385,7 +385,7 @@ async def test_escalation_survives_an_engine_restart(rig):
 
 async def test_a_live_process_without_the_run_id_in_its_readable_environment_is_foreign(rig):
     # Same pid, same start time: an exact forged identity, but its environment says it is not the run.
-    foreign = subprocess.Popen(["sleep", "60"], start_new_session=True, env={"PATH": os.environ["PATH"]})
+    foreign = execed(subprocess.Popen(["sleep", "60"], start_new_session=True, env={"PATH": os.environ["PATH"]}))
     try:
         lost = plant_running(rig, "docs", foreign.pid, create_time=identify(foreign.pid).create_time)
         loops = rig.loops(rig.loop("advance", interval_seconds=3600))
@@ -401,10 +401,9 @@ async def test_a_live_process_without_the_run_id_in_its_readable_environment_is_
 
 async def test_an_adopted_run_keeps_its_timeout_and_is_ended_through_its_group(rig):
     run_id = RunIds().new(rig.clock.time())
-    agent = subprocess.Popen(["sh", "-c", "sleep 300 & sleep 301"], start_new_session=True,
-                             env={**os.environ, "LOOPCTL_RUN_ID": run_id})
+    agent = execed(subprocess.Popen(["sh", "-c", "sleep 300 & sleep 301"], start_new_session=True,
+                                    env={**os.environ, "LOOPCTL_RUN_ID": run_id}))
     try:
-        time.sleep(0.1)
         queue_run(rig.store, run_id, "docs", "planted", timeout=30)
         rig.store.transition(RUN_KIND, run_id, "running", "planted", columns={
             "pid": agent.pid, "pgid": agent.pid, "create_time": identify(agent.pid).create_time,
@@ -427,10 +426,9 @@ async def test_an_adopted_run_keeps_its_timeout_and_is_ended_through_its_group(r
 
 async def test_stopping_the_engine_ends_an_adopted_run_as_it_ends_its_own(rig):
     run_id = RunIds().new(rig.clock.time())
-    agent = subprocess.Popen(["sh", "-c", "sleep 300 & sleep 301"], start_new_session=True,
-                             env={**os.environ, "LOOPCTL_RUN_ID": run_id})
+    agent = execed(subprocess.Popen(["sh", "-c", "sleep 300 & sleep 301"], start_new_session=True,
+                                    env={**os.environ, "LOOPCTL_RUN_ID": run_id}))
     try:
-        time.sleep(0.1)
         plant = {"pid": agent.pid, "pgid": agent.pid, "create_time": identify(agent.pid).create_time}
         queue_run(rig.store, run_id, "docs", "planted")
         rig.store.transition(RUN_KIND, run_id, "running", "planted", columns=plant)

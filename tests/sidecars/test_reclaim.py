@@ -10,6 +10,7 @@ import pytest
 from console.core.processes import Identity, boot_time, group_alive, identify
 from console.sidecars.pidfile import CorruptPidFile, PidRecord, read_pidfile, write_pidfile
 from console.sidecars.reclaim import TOKEN_VARIABLE, Outcome, Verdict, ownership_verdict, reclaim, same_command
+from tests.conftest import execed
 
 BOOT = 1_000.0
 OWN = (777, 700)  # the engine's pid and process group
@@ -72,7 +73,7 @@ def test_same_command_allows_shims_and_shebangs_only(live_cmd, launched, same):
 @pytest.fixture
 def foreign(tmp_path):
     """A live process that is not ours: its own group, its own command."""
-    proc = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    proc = execed(subprocess.Popen(["sleep", "60"], start_new_session=True))
     yield proc
     proc.kill()
     proc.wait()
@@ -145,7 +146,7 @@ def test_pid_files_are_private(tmp_path):
 
 def ours(token: str = "x") -> subprocess.Popen:
     """An orphan of ours: its own session, our session token in its environment."""
-    return subprocess.Popen(["sleep", "60"], start_new_session=True, env={**os.environ, TOKEN_VARIABLE: token})
+    return execed(subprocess.Popen(["sleep", "60"], start_new_session=True, env={**os.environ, TOKEN_VARIABLE: token}))
 
 
 async def test_a_pid_file_naming_our_orphan_with_a_foreign_group_never_signals_that_group(tmp_path, foreign):
@@ -154,8 +155,8 @@ async def test_a_pid_file_naming_our_orphan_with_a_foreign_group_never_signals_t
         pidfile = tmp_path / "web.pid"
         forge(pidfile, orphan, pgid=foreign.pid)  # the orphan is ours; the group it names is not
         result = await reclaim(pidfile, port=0, grace=0.5)
+        assert result.outcome is Outcome.RECLAIMED and f"does not lead group {foreign.pid}" in result.detail, result
         orphan.wait(timeout=5)
-        assert result.outcome is Outcome.RECLAIMED and f"does not lead group {foreign.pid}" in result.detail
         assert foreign.poll() is None, "the foreign group was signalled"
     finally:
         orphan.kill()

@@ -21,7 +21,7 @@ from console.core.store import Store
 from console.readmodel.snapshot import EngineView, HostView, compose
 from console.readmodel.tray import Level
 from console.sidecars.supervisor import Supervisor
-from tests.conftest import drive, finish_with_clock, free_port, http_server
+from tests.conftest import drive, execed, finish_with_clock, free_port, http_server
 
 DEFAULT_STEP = 0.05
 
@@ -326,17 +326,19 @@ async def test_a_sidecar_process_no_runner_launched_is_reclaimed_after_a_reconfi
     sup = rig.supervisor(SidecarConfig(name="w", command=["sleep", "60"]))
     await sup.start()
     await rig.drive(lambda: state(sup, "w").state == "ready", what="ready")
-    ghost = subprocess.Popen(["sleep", "61"], start_new_session=True,
-                             env={**os.environ, TOKEN_VARIABLE: f"{sup.prefix}:gone:0123"})
-    stranger = subprocess.Popen(["sleep", "62"], start_new_session=True,  # another state dir's sidecar
-                                env={**os.environ, TOKEN_VARIABLE: f"{'0' * 32}:gone:0123"})
+    ghost = execed(subprocess.Popen(["sleep", "61"], start_new_session=True,
+                                    env={**os.environ, TOKEN_VARIABLE: f"{sup.prefix}:gone:0123"}))
+    stranger = execed(subprocess.Popen(["sleep", "62"], start_new_session=True,  # another state dir's sidecar
+                                       env={**os.environ, TOKEN_VARIABLE: f"{'0' * 32}:gone:0123"}))
     try:
         assert oct((rig.tmp / "sidecars" / ".session").stat().st_mode & 0o777) == "0o600"  # a secret
         kept = state(sup, "w").pid
         await sup.reconfigure([SidecarConfig(name="w", command=["sleep", "60"])])  # unchanged: w keeps running
-        assert ghost.poll() is not None or ghost.wait(timeout=15) is not None
+        events = [e for e in rig.store.recent_events(50) if e.name == "gone"]
+        assert len(events) == 1, f"ghost {ghost.pid} not reclaimed: {rig.store.recent_events(10)}"
+        [event] = events
+        ghost.wait(timeout=5)
         assert state(sup, "w").pid == kept and stranger.poll() is None
-        [event] = [e for e in rig.store.recent_events(50) if e.name == "gone"]
         assert event.new == "stopped" and "reclaimed after a reconfigure" in event.reason
         assert "no longer in the config" in event.reason and str(ghost.pid) in event.reason
     finally:
