@@ -182,7 +182,8 @@ def test_the_engine_package_never_imports_textual():
 BAD_INPUTS = {
     "missing config": (["--config", "{root}/nope.toml"], None, "config file {root}/nope.toml not found"),
     "invalid toml": ([], "[host\n", "invalid TOML"),
-    "unknown key": ([], '[host]\nname = "a"\nport = 3\n', "host.port: unknown key (known keys: name)"),
+    "unknown key": ([], '[host]\nname = "a"\nport = 3\n',
+                    "host.port: unknown key (known keys: name, socket_idle_seconds, socket_max_connections)"),
     "wrong type": ([], "[host]\nname = 5\n", "host.name: expected a string, got 5"),
 }
 

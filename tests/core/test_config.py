@@ -37,7 +37,8 @@ def test_config_sets_the_host_name(tmp_path):
     [
         ("[host\n", r"invalid TOML: .*line 1"),
         ('[host]\nname = 7\n', r"host\.name: expected a string, got 7"),
-        ('[host]\nnmae = "x"\n', r"host\.nmae: unknown key \(known keys: name\)"),
+        ('[host]\nnmae = "x"\n',
+         r"host\.nmae: unknown key \(known keys: name, socket_idle_seconds, socket_max_connections\)"),
         ('colour = "red"\n', r"colour: unknown key \(known keys: control_plane, host, loop, plugin, sidecar\)"),
         ('[host]\nname = " padded "\n', r"host\.name: expected a host name"),
         ("host = 3\n", r"host: expected a table, got 3"),

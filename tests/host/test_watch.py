@@ -89,7 +89,7 @@ def test_a_refusal_is_one_clear_error(short_tmp: Path):
     refusal = encode_line({"id": 1, "ok": False, "error": {"code": "busy", "message": "too many watchers"}})
     with one_shot_server(path, refusal):
         early = EarlyWatch(path)
-        with pytest.raises(OwnerUnavailable, match="refused to be watched: too many watchers"):
+        with pytest.raises(OwnerUnavailable, match=r"is busy \(too many watchers\): try again"):
             asyncio.run(collect(path, early))
 
 
