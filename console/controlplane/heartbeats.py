@@ -54,8 +54,17 @@ class LoopHeartbeats:
         self.last: dict[str, tuple[str, float]] = {}  # loop id -> (last verdict, when)
 
     async def start(self) -> None:
-        await asyncio.gather(*(self.bind(cfg) for cfg in self.configs))
-        await self.recover()
+        """No answer may stop the boot: a loop whose binding or recovery fails is logged and retried
+        by its own schedule."""
+        for cfg, outcome in zip(self.configs, await asyncio.gather(*(self.bind(cfg) for cfg in self.configs),
+                                                                   return_exceptions=True), strict=True):
+            if isinstance(outcome, Exception):
+                log.error("loop %s: binding failed (%s); its heartbeat schedule tries again", cfg.id, outcome,
+                          exc_info=outcome)
+        try:
+            await self.recover()
+        except Exception:
+            log.exception("boot recovery against the control plane failed; heartbeats go on")
         self._tasks = {cfg.id: self._spawn(cfg) for cfg in self.configs}
 
     def _spawn(self, cfg: LoopConfig) -> asyncio.Task[None]:

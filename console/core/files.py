@@ -60,6 +60,35 @@ def read_capped(path: Path, cap: int) -> bytes:
         os.close(fd)
 
 
+def append_regular(path: Path, mode: int = 0o600) -> int:
+    """A blocking descriptor appending to `path` as a regular file of ours. Whatever else is there (a
+    FIFO, whose open would block; a link, through which we would append to its target, as root
+    maybe) is unlinked first and a fresh file made. Raises OSError."""
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags, mode)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.ENXIO):  # a symlink; a FIFO without a reader
+            raise
+        fd = -1
+    if fd >= 0 and not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        fd = -1
+    if fd < 0:
+        os.unlink(path)
+        fd = os.open(path, flags | os.O_EXCL, mode)
+    os.set_blocking(fd, True)
+    return fd
+
+
+def is_regular(path: Path) -> bool:
+    """A regular file at `path` itself (a link is not: lstat)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
 def read_tail(path: Path, limit: int = TAIL_BYTES) -> str:
     """The last `limit` bytes of `path` as text ("" when there is no file yet; a line saying so when
     the path is not a regular file or cannot be read)."""

@@ -26,7 +26,7 @@ from console.core.atomic import atomic_write_text
 from console.core.clock import Clock
 from console.core.config import SidecarConfig
 from console.core.descriptors import DESCRIPTOR_ERRORS
-from console.core.files import read_tail
+from console.core.files import append_regular, is_regular, read_tail
 from console.core.holds import Hold, Holds
 from console.core.plurals import counted
 from console.core.processes import Carrier, boot_time, carrying, end_group, identify, leads_group
@@ -244,7 +244,8 @@ class SidecarRunner:
         token = session_token(self.token_prefix, self.cfg.name)
         self.token = token
         env = {**os.environ, **self.cfg.env, TOKEN_VARIABLE: token}
-        with open(self.logfile, "ab", buffering=0) as out:  # the child keeps its own descriptor
+        # Never through a link or into a FIFO the sidecar left at its log's path (core/files.py).
+        with os.fdopen(append_regular(self.logfile), "ab", buffering=0) as out:  # the child keeps its own
             proc = await asyncio.create_subprocess_exec(
                 *self.cfg.command, cwd=self.cfg.cwd or None, env=env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
@@ -442,12 +443,15 @@ class SidecarRunner:
 
     def _rotate_log(self) -> None:
         with contextlib.suppress(FileNotFoundError):
+            if not is_regular(self.logfile):  # a link or a FIFO: not ours to keep (append_regular replaces it)
+                return
             if self.logfile.stat().st_size > 0:
                 os.replace(self.logfile, self.logfile.with_name(self.logfile.name + ".1"))
 
     def _cap_log(self) -> None:
         with contextlib.suppress(FileNotFoundError):
-            if self.logfile.stat().st_size > LOG_CAP_BYTES:
+            # lstat: truncating through a link would empty whatever it points at
+            if is_regular(self.logfile) and self.logfile.stat().st_size > LOG_CAP_BYTES:
                 os.truncate(self.logfile, 0)  # the child writes with O_APPEND and carries on at the new end
 
 

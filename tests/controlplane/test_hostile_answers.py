@@ -124,7 +124,7 @@ def looped(evil: HostilePlane) -> Iterator[tuple[asyncio.AbstractEventLoop, Cont
 
 
 @pytest.mark.parametrize("call", CLIENT_CALLS)
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_generated_answers_decode_or_are_one_bad_answer(evil, looped, call, data):
     loop, c = looped

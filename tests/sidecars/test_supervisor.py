@@ -393,3 +393,25 @@ def test_descriptor_pressure_is_a_reason_of_its_own():
     assert descriptor_reasons(500, 1024) == [] and descriptor_reasons(10, 0) == []
     [reason] = descriptor_reasons(1000, 1024)
     assert reason.code == "descriptors_exhausted" and "holds 1000 of its 1024 file descriptors" in reason.text
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link to an empty file of someone else"])
+async def test_a_log_path_that_is_not_a_regular_file_is_replaced_never_opened_through(rig, kind):
+    """A FIFO at the sidecar's log path blocked the engine in open(); a link made it append the
+    sidecar's output to the link's target (as root, to any file)."""
+    import stat as stat_module
+
+    victim = rig.tmp / "victim.txt"
+    victim.write_text("")  # empty: an empty log is not rotated aside, so the old code appended through the link
+    log = rig.tmp / "sidecars" / "web.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "fifo":
+        os.mkfifo(log)
+    else:
+        log.symlink_to(victim)
+    cmd = script(rig.tmp, "talk", "import time\nprint('hello from web', flush=True)\ntime.sleep(60)\n")
+    sup = rig.supervisor(SidecarConfig(name="web", command=cmd))
+    await sup.start()
+    await rig.drive(lambda: state(sup, "web").state == "ready", what="ready")
+    await rig.drive(lambda: "hello from web" in log.read_text(), what="the output in a log of its own")
+    assert stat_module.S_ISREG(os.lstat(log).st_mode) and victim.read_text() == ""
