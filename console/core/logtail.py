@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import stat
 from pathlib import Path
 
+from console.core.files import NotRegular, open_regular
 from console.core.records import View, field
 
 HISTORY_BYTES = 1 << 20
@@ -40,15 +40,13 @@ class LogFileError(Exception):
 def open_log(path: Path) -> int | None:
     """A read-only descriptor for `path`, or None when there is no such file (yet)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return open_regular(path)  # the one way the engine opens what it reads: no link, no FIFO, no device
     except FileNotFoundError:
         return None
-    except OSError as exc:  # ELOOP: a link where the log should be
+    except NotRegular as exc:
+        raise LogFileError(f"{exc}: not read") from None
+    except OSError as exc:
         raise LogFileError(f"{path}: not read ({exc.strerror or exc})") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise LogFileError(f"{path}: not a regular file, not read")
-    return fd
 
 
 def decode_lines(data: bytes) -> list[str]:
