@@ -13,6 +13,8 @@
                                                                    "lines": [...], "note": ""}} ...
                                                                   {"id": 5, "ok": true, "end": true}
 
+A request is decoded into `Request` at the boundary: a wrong shape is one `bad_request` answer naming the
+key (`request lines: expected an integer, got 'all'`), with the frame's id when it had one.
 `watch` answers with the current snapshot at once, then one more line each time something changes.
 `tail` answers with a thing's last `lines` lines (at most 5000; a sidecar's previous launch's log
 before its current one), then with `follow` one chunk per poll that found more, until the peer hangs
@@ -26,6 +28,9 @@ from typing import Any
 import msgspec
 import msgspec.json
 
+from console.core.decode import DecodeError, decode_json
+from console.core.records import View
+
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 1 << 20
 MAX_RESPONSE_BYTES = 64 << 20
@@ -34,10 +39,11 @@ MAX_TAILS = 16
 
 
 class ProtocolError(Exception):
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, request_id: int | str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.request_id = request_id  # echoed when the frame said one, so the client can match the refusal
 
 
 _encoder = msgspec.json.Encoder()
@@ -46,6 +52,39 @@ _encoder = msgspec.json.Encoder()
 def encode_line(obj: dict[str, Any]) -> bytes:
     """A frame: records (a Snapshot, an EngineView) are encoded as they are, without a copy as dicts."""
     return _encoder.encode(obj) + b"\n"
+
+
+class Request(View, frozen=True):
+    """A request frame, decoded at the socket's boundary into this record (a wrong shape is one
+    `bad_request` naming the key); keys it does not know are ignored, as a newer client may send them."""
+
+    op: str
+    id: int | str | None = None
+    verb: str | None = None  # action
+    target: str | None = None  # action, tail
+    lines: int = 100  # tail: how many of the last lines first (clamped to MAX_LINES)
+    follow: bool = False  # tail
+
+
+def decode_request(line: bytes) -> Request:
+    try:
+        return decode_json(Request, line)
+    except DecodeError as exc:
+        if exc.expected == "JSON":
+            raise ProtocolError("bad_request", f"not a JSON line: {exc.got}") from None
+        if not exc.key:
+            raise ProtocolError("bad_request", "a request must be a JSON object") from None
+        raise ProtocolError("bad_request", f"request {exc}", _said_id(line)) from None
+
+
+def _said_id(line: bytes) -> int | str | None:
+    """The id of a JSON object whose other keys were wrong (it parsed: DecodeError came after)."""
+    try:
+        said = msgspec.json.decode(line)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    rid = said.get("id") if isinstance(said, dict) else None
+    return rid if isinstance(rid, int | str) and not isinstance(rid, bool) else None
 
 
 def decode_line(line: bytes) -> dict[str, Any]:

@@ -26,7 +26,8 @@ from console.host.protocol import (
     OPS,
     PROTOCOL_VERSION,
     ProtocolError,
-    decode_line,
+    Request,
+    decode_request,
     encode_line,
     error,
     ok,
@@ -178,12 +179,11 @@ class SocketServer:
             if not line:
                 return
             try:
-                request = decode_line(line)
+                request = decode_request(line)
             except ProtocolError as exc:
-                await self._send(writer, error(None, exc.code, exc.message))
+                await self._send(writer, error(exc.request_id, exc.code, exc.message))
                 continue
-            rid = request.get("id")
-            op = request.get("op")
+            rid, op = request.id, request.op
             if op == "watch":
                 await self._watch(rid, reader, writer)
                 return
@@ -192,7 +192,7 @@ class SocketServer:
                 return
             await self._send(writer, await self._answer(rid, op, request))
 
-    async def _answer(self, rid: object, op: object, request: dict[str, Any]) -> dict[str, Any]:
+    async def _answer(self, rid: object, op: str, request: Request) -> dict[str, Any]:
         if op == "hello":
             snap = self.engine.snapshot()
             return ok(rid, protocol=PROTOCOL_VERSION, engine=snap.engine)
@@ -200,7 +200,7 @@ class SocketServer:
             return ok(rid, snapshot=self.engine.snapshot_json(), version=self.engine.changes.version)
         if op == "action":
             try:
-                result = await self.engine.act(request.get("verb"), request.get("target"))
+                result = await self.engine.act(request.verb, request.target)
             except ActionError as exc:
                 return error(rid, exc.code, exc.message)
             return ok(rid, result=result)
@@ -231,13 +231,13 @@ class SocketServer:
         async with asyncio.timeout(self.write_seconds):
             await writer.drain()
 
-    async def _tail(self, rid: object, request: dict[str, Any], reader: asyncio.StreamReader,
+    async def _tail(self, rid: object, request: Request, reader: asyncio.StreamReader,
                     writer: asyncio.StreamWriter) -> None:
         """A thing's log: its history, then (following) each new chunk, then `end`. The connection is
         the tail's: it ends with it, or when the peer hangs up."""
-        follow = request.get("follow") is True
+        follow = request.follow
         try:
-            log_plan = plan(self.engine, request.get("target"))
+            log_plan = plan(self.engine, request.target)
         except ActionError as exc:
             await self._send(writer, error(rid, exc.code, exc.message))
             return
@@ -249,7 +249,7 @@ class SocketServer:
         hangup = asyncio.ensure_future(_until_eof(reader))
         try:
             poll = {"poll_seconds": self.tail_poll_seconds} if self.tail_poll_seconds else {}
-            chunks = stream(log_plan, request.get("lines", 100), follow=follow, **poll)
+            chunks = stream(log_plan, request.lines, follow=follow, **poll)
             try:
                 while True:
                     step = asyncio.ensure_future(anext(chunks))

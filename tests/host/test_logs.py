@@ -107,7 +107,7 @@ async def test_a_run_is_followed_until_it_has_finished_and_its_output_read(serve
 
 @pytest.mark.parametrize(("target", "code"), [
     ("sidecar:nope", "unknown_target"), ("run:nope", "unknown_target"), ("loop:worker", "not_applicable"),
-    ("web", "bad_target"), (7, "bad_target"),
+    ("web", "bad_target"), (7, "bad_request"),  # a target that is no string: the frame itself is wrong
 ])
 async def test_targets_without_a_log_are_refused_with_a_reason(served, target, code):
     _engine, _server, paths = served

@@ -291,3 +291,20 @@ async def test_a_report_of_a_quiet_host_is_as_of_now_not_as_of_its_last_change(s
     later = await asyncio.to_thread(current_snapshot, paths, engine.loaded, engine.clock)
     assert later.generated_at == first.generated_at + 3600
     assert engine.snapshot().generated_at == first.generated_at  # the cached version itself, unchanged
+
+
+@pytest.mark.parametrize(("frame", "said"), [
+    (b'{"id": 1, "op": "action", "verb": 3, "target": "sidecar:web"}\n', "request verb: expected a string, got 3"),
+    (b'{"id": 1, "op": "tail", "target": "sidecar:web", "lines": "all"}\n',
+     "request lines: expected an integer, got 'all'"),
+    (b'{"id": 1}\n', "request op: missing, expected a string"),
+    (b'[1, 2]\n', "a request must be a JSON object"),
+    (b'{"id": 1, "op": "hello", "from_a_newer_client": true}\n', None),  # unknown keys: ignored
+])
+async def test_request_frames_are_typed_at_the_boundary(served, frame, said):
+    _engine, _server, paths = served
+    [answer] = await raw_exchange(paths.socket, frame)
+    if said is None:
+        assert answer["ok"] and answer["id"] == 1
+    else:
+        assert answer["ok"] is False and answer["error"] == {"code": "bad_request", "message": said}
