@@ -13,10 +13,16 @@
                                                                    "lines": [...], "note": ""}} ...
                                                                   {"id": 5, "ok": true, "end": true}
 
+    {"id": 6, "op": "events", "kind": "sidecar", "name": "web", "since": 0, "until": 9e9, "before": 812,
+     "limit": 100}                                             -> {"id": 6, "ok": true, "events": [...],
+                                                                   "next": 700}
+
 `watch` answers with the current snapshot at once, then one more line each time something changes.
 `tail` answers with a thing's last `lines` lines (at most 5000; a sidecar's previous launch's log
 before its current one), then with `follow` one chunk per poll that found more, until the peer hangs
 up or the run it reads has finished; `end` says nothing more comes. At most `MAX_TAILS` follow at once.
+`events` answers with a page of the event log, newest first, every filter optional; `next` is the
+`before` of the following page (null at the oldest). At most `MAX_EVENTS_PAGE` events a page.
 """
 
 from __future__ import annotations
@@ -27,8 +33,9 @@ from typing import Any
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 1 << 20
 MAX_RESPONSE_BYTES = 64 << 20
-OPS = ("hello", "snapshot", "watch", "action", "tail")
+OPS = ("hello", "snapshot", "watch", "action", "tail", "events")
 MAX_TAILS = 16
+MAX_EVENTS_PAGE = 500
 
 
 class ProtocolError(Exception):

@@ -21,6 +21,7 @@ from console.host.engine import Engine
 from console.host.lease import peer_allowed
 from console.host.logs import plan, stream
 from console.host.protocol import (
+    MAX_EVENTS_PAGE,
     MAX_REQUEST_BYTES,
     MAX_TAILS,
     OPS,
@@ -158,7 +159,27 @@ class SocketServer:
             except ActionError as exc:
                 return error(rid, exc.code, exc.message)
             return ok(rid, result=result)
+        if op == "events":
+            return self._events(rid, request)
         return error(rid, "unknown_op", f"unknown op {op!r}: use one of {', '.join(OPS)}")
+
+    def _events(self, rid: object, request: dict[str, Any]) -> dict[str, Any]:
+        """A page of the event log; each filter checked at the boundary, a wrong one named."""
+        filters: dict[str, Any] = {}
+        for key, types in (("kind", (str,)), ("name", (str,)), ("since", (int, float)), ("until", (int, float)),
+                           ("before", (int,)), ("limit", (int,))):
+            value = request.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, types):
+                kind = "a string" if types == (str,) else "a number"
+                return error(rid, "bad_request", f"events: {key} must be {kind}, not {value!r}")
+            filters[key] = value
+        limit = max(1, min(int(filters.pop("limit", 100)), MAX_EVENTS_PAGE))
+        page = self.engine.store.events_page(limit=limit, **filters)
+        events = [{"id": t.event_id, "at": t.at, "kind": t.kind, "name": t.name, "previous": t.previous,
+                   "new": t.new, "reason": t.reason} for t in page]
+        return ok(rid, events=events, next=page[-1].event_id if len(page) == limit else None)
 
     async def _watch(self, rid: object, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Push the snapshot now and after every change, until the peer hangs up."""
