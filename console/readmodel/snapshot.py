@@ -126,6 +126,9 @@ class LoopView(View):
     last_heartbeat_at: float | None = None
     held_by: str = ""  # a local pause (the command), apart from the control plane's `paused` state
     held_at: float | None = None
+    revived_at: float | None = None  # its last revival by proof of possession, from the event log
+    revived_jti: str = ""  # the new runner token's jti (never the token)
+    revived_expires_at: float | None = None
 
     @property
     def key(self) -> str:

@@ -22,6 +22,7 @@ from console.core.config import LoopConfig
 from console.core.holds import Hold, Holds
 from console.core.processes import CREATE_TIME_TOLERANCE, identify, members_carrying, signal_pid, wait_gone
 from console.core.store import RUN_KIND, Store
+from console.core.transitions import Transition
 from console.core.waiting import sleep_unless
 from console.readmodel.snapshot import LoopView, RunView
 from console.runs.continuation import EXHAUSTED, RunLine, after_run, continuation_summary
@@ -60,6 +61,7 @@ LOOP_KIND = "loop"
 # or ever (finalized).
 HELD = ("escalated", "paused", "finalized")
 REAP_INTERVAL = 60.0
+REVIVAL_LOOKBACK = 20  # binding events looked through for the last revival (one per creation or revival)
 MAX_PROCESS_LOSS_RETRIES = 1
 
 
@@ -535,6 +537,14 @@ class Loops:
 
     # -- views ---------------------------------------------------------------------------------------
 
+    def _last_revival(self, loop_id: str) -> Transition | None:
+        """The loop's last revival by proof of possession, from the event log (its binding's events,
+        by index): it stays shown after it has left the snapshot's recent events."""
+        for t in self.store.events_page(kind="binding", name=loop_id, limit=REVIVAL_LOOKBACK):
+            if t.reason.startswith("revived"):
+                return t
+        return None
+
     def views(self) -> tuple[list[LoopView], list[RunView]]:
         loops = []
         for runner in self.runners.values():
@@ -542,6 +552,7 @@ class Loops:
             binding = self.store.thing("binding", runner.cfg.id)  # written by the control-plane link
             state = thing.state if thing else "active"
             held = self.paused_locally(runner.cfg.id)
+            revival = self._last_revival(runner.cfg.id) if binding is not None else None
             if binding is not None:
                 provenance = str(binding.detail.get("provenance", runner.cfg.provenance))
             else:  # a user loop brings its own token and never has a binding; a managed one is not created yet
@@ -556,5 +567,8 @@ class Loops:
                 # held while it waited (the control plane finalized it, say): its timer starts nothing
                 next_run_at=None if state in HELD or held else runner.next_run_at,
                 held_by=held.by if held else "", held_at=held.at if held else None,
+                revived_at=revival.at if revival else None,
+                revived_jti=str(revival.detail.get("jti") or "") if revival else "",
+                revived_expires_at=revival.detail.get("expires_at") if revival else None,
             ))
         return loops, run_views(recent_runs(self.store, SNAPSHOT_RUNS))

@@ -75,6 +75,9 @@ def loop_detail(lp: LoopView, snap: Snapshot, now: float) -> RenderableType:
         ("objective", lp.objective or "-"),
         ("provenance", _provenance(lp, snap)),
         ("runner token", f"expires {countdown(lp.token_expires_at, now)}" if lp.token_expires_at else "-"),
+        *([("last revival", f"by proof of possession {ago(lp.revived_at, now)}: token jti {lp.revived_jti or '?'}"
+            + (f", expires {countdown(lp.revived_expires_at, now)}" if lp.revived_expires_at else ""))]
+          if lp.revived_at else []),
         ("last heartbeat", f"{lp.last_heartbeat} {ago(lp.last_heartbeat_at, now)}" if lp.last_heartbeat else "-"),
         ("schedule", f"every {duration(lp.interval_seconds)}"
          + (f", run timeout {lp.run_timeout_seconds:g} s" if lp.run_timeout_seconds else ", no run timeout")),
