@@ -8,6 +8,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from console.core.printable import printable
 from console.core.time_text import clock_time, duration
 from console.readmodel.snapshot import LoopView, RunView, SidecarView, Snapshot
 from console.tui.format import ago, continuation_text, countdown, liveness_badge, short_id, stop_text
@@ -21,8 +22,8 @@ def fields(pairs: list[tuple[str, object]], label_style: str = "bold", label_wid
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style=label_style, no_wrap=True, min_width=label_width)
     grid.add_column()
-    for label, value in pairs:
-        grid.add_row(label, value if isinstance(value, Text) else Text(str(value)))
+    for label, value in pairs:  # host text as pictures before Rich measures it (see keyed_table._shown)
+        grid.add_row(label, value if isinstance(value, Text) else Text(printable(str(value))))
     return grid
 
 
