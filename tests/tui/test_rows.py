@@ -86,3 +86,18 @@ async def test_advanced_does_not_borrow_the_degraded_glyph_at_80_or_120_columns(
             await pilot.pause()
             text = screen_text(app)
             assert "» advanced" in text and "▲ advanced" not in text, size
+
+
+async def test_the_events_tab_names_runs_by_short_id_so_the_reason_fits_at_80_and_120(tmp_path):
+    from console.tui.format import short_id
+    from tests.tui.conftest import scenario_app, screen_text, wait_snapshot
+
+    for size in ((80, 24), (120, 40)):
+        app, _source = scenario_app(tmp_path)
+        async with app.run_test(size=size) as pilot:
+            await wait_snapshot(pilot, app)
+            await pilot.press("6")
+            await pilot.pause()
+            table = screen_text(app).split("────")[0]  # the table, above the detail pane
+        assert f"run:{short_id(run_id(6))}" in table and run_id(6) not in table, size
+        assert "timed_out: timeout" in table, size  # the reason column has room to say it
