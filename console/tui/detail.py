@@ -10,7 +10,7 @@ from rich.text import Text
 
 from console.core.printable import printable
 from console.core.time_text import clock_time, duration
-from console.readmodel.snapshot import LoopView, RunView, SidecarView, Snapshot
+from console.readmodel.snapshot import EventView, LoopView, RunView, SidecarView, Snapshot
 from console.tui.format import ago, continuation_text, countdown, liveness_badge, short_id, stop_text
 from console.tui.rows import SELECT_HINT, reason_for, state
 
@@ -166,6 +166,18 @@ def detail_for(snap: Snapshot | None, key: str | None, now: float, empty: str = 
             return fields([("event", ev.id), ("when", clock_time(ev.at)), ("thing", f"{ev.kind}:{ev.name}"),
                             ("transition", f"{ev.previous or '(new)'} → {ev.new}"), ("reason", ev.reason)])
     return Text(f"{key} is no longer in the snapshot", style="dim")
+
+
+HISTORY = 5  # a thing's own last transitions shown under its detail
+
+
+def history(events: list[EventView], now: float) -> RenderableType:
+    """A thing's own last transitions, newest first, from the whole event log (not the snapshot's
+    recent 50, which a busy host moves past in minutes)."""
+    if not events:
+        return Text("no transitions recorded", style="dim")
+    return fields([(ago(e.at, now), f"{e.previous or '(new)'} → {e.new}: {e.reason}") for e in events],
+                  label_style="dim")
 
 
 def ticks(snap: Snapshot | None, key: str | None) -> bool:

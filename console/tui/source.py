@@ -20,7 +20,7 @@ from console.core.errors import OwnerUnavailable
 from console.core.logtail import LogChunk
 from console.core.paths import Paths, ensure_state_dir
 from console.host.watch import EarlyWatch, arequest, atail, watch
-from console.readmodel.snapshot import Snapshot
+from console.readmodel.snapshot import EventView, Snapshot
 
 if TYPE_CHECKING:  # an observing console never loads the engine stack
     from console.host.owner import Owner
@@ -46,6 +46,10 @@ class Source(Protocol):
     def tail(self, target: str, lines: int, follow: bool) -> AsyncIterator[LogChunk]:
         """A thing's log (the socket's `tail` op): its last `lines`, then what it writes while
         `follow`; raise ActionError with the engine's refusal, OwnerUnavailable if it goes away."""
+        ...
+
+    async def events(self, kind: str, name: str, limit: int) -> list[EventView]:
+        """A thing's own last transitions from the whole event log (the socket's `events` op)."""
         ...
 
     async def close(self) -> None: ...
@@ -83,6 +87,13 @@ class OwnedSource:
                 yield chunk
         finally:
             await chunks.aclose()
+
+    async def events(self, kind: str, name: str, limit: int) -> list[EventView]:
+        from console.readmodel.snapshot import events_view  # noqa: PLC0415
+
+        if self.owner.store is None:
+            return []
+        return events_view(self.owner.store.events_page(kind=kind, name=name, limit=limit))
 
     async def close(self) -> None:
         await self.owner.stop()
@@ -124,6 +135,16 @@ class ObservedSource:
                 yield LogChunk(str(chunk.get("file", "")), [str(line) for line in chunk.get("lines") or []],
                                str(chunk.get("note", "")))
 
+    async def events(self, kind: str, name: str, limit: int) -> list[EventView]:
+        try:
+            answer = await arequest(self.socket_path, "events", kind=kind, name=name, limit=limit)
+        except (OwnerUnavailable, OSError):
+            return []
+        if not answer.get("ok"):
+            return []
+        return [EventView(int(e["id"]), float(e["at"]), str(e["kind"]), str(e["name"]), e.get("previous"),
+                          str(e["new"]), str(e["reason"])) for e in answer.get("events") or []]
+
     async def close(self) -> None:
         if self.early is not None:
             self.early.close()
@@ -164,6 +185,9 @@ class FixedSource:
             yield chunk
         if follow:
             await asyncio.Event().wait()  # a fixed log never grows
+
+    async def events(self, kind: str, name: str, limit: int) -> list[EventView]:
+        return [e for e in self.snapshot.events if (e.kind, e.name) == (kind, name)][:limit]
 
     async def close(self) -> None:
         return None
