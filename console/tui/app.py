@@ -143,6 +143,7 @@ class LoopctlApp(App[int]):
         self._offered: tuple[bool, ...] | None = None
         self.next_step: str | None = None  # "demo": open the demo host once this console has closed
         self._history: dict[str, list[EventView]] = {}  # a thing's own last transitions, read on selection
+        self._history_pending: str | None = None  # the subject being read now: asked once, not once a tick
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -353,8 +354,11 @@ class LoopctlApp(App[int]):
         subject = self.selected_key()
         kind = subject.partition(":")[0] if subject else ""
         events = self._history.get(subject) if subject else None
-        if subject and kind in HISTORY_KINDS and events is None:
-            self.run_worker(self._read_history(subject), group="history", exclusive=True)
+        if subject and kind in HISTORY_KINDS and events is None and self._history_pending != subject:
+            self._history_pending = subject
+            # Not exclusive: a read cancelled before it started left its coroutine unawaited. Each is a
+            # few ms (an indexed query, or one socket round trip) and fills the cache for its subject.
+            self.run_worker(self._read_history(subject), group="history")
         pane.show(self.snapshot, table.selected_key, now, placeholder(tab, table.row_count, self.filter_text),
                   events=events if kind in HISTORY_KINDS else None)
 
@@ -362,7 +366,11 @@ class LoopctlApp(App[int]):
         from console.tui.detail import HISTORY  # noqa: PLC0415
 
         kind, _, name = subject.partition(":")
-        events = await self.source.events(kind, name, HISTORY)
+        try:
+            events = await self.source.events(kind, name, HISTORY)
+        finally:
+            if self._history_pending == subject:
+                self._history_pending = None
         self._history[subject] = events
         if self._up() and self.selected_key() == subject:
             self._show_detail(self.clock.time())
