@@ -344,6 +344,23 @@ class Store:
         return [Transition(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
 
 
+    def events_page(self, *, kind: str | None = None, name: str | None = None, since: float | None = None,
+                    until: float | None = None, before: int | None = None, limit: int = 100) -> list[Transition]:
+        """A page of the event log, newest first: of one kind or one thing, within a time window, older
+        than event `before` (the last one of the previous page). Uses the (kind, name, id) index."""
+        where, params = [], []
+        for clause, value in (("kind = ?", kind), ("name = ?", name), ("at >= ?", since), ("at < ?", until),
+                              ("id < ?", before)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        sql = "SELECT id, at, kind, name, previous, new, reason, detail FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
+        return [Transition(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
+
+
 def _thing(row: tuple[Any, ...]) -> ThingRecord:
     return ThingRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
 

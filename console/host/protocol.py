@@ -13,12 +13,18 @@
                                                                    "lines": [...], "note": ""}} ...
                                                                   {"id": 5, "ok": true, "end": true}
 
+    {"id": 6, "op": "events", "kind": "sidecar", "name": "web", "since": 0, "until": 9e9, "before": 812,
+     "limit": 100}                                             -> {"id": 6, "ok": true, "events": [...],
+                                                                   "next": 700}
+
 A request is decoded into `Request` at the boundary: a wrong shape is one `bad_request` answer naming the
 key (`request lines: expected an integer, got 'all'`), with the frame's id when it had one.
 `watch` answers with the current snapshot at once, then one more line each time something changes.
 `tail` answers with a thing's last `lines` lines (at most 5000; a sidecar's previous launch's log
 before its current one), then with `follow` one chunk per poll that found more, until the peer hangs
 up or the run it reads has finished; `end` says nothing more comes. At most `MAX_TAILS` follow at once.
+`events` answers with a page of the event log, newest first, every filter optional; `next` is the
+`before` of the following page (null at the oldest). At most `MAX_EVENTS_PAGE` events a page.
 """
 
 from __future__ import annotations
@@ -34,8 +40,9 @@ from console.core.records import View
 PROTOCOL_VERSION = 1
 MAX_REQUEST_BYTES = 1 << 20
 MAX_RESPONSE_BYTES = 64 << 20
-OPS = ("hello", "snapshot", "watch", "action", "tail")
+OPS = ("hello", "snapshot", "watch", "action", "tail", "events")
 MAX_TAILS = 16
+MAX_EVENTS_PAGE = 500
 
 
 class ProtocolError(Exception):
@@ -64,6 +71,12 @@ class Request(View, frozen=True):
     target: str | None = None  # action, tail
     lines: int = 100  # tail: how many of the last lines first (clamped to MAX_LINES)
     follow: bool = False  # tail
+    kind: str | None = None  # events: the filters, each optional
+    name: str | None = None
+    since: float | None = None
+    until: float | None = None
+    before: int | None = None  # events: the page before this event id
+    limit: int = 100  # events: at most MAX_EVENTS_PAGE
 
 
 def decode_request(line: bytes) -> Request:

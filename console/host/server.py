@@ -21,6 +21,7 @@ from console.host.engine import Engine
 from console.host.lease import peer_allowed
 from console.host.logs import plan, stream
 from console.host.protocol import (
+    MAX_EVENTS_PAGE,
     MAX_REQUEST_BYTES,
     MAX_TAILS,
     OPS,
@@ -32,6 +33,7 @@ from console.host.protocol import (
     error,
     ok,
 )
+from console.readmodel.snapshot import events_view
 
 log = logging.getLogger("loopctl.socket")
 
@@ -204,7 +206,17 @@ class SocketServer:
             except ActionError as exc:
                 return error(rid, exc.code, exc.message)
             return ok(rid, result=result)
+        if op == "events":
+            return self._events(rid, request)
         return error(rid, "unknown_op", f"unknown op {op!r}: use one of {', '.join(OPS)}")
+
+    def _events(self, rid: object, request: Request) -> dict[str, Any]:
+        """A page of the event log; the filters were typed at the boundary (a wrong one: bad_request)."""
+        limit = max(1, min(request.limit, MAX_EVENTS_PAGE))
+        page = self.engine.store.events_page(kind=request.kind, name=request.name, since=request.since,
+                                             until=request.until, before=request.before, limit=limit)
+        events = events_view(page)  # the records themselves: the observer decodes them as EventView
+        return ok(rid, events=events, next=page[-1].event_id if len(page) == limit else None)
 
     async def _watch(self, rid: object, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Push the snapshot now and after every change, until the peer hangs up."""

@@ -51,7 +51,9 @@ def render_text(snap: Snapshot) -> str:
         for lp in snap.loops:
             now = f", running {lp.current_run}" if lp.current_run else ""
             why = f": {lp.reason}" if lp.state != "active" and lp.reason else ""
-            lines.append(f"  {lp.id:<16} {lp.state:<9}{now}{why}")
+            held = f", paused here by `{lp.held_by}`" if lp.held_by else ""
+            # The state is padded only when nothing follows on its line: `active   , running` read as a gap.
+            lines.append(f"  {lp.id:<16} {lp.state}{now}{held}{why}")
     if snap.runs:
         lines.append("recent runs:")
         for run in snap.runs[:5]:

@@ -32,6 +32,7 @@ from console.core.processes import (
 )
 from console.core.store import RUN_KIND, Store
 from console.core.tasks import Tasks
+from console.core.transitions import Transition
 from console.core.waiting import sleep_unless
 from console.runs.continuation import EXHAUSTED, RunLine, after_run, continuation_summary
 from console.runs.executor import ACTIVITY_SAMPLE, RUN_ID_VARIABLE, STOP_GRACE, Observed, RunExecutor, mtime, run_dir
@@ -80,6 +81,7 @@ def move_loop(store: Store, loop_id: str, event: LoopEvent, reason: str) -> bool
     store.transition(LOOP_KIND, loop_id, new.value, reason)
     return True
 REAP_INTERVAL = 60.0
+REVIVAL_LOOKBACK = 20  # binding events looked through for the last revival (one per creation or revival)
 MAX_PROCESS_LOSS_RETRIES = 1
 
 
@@ -643,6 +645,14 @@ class Loops:
 
     # -- views ---------------------------------------------------------------------------------------
 
+    def _last_revival(self, loop_id: str) -> Transition | None:
+        """The loop's last revival by proof of possession, from the event log (its binding's events,
+        by index): it stays shown after it has left the snapshot's recent events."""
+        for t in self.store.events_page(kind="binding", name=loop_id, limit=REVIVAL_LOOKBACK):
+            if t.reason.startswith("revived"):
+                return t
+        return None
+
     def views(self) -> tuple[list[LoopView], list[RunView]]:
         loops = []
         last = last_finished(self.store, list(self.runners))
@@ -652,6 +662,7 @@ class Loops:
             binding = self.store.thing("binding", runner.cfg.id)  # written by the control-plane link
             state = thing.state if thing else "active"
             held = self.paused_locally(runner.cfg.id)
+            revival = self._last_revival(runner.cfg.id) if binding is not None else None
             if binding is not None:
                 provenance = str(binding.detail.get("provenance", runner.cfg.provenance))
             else:  # a user loop brings its own token and never has a binding; a managed one is not created yet
@@ -669,5 +680,8 @@ class Loops:
                 last_run_id=done.id if done else None, last_liveness=done.liveness if done else None,
                 last_stop_reason=done.stop_reason if done else None,
                 last_finished_at=done.finished_at if done else None,
+                revived_at=revival.at if revival else None,
+                revived_jti=str(revival.detail.get("jti") or "") if revival else "",
+                revived_expires_at=revival.detail.get("expires_at") if revival else None,
             ))
         return loops, run_views(recent_runs(self.store, SNAPSHOT_RUNS))

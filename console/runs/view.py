@@ -21,6 +21,9 @@ class LoopView(View, frozen=True):
     last_heartbeat_at: float | None = None
     held_by: str = ""  # a local pause (the command), apart from the control plane's `paused` state
     held_at: float | None = None
+    revived_at: float | None = None  # its last revival by proof of possession, from the event log
+    revived_jti: str = ""  # the new runner token's jti (never the token)
+    revived_expires_at: float | None = None
     # its last finished run, from the ledger's per-loop index (not from the snapshot's newest runs)
     last_run_id: str | None = None
     last_liveness: str | None = None

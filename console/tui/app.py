@@ -28,7 +28,7 @@ from console.core.clock import Clock, SystemClock
 from console.core.errors import LoopctlError, OwnerUnavailable
 from console.core.paths import Paths
 from console.core.time_text import duration
-from console.readmodel.snapshot import Snapshot
+from console.readmodel.snapshot import EventView, Snapshot
 from console.tui.alerts import new_failures
 from console.tui.config_tab import config_body
 from console.tui.detail import ticks
@@ -58,6 +58,7 @@ ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel", "R": "restart", "x":
                "p": "pause", "P": "resume"}
 ACTION_VERBS = sorted(set(ACTION_KEYS.values()))
 KEY_NAMES = {"slash": "/", "question_mark": "?"}
+HISTORY_KINDS = ("sidecar", "loop", "run")  # things whose detail ends with their own last transitions
 MAIN_ONLY = ("act", "logs", "filter", "tab", "demo", "dismiss", "copy")  # not while a screen with its own keys is up
 CONFIRM_TEXT = {
     "reclaim": "Ends what an earlier engine left running for this sidecar, if it is provably ours, then "
@@ -147,6 +148,8 @@ class LoopctlApp(App[int]):
         self.next_step: str | None = None  # "demo": open the demo host once this console has closed
         self.back = back  # "fleet" is the next step on esc
         self._lost = 0  # reconnects in a row to a far engine, for the backoff
+        self._history: dict[str, list[EventView]] = {}  # a thing's own last transitions, read on selection
+        self._history_pending: str | None = None  # the subject being read now: asked once, not once a tick
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -308,6 +311,7 @@ class LoopctlApp(App[int]):
             return
         self._lost = 0
         before, self.snapshot = self.snapshot, snap
+        self._history.clear()  # read again for the selection: the log may have grown
         self._render(self.clock.time(), full=True)
         self._refresh_keys()
         for alert in new_failures(before, snap):
@@ -379,8 +383,30 @@ class LoopctlApp(App[int]):
         table = self._table(tab)
         if table is None:
             pane.show(self.snapshot, None, now, SELECT_HINT)
-        else:
-            pane.show(self.snapshot, table.selected_key, now, placeholder(tab, table.row_count, self.filter_text))
+            return
+        subject = self.selected_key()
+        kind = subject.partition(":")[0] if subject else ""
+        events = self._history.get(subject) if subject else None
+        if subject and kind in HISTORY_KINDS and events is None and self._history_pending != subject:
+            self._history_pending = subject
+            # Not exclusive: a read cancelled before it started left its coroutine unawaited. Each is a
+            # few ms (an indexed query, or one socket round trip) and fills the cache for its subject.
+            self.run_worker(self._read_history(subject), group="history")
+        pane.show(self.snapshot, table.selected_key, now, placeholder(tab, table.row_count, self.filter_text),
+                  events=events if kind in HISTORY_KINDS else None)
+
+    async def _read_history(self, subject: str) -> None:
+        from console.tui.detail import HISTORY  # noqa: PLC0415
+
+        kind, _, name = subject.partition(":")
+        try:
+            events = await self.source.events(kind, name, HISTORY)
+        finally:
+            if self._history_pending == subject:
+                self._history_pending = None
+        self._history[subject] = events
+        if self._up() and self.selected_key() == subject:
+            self._show_detail(self.clock.time())
 
     def _counts(self, snap: Snapshot, now: float) -> list[Text]:
         engine = (f"engine pid {snap.engine.pid}, up {duration(now - snap.engine.started_at)}"

@@ -8,8 +8,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from console.core.printable import printable
 from console.core.time_text import clock_time, duration
-from console.readmodel.snapshot import LoopView, RunView, SidecarView, Snapshot
+from console.readmodel.snapshot import EventView, LoopView, RunView, SidecarView, Snapshot
 from console.tui.format import ago, continuation_text, countdown, liveness_badge, short_id, stop_text
 from console.tui.rows import SELECT_HINT, reason_for, state
 
@@ -21,8 +22,8 @@ def fields(pairs: list[tuple[str, object]], label_style: str = "bold", label_wid
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style=label_style, no_wrap=True, min_width=label_width)
     grid.add_column()
-    for label, value in pairs:
-        grid.add_row(label, value if isinstance(value, Text) else Text(str(value)))
+    for label, value in pairs:  # host text as pictures before Rich measures it (see keyed_table._shown)
+        grid.add_row(label, value if isinstance(value, Text) else Text(printable(str(value))))
     return grid
 
 
@@ -75,6 +76,9 @@ def loop_detail(lp: LoopView, snap: Snapshot, now: float) -> RenderableType:
         ("objective", lp.objective or "-"),
         ("provenance", _provenance(lp, snap)),
         ("runner token", f"expires {countdown(lp.token_expires_at, now)}" if lp.token_expires_at else "-"),
+        *([("last revival", f"by proof of possession {ago(lp.revived_at, now)}: token jti {lp.revived_jti or '?'}"
+            + (f", expires {countdown(lp.revived_expires_at, now)}" if lp.revived_expires_at else ""))]
+          if lp.revived_at else []),
         ("last heartbeat", f"{lp.last_heartbeat} {ago(lp.last_heartbeat_at, now)}" if lp.last_heartbeat else "-"),
         ("schedule", f"every {duration(lp.interval_seconds)}"
          + (f", run timeout {lp.run_timeout_seconds:g} s" if lp.run_timeout_seconds else ", no run timeout")),
@@ -162,6 +166,18 @@ def detail_for(snap: Snapshot | None, key: str | None, now: float, empty: str = 
             return fields([("event", ev.id), ("when", clock_time(ev.at)), ("thing", f"{ev.kind}:{ev.name}"),
                             ("transition", f"{ev.previous or '(new)'} → {ev.new}"), ("reason", ev.reason)])
     return Text(f"{key} is no longer in the snapshot", style="dim")
+
+
+HISTORY = 5  # a thing's own last transitions shown under its detail
+
+
+def history(events: list[EventView], now: float) -> RenderableType:
+    """A thing's own last transitions, newest first, from the whole event log (not the snapshot's
+    recent 50, which a busy host moves past in minutes)."""
+    if not events:
+        return Text("no transitions recorded", style="dim")
+    return fields([(ago(e.at, now), f"{e.previous or '(new)'} → {e.new}: {e.reason}") for e in events],
+                  label_style="dim")
 
 
 def ticks(snap: Snapshot | None, key: str | None) -> bool:

@@ -46,7 +46,7 @@ def continuation_text(run: RunView) -> str:
 
 
 LIVENESS_BADGES = {
-    "completed": "✔ completed", "advanced": "▲ advanced", "plan_only": "… plan_only",
+    "completed": "✔ completed", "advanced": "» advanced", "plan_only": "… plan_only",
     "empty_response": "∅ empty", "blocked": "■ blocked", "failed": "✖ failed", "needs_followup": "? followup",
 }
 

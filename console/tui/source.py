@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from console.core.actions import ActionError
+from console.core.decode import DecodeError, convert
 from console.core.errors import LoopctlError, OwnerUnavailable
 from console.core.logtail import LogChunk
 from console.core.paths import Paths, ensure_state_dir
 from console.host.watch import WATCH, EarlyWatch, arequest, atail, snapshot_of, watch
-from console.readmodel.snapshot import Snapshot
+from console.readmodel.snapshot import EventView, Snapshot
 
 if TYPE_CHECKING:  # an observing console never loads the engine stack
     from console.host.owner import Owner
@@ -47,6 +48,10 @@ class Source(Protocol):
     def tail(self, target: str, lines: int, follow: bool) -> AsyncIterator[LogChunk]:
         """A thing's log (the socket's `tail` op): its last `lines`, then what it writes while
         `follow`; raise ActionError with the engine's refusal, OwnerUnavailable if it goes away."""
+        ...
+
+    async def events(self, kind: str, name: str, limit: int) -> list[EventView]:
+        """A thing's own last transitions from the whole event log (the socket's `events` op)."""
         ...
 
     async def close(self) -> None: ...
@@ -85,6 +90,13 @@ class OwnedSource:
         finally:
             await chunks.aclose()
 
+    async def events(self, kind: str, name: str, limit: int) -> list[EventView]:
+        from console.readmodel.snapshot import events_view  # noqa: PLC0415
+
+        if self.owner.store is None:
+            return []
+        return events_view(self.owner.store.events_page(kind=kind, name=name, limit=limit))
+
     async def close(self) -> None:
         await self.owner.stop()
 
@@ -121,9 +133,26 @@ class ObservedSource:
             if chunk is not None:
                 yield chunk
 
+    async def events(self, kind: str, name: str, limit: int) -> list[EventView]:
+        try:
+            answer = await arequest(self.socket_path, "events", kind=kind, name=name, limit=limit)
+        except (OwnerUnavailable, OSError):
+            return []
+        return _events_of(answer)
+
     async def close(self) -> None:
         if self.early is not None:
             self.early.close()
+
+
+def _events_of(answer: dict[str, Any] | None) -> list[EventView]:
+    """The `events` op's page, typed at the boundary: a refusal or a wrong shape is no history, not a crash."""
+    if not answer or not answer.get("ok"):
+        return []
+    try:
+        return convert(list[EventView], answer.get("events") or [])
+    except DecodeError:
+        return []
 
 
 def _chunk_of(answer: dict[str, Any]) -> LogChunk | None:
@@ -193,6 +222,19 @@ class RemoteSource:
         finally:
             await stream.close()
 
+    async def events(self, kind: str, name: str, limit: int) -> list[EventView]:
+        """The far engine's `events` op over the same dialer."""
+        try:
+            stream = await self.dialer.open()
+            try:
+                await stream.send({"id": 1, "op": "events", "kind": kind, "name": name, "limit": limit})
+                answer = await stream.read()
+            finally:
+                await stream.close()
+        except (LoopctlError, OSError):
+            return []
+        return _events_of(answer)
+
     @staticmethod
     def reconnect_delay(attempt: int) -> float:
         from console.host.transport import backoff  # noqa: PLC0415
@@ -238,6 +280,9 @@ class FixedSource:
             yield chunk
         if follow:
             await asyncio.Event().wait()  # a fixed log never grows
+
+    async def events(self, kind: str, name: str, limit: int) -> list[EventView]:
+        return [e for e in self.snapshot.events if (e.kind, e.name) == (kind, name)][:limit]
 
     async def close(self) -> None:
         return None

@@ -58,3 +58,15 @@ def test_text_report_lists_loops_and_recent_runs_with_stop_metadata():
     assert text.splitlines()[0].startswith("LOOPCTL WARNING - degraded: loop docs escalated")
     assert "  idle             active\n" in text  # no padding left trailing
     assert not any(line != line.rstrip() for line in text.splitlines())
+
+
+def test_a_running_loop_reads_active_then_its_run_with_no_gap_before_the_comma():
+    """It read `notes            active   , running 01K…`: the state's padding before the comma."""
+    from console.readmodel.snapshot import LoopView
+
+    s = compose(now=1.0, host=HostView("h", "/s", "/c", True, 1), engine=EngineView(True, "owner", pid=1),
+                things=[], events=[], loops=[LoopView(id="notes", current_run="01KRUN"),
+                                             LoopView(id="docs", held_by="loopctl pause loop:docs")])
+    text = render_text(s)
+    assert "  notes            active, running 01KRUN\n" in text
+    assert "  docs             active, paused here by `loopctl pause loop:docs`\n" in text

@@ -102,3 +102,16 @@ async def test_trigger_says_why_a_held_loop_does_not_run(rig):
         await loops.trigger(Target("loop", "off"))
     with pytest.raises(ActionError, match="no loop named 'nope'"):
         await loops.pause(Target("loop", "nope"))
+
+
+async def test_a_loop_shows_its_last_revival_from_the_log_long_after_it_left_the_recent_events(rig):
+    loops = rig.loops(rig.loop("advance", interval_seconds=3600))
+    rig.store.transition("binding", "docs", "bound", "created (token jti j1)", {"jti": "j1", "expires_at": 10.0})
+    rig.clock.advance(5)
+    revived_at = rig.clock.time()
+    rig.store.transition("binding", "docs", "bound", "revived by proof of possession (token jti j2)",
+                         {"jti": "j2", "expires_at": revived_at + 3600})
+    for i in range(200):  # the snapshot's recent events move on
+        rig.store.transition("sidecar", "web", "ready" if i % 2 else "starting", f"step {i}")
+    view = loops.views()[0][0]
+    assert (view.revived_at, view.revived_jti, view.revived_expires_at) == (revived_at, "j2", revived_at + 3600)

@@ -14,7 +14,7 @@ from console.host.lease import Lease, lease_is_held
 from console.host.owner import Owner
 from console.readmodel.snapshot import EngineView, HostView, compose
 from console.tui.app import LoopctlApp
-from console.tui.scenario import NOW, scenario_snapshot
+from console.tui.scenario import NOW, run_id, scenario_snapshot
 from console.tui.screens.confirm import ConfirmScreen
 from console.tui.source import ObservedSource, OwnedSource
 from console.tui.widgets.key_bar import KeyBar
@@ -143,6 +143,9 @@ class InHand:
 
     async def act(self, verb, target):
         raise AssertionError("no action in this test")
+
+    async def events(self, kind, name, limit):
+        return []  # the feed never delivers; nor does the log
 
     async def close(self) -> None:
         return None
@@ -279,3 +282,31 @@ async def test_a_run_that_fails_while_an_operator_watches_raises_a_toast(host: H
                    for message, severity in toasts), toasts
     engine.send_signal(signal.SIGTERM)
     assert engine.wait(timeout=10) == 0
+
+
+async def test_a_things_detail_shows_its_own_last_transitions_from_the_whole_log(tmp_path):
+    """The snapshot carries the newest 50 events; a thing's own history must not vanish behind them."""
+    app, _paths, owner = owned(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_snapshot(pilot, app)
+        owner.store.transition("sidecar", "db", "failed", "crash_loop, long ago")
+        for i in range(120):
+            owner.store.transition("sidecar", "web", "ready" if i % 2 else "starting", f"step {i}")
+        await wait_snapshot(pilot, app, lambda s: len(s.events) == 50 and all(e.name != "db" for e in s.events))
+        events = await app.source.events("sidecar", "db", 5)
+        assert [(e.new, e.reason) for e in events] == [("failed", "crash_loop, long ago")]
+
+
+async def test_the_selected_things_detail_ends_with_its_last_transitions(fixed_app):
+    from tests.tui.conftest import select
+
+    app, _calls = fixed_app
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_snapshot(pilot, app)
+        await select(pilot, app, "4", f"run:{run_id(7)}")
+        for _ in range(50):
+            if "last transitions" in screen_text(app):
+                break
+            await pilot.pause(0.02)
+        text = screen_text(app)
+        assert "last transitions" in text and "running → running: activity: handoff updated" in text

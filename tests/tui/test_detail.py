@@ -71,3 +71,16 @@ def test_a_held_sidecar_and_a_loop_paused_here_say_by_which_command_when_and_wha
     for width in (80, 120):
         lines = rendered(loop_detail(paused, scenario_snapshot(), NOW), width)
         assert all(len(line) <= width for line in lines)
+
+
+def test_a_loop_detail_says_its_last_revival_at_80_and_120_columns():
+    from console.readmodel.snapshot import LoopView
+    from console.tui.detail import loop_detail
+    from console.tui.scenario import NOW, scenario_snapshot
+
+    lp = LoopView(id="docs", provenance="managed", revived_at=NOW - 600, revived_jti="7f3a",
+                  revived_expires_at=NOW + 3000)
+    assert field(loop_detail(lp, scenario_snapshot(), NOW), "last revival") == \
+        "by proof of possession 10m00s ago: token jti 7f3a, expires in 50m00s"
+    for width in (80, 120):
+        assert all(len(line) <= width for line in rendered(loop_detail(lp, scenario_snapshot(), NOW), width))

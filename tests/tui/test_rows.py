@@ -69,3 +69,35 @@ def test_every_table_keys_its_rows_uniquely_even_with_several_reasons_about_one_
         assert len(keys) == len(set(keys)), tab
     # and each Overview key names its own reason, the repeated one included
     assert [reason_for(snap, key) for key, _cells in reason_rows(snap, NOW)] == snap.tray.reasons
+
+
+async def test_advanced_does_not_borrow_the_degraded_glyph_at_80_or_120_columns(tmp_path):
+    """`▲` was both degraded (the tray) and advanced (a run), the good news drawn as the bad."""
+    from console.tui.format import LIVENESS_BADGES
+    from console.tui.palette import GLYPHS
+    from tests.tui.conftest import scenario_app, screen_text, wait_snapshot
+
+    assert LIVENESS_BADGES["advanced"].split()[0] not in set(GLYPHS.values())
+    for size in ((80, 24), (120, 40)):
+        app, _source = scenario_app(tmp_path)
+        async with app.run_test(size=size) as pilot:
+            await wait_snapshot(pilot, app)
+            await pilot.press("4")
+            await pilot.pause()
+            text = screen_text(app)
+            assert "» advanced" in text and "▲ advanced" not in text, size
+
+
+async def test_the_events_tab_names_runs_by_short_id_so_the_reason_fits_at_80_and_120(tmp_path):
+    from console.tui.format import short_id
+    from tests.tui.conftest import scenario_app, screen_text, wait_snapshot
+
+    for size in ((80, 24), (120, 40)):
+        app, _source = scenario_app(tmp_path)
+        async with app.run_test(size=size) as pilot:
+            await wait_snapshot(pilot, app)
+            await pilot.press("6")
+            await pilot.pause()
+            table = screen_text(app).split("────")[0]  # the table, above the detail pane
+        assert f"run:{short_id(run_id(6))}" in table and run_id(6) not in table, size
+        assert "timed_out: timeout" in table, size  # the reason column has room to say it

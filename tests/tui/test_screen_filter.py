@@ -36,3 +36,21 @@ async def test_host_text_with_escape_sequences_is_shown_as_pictures_in_cells_det
     assert "web: ␛]2;PWNED␛\\gone" in sidecar_screen  # the toast
     assert "handoff ␛]2;PWNED␛\\text␛[2J␛[H" in run_screen  # the handoff's markdown
     assert not any(ch in screen for screen in (sidecar_screen, run_screen) for ch in "\x1b")
+
+
+async def test_a_reason_with_escapes_and_a_bell_keeps_to_its_column_at_80_and_120(tmp_path):
+    """Rich measured ESC as 0 cells and dropped BEL; drawn as ␛ and ␇ the row ran over (`…bell (gave ut`)."""
+    for size in ((80, 24), (120, 40)):
+        app, source = scenario_app(tmp_path)
+        snap = source.snapshot
+        monitor = next(s for s in snap.sidecars if s.name == "agent-monitor")
+        hostile = replace(monitor, reason_text="\x1b[31mred\x1b[0m \x07bell (gave up after 6 failed starts)")
+        source.snapshot = replace(snap, sidecars=[hostile if s.name == "agent-monitor" else s for s in snap.sidecars])
+        async with app.run_test(size=size) as pilot:
+            await wait_snapshot(pilot, app)
+            await select(pilot, app, "2", "sidecar:agent-monitor")
+            await pilot.pause()
+            text = screen_text(app)
+        rows = text.splitlines()
+        assert all(len(row) <= size[0] for row in rows), size
+        assert "␛[31mred␛[0m ␇bell" in text, size  # the bell is shown, not dropped

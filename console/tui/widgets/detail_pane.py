@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from rich.console import Group
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from console.readmodel.snapshot import Snapshot
-from console.tui.detail import detail_for
+from console.readmodel.snapshot import EventView, Snapshot
+from console.tui.detail import detail_for, history
 from console.tui.rows import SELECT_HINT
 
 
@@ -20,5 +22,10 @@ class DetailPane(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(id="detail-body")
 
-    def show(self, snap: Snapshot | None, key: str | None, now: float, empty: str = SELECT_HINT) -> None:
-        self.query_one("#detail-body", Static).update(detail_for(snap, key, now, empty))
+    def show(self, snap: Snapshot | None, key: str | None, now: float, empty: str = SELECT_HINT,
+             events: list[EventView] | None = None) -> None:
+        """`events`: the selected thing's own last transitions, when they have been read."""
+        body = detail_for(snap, key, now, empty)
+        if events is not None:
+            body = Group(body, Text(""), Text("last transitions", style="bold"), history(events, now))
+        self.query_one("#detail-body", Static).update(body)

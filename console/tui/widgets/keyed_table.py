@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
+from console.core.printable import printable
 from console.tui.rows import Cell, Row
 
 
@@ -192,7 +193,13 @@ def _plain(cell: object) -> str:
 
 
 def _shown(cell: Cell) -> Text:
-    return cell if isinstance(cell, Text) else Text(cell)
+    """Control characters as their pictures before Rich measures the cell: Rich counts an ESC as no
+    cell and drops a BEL, while the screen filter draws each as one cell, so a row with escapes ran
+    past its column (`…bell (gave ut`)."""
+    if isinstance(cell, Text):
+        return cell if printable(cell.plain, lines=False) == cell.plain else \
+            Text(printable(cell.plain, lines=False), style=cell.style)
+    return Text(printable(cell, lines=False))
 
 
 class _FirstCell(Text):
