@@ -190,7 +190,15 @@ class SshStream:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         self.writer = proc.stdin
         self.reader = proc.stdout
-        self._stderr = proc.stderr
+        self._said = bytearray()  # ssh's (and the far side's) stderr, its last STDERR_CAP bytes
+        # Drained as it comes: a pipe left full would stop ssh, and with it the watch, mid-session.
+        self._drain = asyncio.ensure_future(self._keep_stderr(proc.stderr))
+
+    async def _keep_stderr(self, stderr: asyncio.StreamReader) -> None:
+        with contextlib.suppress(ConnectionError, ValueError):
+            while chunk := await stderr.read(1 << 16):
+                self._said += chunk
+                del self._said[:-STDERR_CAP]
 
     async def send(self, message: dict[str, Any]) -> None:
         self.writer.write(encode_line(message))
@@ -216,11 +224,10 @@ class SshStream:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self.proc.wait()
-        err = b""
-        with contextlib.suppress(TimeoutError, ValueError, ConnectionError):
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(0.5):
-                err = await self._stderr.read(STDERR_CAP)
-        return dial_failure(self.dialer.name, self.dialer.target, self.proc.returncode, err)
+                await self._drain  # the last words, once ssh has closed its stderr
+        return dial_failure(self.dialer.name, self.dialer.target, self.proc.returncode, bytes(self._said))
 
     async def close(self, grace: float = 2.0) -> None:
         """EOF first (dial-stdio half-closes the engine socket, the engine hangs up, ssh exits), then
@@ -234,7 +241,8 @@ class SshStream:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace):
                     await self.proc.wait()
-                    return
+                    break
+        self._drain.cancel()
 
 
 class LocalStream:

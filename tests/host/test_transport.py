@@ -110,3 +110,22 @@ def test_an_answer_without_end_is_capped_and_a_silent_far_side_times_out(tmp_pat
     with pytest.raises(OwnerUnavailable) as long_line:
         flood.request("snapshot", timeout=10)
     assert long_line.value.message == "ssh edge-1: " + "x" * 300  # one line, of a readable length
+
+
+async def test_a_stream_keeps_flowing_while_the_far_side_floods_stderr(tmp_path):
+    """ssh's stderr is drained as it comes: a pipe left full stops ssh, and the watch with it."""
+    import asyncio
+
+    from console.host.transport import SshDialer
+
+    far = hostile(tmp_path, "head -c 1000000 /dev/zero | tr '\\0' x >&2; echo >&2; read request; "
+                            "echo '{\"id\": 1, \"ok\": true}'; echo 'ssh: bye' >&2; exit 255")
+    stream = await SshDialer("edge-1", SshTarget(host="edge-1"), far).open()
+    try:
+        async with asyncio.timeout(10):
+            await stream.send({"id": 1, "op": "watch"})
+            assert await stream.read() == {"id": 1, "ok": True}
+            assert await stream.read() is None
+            assert (await stream.failure()).message == "ssh edge-1: ssh: bye"
+    finally:
+        await stream.close()
