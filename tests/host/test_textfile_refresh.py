@@ -29,9 +29,11 @@ async def test_an_idle_engine_still_rewrites_its_textfile_every_minute(tmp_path)
                     clock=clock, pid=4242)
     await engine.start()
     target = tmp_path / "loopctl.prom"
+    others = clock.pending_sleepers
     exporter = asyncio.create_task(_export(engine, target, clock))
     try:
-        await until(target.exists)
+        # written, and its minute started on the clock (the deadline is set when it goes to sleep)
+        await until(lambda: target.exists() and clock.pending_sleepers > others)
         old = 1_000_000_000
         os.utime(target, (old, old))  # as if written long ago: any rewrite moves it
         await clock.advance_and_settle(TEXTFILE_REFRESH - 1, turns=20)

@@ -20,7 +20,7 @@ KEYS = [
     ("t", "retry: a failed sidecar, an escalated loop, or a finished run"),
     ("c", "cancel the selected queued or running run: its whole process group ends (asks first)"),
     ("/", "filter the rows of this tab; esc clears it"),
-    ("esc", "dismiss the toasts; with none showing, clear the filter"),
+    ("esc", "dismiss the toasts, else clear the filter, else (opened from the fleet) back to it"),
     ("ctrl+p", "command palette: the same actions, and the tabs, by name"),
     ("d", "on a host with nothing configured: close, and open the demo host (`loopctl demo`)"),
     ("?", "this help"),
