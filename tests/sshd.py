@@ -46,7 +46,9 @@ def _keygen(path: Path) -> None:
                    stdin=subprocess.DEVNULL)
 
 
-def start_sshd(root: Path, port: int) -> Sshd:
+def start_sshd(root: Path, port: int, client_options: tuple[str, ...] = (), far_bin: Path | None = None) -> Sshd:
+    """`client_options`: more ssh_config lines for the hosts (the benchmark's key-exchange choice);
+    `far_bin`: the directory whose `loopctl` the far side runs (default: this interpreter's venv)."""
     root.mkdir(parents=True, exist_ok=True)
     _keygen(root / "host_key")
     _keygen(root / "id_ed25519")
@@ -55,7 +57,7 @@ def start_sshd(root: Path, port: int) -> Sshd:
     host_pub = (root / "host_key.pub").read_text().split()
     (root / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
     (root / "empty_known_hosts").write_text("")
-    venv_bin = Path(sys.executable).parent
+    venv_bin = far_bin or Path(sys.executable).parent
     # SHLVL=1: bash reads ~/.bashrc for an ssh command only at SHLVL < 2, so the far side's PATH is the one
     # set here (this checkout's venv first), not what the machine's rc puts before it (pyenv's shims for
     # root here, at 0.2 s of CPU per session). A host in the field has its own rc; the tests are about
@@ -91,7 +93,7 @@ Host fleet-* stranger
   UserKnownHostsFile {root / 'known_hosts'}
   StrictHostKeyChecking yes
   LogLevel ERROR
-""")
+""" + "".join(f"  {line}\n" for line in client_options))
     if os.geteuid() == 0:  # sshd insists on its privilege-separation directory
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stdin=subprocess.DEVNULL,

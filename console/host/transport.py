@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import selectors
 import shlex
 import signal
 import subprocess
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +31,7 @@ from console.host.protocol import MAX_RESPONSE_BYTES, ProtocolError, decode_line
 SSH_TIMEOUT = 20.0  # connect (ConnectTimeout below) plus the engine's answer
 CONNECT_TIMEOUT = 10
 STDERR_CAP = 1 << 16
+SAID_CAP = 300  # of the far side's last line, in a one-line error
 EXIT_SSH = 255  # ssh's own failure: its message is on stderr
 NOT_FOUND = (126, 127)  # the far side's shell could not run the command
 
@@ -100,7 +103,7 @@ def ssh_argv(target: SshTarget, ssh: list[str]) -> list[str]:
 def dial_failure(name: str, target: SshTarget, returncode: int | None, stderr: bytes) -> LoopctlError:
     """Why a session ended without an answer, from ssh's exit code and what it (or the far side) said."""
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    said = lines[-1] if lines else ""
+    said = lines[-1][:SAID_CAP] if lines else ""
     if returncode == EXIT_SSH:
         return OwnerUnavailable(f"ssh {name}: {said or 'ssh failed (exit 255)'}")
     if returncode in NOT_FOUND:
@@ -143,17 +146,18 @@ class SshDialer:
         proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
         try:
-            out, err = proc.communicate(encode_line({"id": 1, "op": op, **fields}), timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _end(proc.pid)
-            proc.communicate()
+            line, err = _first_line(proc, encode_line({"id": 1, "op": op, **fields}), timeout)
+        except TimeoutError:
             raise OwnerUnavailable(f"ssh {self.name}: no answer within {timeout:g} s") from None
-        except BaseException:
-            _end(proc.pid)
-            proc.wait()
-            raise
-        line, _, _rest = out.partition(b"\n")
-        if not line:
+        except OwnerUnavailable as exc:
+            raise OwnerUnavailable(f"ssh {self.name}: {exc.message}") from None
+        finally:
+            try:  # stdin is closed: the session ends by itself once the far side has answered
+                proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                _end(proc.pid)
+                proc.wait()
+        if line is None:
             raise dial_failure(self.name, self.target, proc.returncode, err)
         answer = self._decode(line)
         refused = refusal(self.name, answer)
@@ -186,7 +190,15 @@ class SshStream:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         self.writer = proc.stdin
         self.reader = proc.stdout
-        self._stderr = proc.stderr
+        self._said = bytearray()  # ssh's (and the far side's) stderr, its last STDERR_CAP bytes
+        # Drained as it comes: a pipe left full would stop ssh, and with it the watch, mid-session.
+        self._drain = asyncio.ensure_future(self._keep_stderr(proc.stderr))
+
+    async def _keep_stderr(self, stderr: asyncio.StreamReader) -> None:
+        with contextlib.suppress(ConnectionError, ValueError):
+            while chunk := await stderr.read(1 << 16):
+                self._said += chunk
+                del self._said[:-STDERR_CAP]
 
     async def send(self, message: dict[str, Any]) -> None:
         self.writer.write(encode_line(message))
@@ -212,11 +224,10 @@ class SshStream:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await self.proc.wait()
-        err = b""
-        with contextlib.suppress(TimeoutError, ValueError, ConnectionError):
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(0.5):
-                err = await self._stderr.read(STDERR_CAP)
-        return dial_failure(self.dialer.name, self.dialer.target, self.proc.returncode, err)
+                await self._drain  # the last words, once ssh has closed its stderr
+        return dial_failure(self.dialer.name, self.dialer.target, self.proc.returncode, bytes(self._said))
 
     async def close(self, grace: float = 2.0) -> None:
         """EOF first (dial-stdio half-closes the engine socket, the engine hangs up, ssh exits), then
@@ -230,7 +241,8 @@ class SshStream:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(grace):
                     await self.proc.wait()
-                    return
+                    break
+        self._drain.cancel()
 
 
 class LocalStream:
@@ -302,6 +314,46 @@ class Dialer(Protocol):
 def backoff(attempt: int) -> float:
     """Seconds before reconnect number `attempt` (0-based): 1 s doubling to 30 s."""
     return float(min(30, 2 ** min(attempt, 5)))
+
+
+def _first_line(proc: subprocess.Popen[bytes], message: bytes, timeout: float) -> tuple[bytes | None, bytes]:
+    """Send `message`, close stdin, and read the first answer line (None if stdout ended first) under
+    MAX_RESPONSE_BYTES and `timeout`, with ssh's stderr (its last STDERR_CAP bytes) read alongside so
+    it can never block ssh; once the answer is in, the rest of the session is not waited for."""
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    with contextlib.suppress(BrokenPipeError):  # ssh gone already: its stderr says why
+        proc.stdin.write(message)
+    with contextlib.suppress(BrokenPipeError):
+        proc.stdin.close()
+    deadline = time.monotonic() + timeout
+    out, err = bytearray(), bytearray()
+    open_fds = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
+    with selectors.DefaultSelector() as selector:
+        for fd in open_fds:
+            selector.register(fd, selectors.EVENT_READ)
+        while open_fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            for key, _ in selector.select(left):
+                chunk = os.read(key.fd, 1 << 16)
+                if not chunk:
+                    selector.unregister(key.fd)
+                    del open_fds[key.fd]
+                    continue
+                buffer = open_fds[key.fd]
+                if buffer is err:
+                    err += chunk
+                    del err[:-STDERR_CAP]
+                    continue
+                newline = chunk.find(b"\n")  # only the new bytes are searched: no rescans of the answer
+                if newline >= 0:
+                    return bytes(out) + chunk[:newline], bytes(err)
+                out += chunk
+                if len(out) > MAX_RESPONSE_BYTES:
+                    raise OwnerUnavailable(f"the far side's answer exceeded {MAX_RESPONSE_BYTES} bytes")
+    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    return (bytes(out) or None), bytes(err)
 
 
 def _end(pid: int, sig: int = signal.SIGKILL) -> None:

@@ -30,8 +30,15 @@ async def test_an_idle_engine_still_rewrites_its_textfile_every_minute(tmp_path)
     await engine.start()
     target = tmp_path / "loopctl.prom"
     exporter = asyncio.create_task(_export(engine, target, clock))
+
+    def minute_started() -> bool:  # the exporter asleep on the clock: a sleeper due a minute from now
+        due = clock.monotonic() + TEXTFILE_REFRESH
+        return any(at == due and not fut.done() for at, _seq, fut in clock._sleepers)
+
     try:
-        await until(target.exists)
+        # written, and its minute started on the clock (the deadline is set when it goes to sleep; the
+        # engine's own timers are not it)
+        await until(lambda: target.exists() and minute_started())
         old = 1_000_000_000
         os.utime(target, (old, old))  # as if written long ago: any rewrite moves it
         await clock.advance_and_settle(TEXTFILE_REFRESH - 1, turns=20)

@@ -72,3 +72,60 @@ def test_a_session_that_ended_without_an_answer_says_why():
 
 def test_reconnects_back_off_from_1_s_doubling_to_30_s():
     assert [backoff(n) for n in range(8)] == [1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def hostile(tmp_path, body: str) -> list[str]:
+    """An `ssh` (as LOOPCTL_SSH names one) whose far side misbehaves: the attacks a far host can make."""
+    script = tmp_path / "far"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return [str(script)]
+
+
+def test_an_answer_without_end_is_capped_and_a_silent_far_side_times_out(tmp_path):
+    import time
+
+    from console.core.errors import OwnerUnavailable
+    from console.host.protocol import MAX_RESPONSE_BYTES
+    from console.host.transport import SshDialer
+
+    endless = SshDialer("edge-1", SshTarget(host="edge-1"),
+                        hostile(tmp_path, f"head -c {MAX_RESPONSE_BYTES + (8 << 20)} /dev/zero"))
+    with pytest.raises(OwnerUnavailable) as capped:
+        endless.request("snapshot")
+    assert capped.value.message == f"ssh edge-1: the far side's answer exceeded {MAX_RESPONSE_BYTES} bytes"
+    silent = SshDialer("edge-1", SshTarget(host="edge-1"), hostile(tmp_path, "exec sleep 60"))
+    start = time.monotonic()
+    with pytest.raises(OwnerUnavailable) as hung:
+        silent.request("snapshot", timeout=0.5)
+    assert hung.value.message == "ssh edge-1: no answer within 0.5 s" and time.monotonic() - start < 5
+    loud = SshDialer("edge-1", SshTarget(host="edge-1"),
+                     hostile(tmp_path, "head -c 1000000 /dev/zero | tr '\\0' x >&2; echo >&2; "
+                                       "echo 'ssh: it broke' >&2; exit 255"))
+    with pytest.raises(OwnerUnavailable) as said:  # a flood on stderr never blocks the session
+        loud.request("snapshot", timeout=10)
+    assert said.value.message == "ssh edge-1: ssh: it broke"
+    flood = SshDialer("edge-1", SshTarget(host="edge-1"),
+                      hostile(tmp_path, "head -c 100000 /dev/zero | tr '\\0' x >&2; exit 255"))
+    with pytest.raises(OwnerUnavailable) as long_line:
+        flood.request("snapshot", timeout=10)
+    assert long_line.value.message == "ssh edge-1: " + "x" * 300  # one line, of a readable length
+
+
+async def test_a_stream_keeps_flowing_while_the_far_side_floods_stderr(tmp_path):
+    """ssh's stderr is drained as it comes: a pipe left full stops ssh, and the watch with it."""
+    import asyncio
+
+    from console.host.transport import SshDialer
+
+    far = hostile(tmp_path, "head -c 1000000 /dev/zero | tr '\\0' x >&2; echo >&2; read request; "
+                            "echo '{\"id\": 1, \"ok\": true}'; echo 'ssh: bye' >&2; exit 255")
+    stream = await SshDialer("edge-1", SshTarget(host="edge-1"), far).open()
+    try:
+        async with asyncio.timeout(10):
+            await stream.send({"id": 1, "op": "watch"})
+            assert await stream.read() == {"id": 1, "ok": True}
+            assert await stream.read() is None
+            assert (await stream.failure()).message == "ssh edge-1: ssh: bye"
+    finally:
+        await stream.close()

@@ -30,7 +30,7 @@ KEYS = [
     ("l", "the selected sidecar's log or run's output, full screen: f follow, / search, n N, g G, w wrap, "
           "esc back"),
     ("/", "filter the rows of this tab; esc clears it"),
-    ("esc", "dismiss the toasts; with none showing, clear the filter"),
+    ("esc", "dismiss the toasts, else clear the filter, else (opened from the fleet) back to it"),
     ("ctrl+p", "command palette: the same actions, and the tabs, by name"),
     ("d", "on a host with nothing configured: close, and open the demo host (`loopctl demo`)"),
     ("?", "this help"),
