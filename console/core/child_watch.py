@@ -32,18 +32,12 @@ def wait_for_children_by_pidfd() -> bool:
     loop = asyncio.get_running_loop()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        current = asyncio.get_event_loop_policy().get_child_watcher()
+        if isinstance(current, asyncio.PidfdChildWatcher):
+            # Already in use: replacing it would close the pidfds of children it still waits for. A new
+            # loop in the main thread (asyncio.run) attaches it again by itself.
+            return True
         watcher = asyncio.PidfdChildWatcher()
         watcher.attach_loop(loop)
         asyncio.set_child_watcher(watcher)
     return True
-
-
-def back_to_the_default_watcher() -> None:
-    """After the engine's loop: a later loop in the same process (a demo, a stop after a console)
-    gets asyncio's own watcher again rather than one bound to a closed loop."""
-    if sys.version_info >= (3, 12):
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        if isinstance(asyncio.get_event_loop_policy().get_child_watcher(), asyncio.PidfdChildWatcher):
-            asyncio.set_child_watcher(None)  # type: ignore[arg-type]  # None: asyncio makes its default again

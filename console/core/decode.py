@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
+import reprlib
 import types
 import typing
 from typing import Any, TypeVar, Union
@@ -61,9 +62,11 @@ def decode_json(cls: type[T], raw: bytes | str, *, path: str = "") -> T:
             data = msgspec.json.decode(raw)
             raise _worded(cls, data, str(exc), path) from None
     except msgspec.DecodeError as exc:
-        raise DecodeError(path, "JSON", f"malformed: {exc}") from None
+        raise DecodeError(path, "JSON", str(exc)) from None
     except RecursionError:  # `[[[[...` thousands deep, where a value of any shape is allowed
         raise DecodeError(path, "JSON", "nested too deeply") from None
+    except UnicodeEncodeError:  # a str holding a lone surrogate: no UTF-8 spells it
+        raise DecodeError(path, "JSON", "text that is not valid Unicode") from None
 
 
 def encode_json(value: object) -> bytes:
@@ -96,7 +99,8 @@ def _worded(cls: type, data: object, text: str, prefix: str) -> DecodeError:
         # A record's own check (FieldProblem): msgspec says where the record is, the message says which field.
         segments.append(problem["name"])
         return DecodeError(_join(prefix, segments), problem["expected"], _value_at(data, segments))
-    expected = _describe(_type_at(cls, segments)) if message.startswith(("Expected", "Invalid")) else message
+    msgspec_said = message.startswith(("Expected", "Invalid", "Number out of range"))  # its own phrasing
+    expected = _describe(_type_at(cls, segments)) if msgspec_said else message
     return DecodeError(_join(prefix, segments), expected, _value_at(data, segments))
 
 
@@ -201,8 +205,16 @@ def _describe(tp: Any, plural: bool = False) -> str:
     return "values" if plural else "a value"
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 60, 60
+
+
 def _show(value: object) -> str:
-    text = repr(value)
+    """The value that was there, short and never raising (a hostile one may nest thousands deep)."""
+    try:
+        text = _REPR.repr(value)
+    except RecursionError:
+        text = f"a {type(value).__name__} nested too deeply"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

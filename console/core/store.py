@@ -309,13 +309,14 @@ class Store:
             conn.executemany("DELETE FROM runs WHERE id = ? AND status NOT IN ('queued', 'running')",
                              [(run_id,) for run_id in run_ids])
 
-    def prune_events(self, keep: int) -> int:
-        """Keep the newest `keep` events; return how many older ones were removed."""
+    def prune_events(self, keep: int, at_most: int = 5000) -> int:
+        """Remove up to `at_most` of the oldest events beyond the newest `keep`; return how many went."""
         rows = self.rows("SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET ?", (keep,))
         if not rows:
             return 0
         with self._write() as conn:
-            return conn.execute("DELETE FROM events WHERE id <= ?", (rows[0][0],)).rowcount
+            return conn.execute("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= ? ORDER BY id "
+                                "LIMIT ?)", (rows[0][0], at_most)).rowcount
 
     def thing(self, kind: str, name: str) -> ThingRecord | None:
         row = self._conn.execute(

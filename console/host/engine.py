@@ -19,7 +19,7 @@ from console import __version__
 from console.core import descriptors
 from console.core.actions import ActionRegistry
 from console.core.changes import ChangeFeed
-from console.core.child_watch import back_to_the_default_watcher, wait_for_children_by_pidfd
+from console.core.child_watch import wait_for_children_by_pidfd
 from console.core.clock import Clock
 from console.core.config import HostConfig, LoadedConfig
 from console.core.crashpoints import CrashPoints
@@ -42,7 +42,7 @@ from console.readmodel.snapshot import (
     host_view,
     things_view,
 )
-from console.readmodel.tray import descriptor_reasons, reload_refused_reason, task_reasons
+from console.readmodel.tray import Reason, descriptor_reasons, reload_refused_reason, task_reasons
 from console.remote.plugin_error import PluginError
 from console.remote.plugins import Plugins, is_installed, missing_programs, resolve
 from console.runs.retention import PERIOD_SECONDS as RETENTION_PERIOD
@@ -56,7 +56,6 @@ if TYPE_CHECKING:
     from console.core.transitions import Transition
     from console.remote.apply import RemoteConfig
 
-TYPED_KINDS = ("sidecar", "loop")  # things the snapshot carries as SidecarView and LoopView
 log = logging.getLogger("loopctl.engine")
 
 
@@ -74,6 +73,7 @@ class Engine:
         self.actions = ActionRegistry()
         self._cached: tuple[int, Snapshot] | None = None
         self._encoded: tuple[Snapshot, msgspec.Raw] | None = None
+        self._pressured: tuple[Snapshot, tuple[Reason, ...], Snapshot] | None = None
         store.bus.subscribe(lambda _t: self.changes.bump())
         self.reload_exit = False  # the daemon sets it: a change of code exits 75 instead of restarting in process
         self.reload_refused: str | None = None  # why the last SIGHUP kept the running config, until one applies
@@ -178,13 +178,18 @@ class Engine:
                 log.exception("engine stop: stopping the %s failed; stopping the rest", what)
         self.store.transition(ENGINE_KIND, ENGINE_NAME, "stopped", f"engine stopped (pid {self.pid})",
                               {"pid": self.pid})
-        back_to_the_default_watcher()
 
     def snapshot(self) -> Snapshot:
         snap = self._snapshot()
         held, limit = descriptors.usage()  # not cached: it changes without a transition
-        return snap.with_reasons(*descriptor_reasons(held, limit)) if descriptors.under_pressure(held, limit) \
-            else snap
+        if not descriptors.under_pressure(held, limit):
+            return snap
+        # Under pressure (a flood of clients) is when one encode per version matters most: the same
+        # reasons on the same version give the same snapshot object, so snapshot_json's cache holds.
+        reasons = tuple(descriptor_reasons(held, limit))
+        if self._pressured is None or self._pressured[0] is not snap or self._pressured[1] != reasons:
+            self._pressured = (snap, reasons, snap.with_reasons(*reasons))
+        return self._pressured[2]
 
     def _snapshot(self) -> Snapshot:
         version = self.changes.version
@@ -201,8 +206,7 @@ class Engine:
             host=host_view(self.paths, replace(self.loaded, config=self.config)),
             engine=EngineView(running=True, source="owner", pid=self.pid, started_at=self.started_at,
                               version=__version__, read_only=self.read_only),
-            # sidecars and loops are in their typed sections: never twice (a sidecar's stored detail is ~1.5 KB)
-            things=[t for t in things_view(self.store.things()) if t.kind not in TYPED_KINDS],
+            things=things_view(self.store.things()),  # compose leaves out what its typed sections carry
             events=events_view(self.store.recent_events(SNAPSHOT_EVENTS)),
             sidecars=self.supervisor.views(),
             loops=loops,

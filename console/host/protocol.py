@@ -105,6 +105,8 @@ def decode_line(line: bytes) -> dict[str, Any]:
         obj = msgspec.json.decode(line)
     except msgspec.DecodeError as exc:
         raise ProtocolError("bad_request", f"not a JSON line: {exc}") from None
+    except RecursionError:  # `[[[[...`: a frame under the size cap can still nest past any use
+        raise ProtocolError("bad_request", "not a JSON line: nested too deeply") from None
     if not isinstance(obj, dict):
         raise ProtocolError("bad_request", "a request must be a JSON object")
     return obj

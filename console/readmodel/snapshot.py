@@ -135,6 +135,7 @@ class Snapshot(View, frozen=True):
 
 
 ENGINE_KIND = "engine"
+TYPED_KINDS = ("sidecar", "loop")  # things a snapshot carries as SidecarView and LoopView
 ENGINE_NAME = "main"
 SNAPSHOT_EVENTS = 50
 
@@ -202,6 +203,8 @@ def compose(*, now: float, host: HostView, engine: EngineView, things: list[Thin
     if engine.running:  # with no engine, sidecar states are history: the tray says the engine is down
         reasons += sidecar_reasons(sidecars) + loop_reasons(loops, runs) + control_plane_reasons(control_plane)
         reasons += remote_config_reasons(remote_config) + plugin_reasons(plugins)
+    # sidecars and loops are in their typed sections: never twice, whether an owner or the disk told them
+    things = [t for t in things if t.kind not in TYPED_KINDS]
     return Snapshot(schema=SNAPSHOT_SCHEMA, generated_at=now, host=host, engine=engine,
                     tray=roll_up(reasons), things=things, events=events, sidecars=sidecars, loops=loops, runs=runs,
                     control_plane=control_plane, remote_config=remote_config, plugins=plugins)

@@ -2,9 +2,11 @@
 
 A run is kept while it is among its loop's newest `keep_runs_per_loop`, while it is younger than
 `keep_runs_days`, or while it is unfinished; any other run is pruned: its ledger row, then its
-directory under `<state>/runs/`. The event log keeps its newest `keep_events`. The decision is pure
-(`prunable`); the pass (`prune`) deletes at most `BATCH` runs at a time, so a host that comes back
-to a years-old ledger catches up over a few passes without stalling its event loop.
+directory under `<state>/runs/`; never a run a continuation or a retry still to come needs. The
+event log keeps its newest `keep_events`. The decision is pure (`prunable`); the pass (`prune`) reads
+only the old part of each loop's index and deletes at most `BATCH` runs and a few bounded batches of
+events at a time, so a host that comes back to a years-old ledger catches up over a few passes
+without stalling its event loop.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ import shutil
 from pathlib import Path
 
 from console.core.records import View
+from console.core.run_ids import ulid
 from console.core.store import Store
 
 DAY = 86400.0
 BATCH = 500
+EVENT_BATCH = 5000  # events deleted per statement
+EVENT_BATCHES = 4  # statements per pass: a years-old log catches up over passes
 PERIOD_SECONDS = 60.0  # how often the engine runs a pass
 UNFINISHED = ("queued", "running")
 _RUN_ID = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")  # a ULID: only such a name is ever removed under runs/
@@ -47,13 +52,40 @@ def prunable(run: Candidate, policy: RetentionPolicy, now: float) -> bool:
     return now - ended >= policy.keep_runs_days * DAY
 
 
-def candidates(store: Store, policy: RetentionPolicy, limit: int = BATCH * 4) -> list[Candidate]:
+def loop_ids(store: Store) -> list[str]:
+    """Every loop the ledger has runs of, by a skip over the per-loop index (one probe per loop, not a
+    scan of the ledger): loops gone from the config are pruned too."""
     rows = store.rows(
-        "SELECT id, rank, status, finished_at, queued_at FROM ("
-        " SELECT id, status, finished_at, queued_at,"
-        "  ROW_NUMBER() OVER (PARTITION BY loop_id ORDER BY id DESC) AS rank FROM runs"
-        ") WHERE rank > ? ORDER BY id LIMIT ?", (policy.keep_runs_per_loop, limit))
-    return [Candidate(*row) for row in rows]
+        "WITH RECURSIVE l(id) AS (SELECT MIN(loop_id) FROM runs UNION ALL "
+        "SELECT (SELECT MIN(loop_id) FROM runs WHERE loop_id > l.id) FROM l WHERE l.id IS NOT NULL) "
+        "SELECT id FROM l WHERE id IS NOT NULL")
+    return [str(row[0]) for row in rows]
+
+
+def candidates(store: Store, policy: RetentionPolicy, now: float, limit: int = BATCH) -> list[Candidate]:
+    """Finished runs past their loop's newest `keep_runs_per_loop` finished ones and queued before the age
+    horizon (a run id starts with its queue time, so only that old part of each loop's index is read).
+    Never a run whose chain has a run still to come, nor one an unfinished retry is the retry of."""
+    horizon = ulid(max(0, int((now - policy.keep_runs_days * DAY) * 1000)), 0)
+    found: list[Candidate] = []
+    for loop_id in loop_ids(store):
+        newest = store.rows(
+            "SELECT id FROM runs WHERE loop_id = ? AND status NOT IN ('queued', 'running') "
+            "ORDER BY id DESC LIMIT 1 OFFSET ?", (loop_id, policy.keep_runs_per_loop - 1))
+        if not newest:
+            continue  # no more finished runs than it keeps
+        below = min(str(newest[0][0]), horizon)
+        rows = store.rows(
+            "SELECT id, status, finished_at, queued_at FROM runs WHERE loop_id = ? AND id < ? "
+            "AND status NOT IN ('queued', 'running') "
+            "AND chain_id NOT IN (SELECT chain_id FROM runs WHERE status IN ('queued', 'running')) "
+            "AND id NOT IN (SELECT retry_of_run_id FROM runs WHERE status IN ('queued', 'running') "
+            "AND retry_of_run_id IS NOT NULL) ORDER BY id LIMIT ?", (loop_id, below, limit - len(found)))
+        # rank: past the newest N finished by construction (below the N-th newest)
+        found += [Candidate(row[0], policy.keep_runs_per_loop + 1, row[1], row[2], row[3]) for row in rows]
+        if len(found) >= limit:
+            break
+    return found
 
 
 class PruneResult(View, frozen=True):
@@ -64,10 +96,16 @@ class PruneResult(View, frozen=True):
 
 async def prune(store: Store, runs_root: Path, policy: RetentionPolicy, now: float) -> PruneResult:
     """One pass: rows first (the ledger is the record), then the directories, off the event loop."""
-    doomed = [c.id for c in candidates(store, policy) if prunable(c, policy, now)][:BATCH]
+    doomed = [c.id for c in candidates(store, policy, now) if prunable(c, policy, now)][:BATCH]
     store.delete_runs(doomed)
     gone = await asyncio.to_thread(_remove_directories, runs_root, doomed)
-    events = store.prune_events(policy.keep_events)
+    events = 0
+    for _ in range(EVENT_BATCHES):  # a few bounded deletes, the loop free between them
+        removed = store.prune_events(policy.keep_events, at_most=EVENT_BATCH)
+        events += removed
+        if removed < EVENT_BATCH:
+            break
+        await asyncio.sleep(0)
     return PruneResult(len(doomed), gone, events)
 
 

@@ -84,6 +84,8 @@ def loop_detail(lp: LoopView, snap: Snapshot, now: float) -> RenderableType:
          + (f", run timeout {lp.run_timeout_seconds:g} s" if lp.run_timeout_seconds else ", no run timeout")),
         ("current run", lp.current_run or "-"),
         ("next run", countdown(lp.next_run_at, now) if lp.next_run_at else "-"),
+        ("last run", f"{short_id(lp.last_run_id)} {lp.last_stop_reason or '-'}/{lp.last_liveness or '-'}"
+         + (f", ended {ago(lp.last_finished_at, now)}" if lp.last_finished_at else "") if lp.last_run_id else "-"),
         ("recent runs", ", ".join(f"{short_id(r.id)} {r.status}/{r.liveness or '-'}" for r in runs[:5]) or "-"),
     ]
     return fields(pairs)

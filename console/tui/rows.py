@@ -11,7 +11,7 @@ from rich.text import Text
 
 from console.core.records import View
 from console.core.time_text import duration
-from console.readmodel.snapshot import Snapshot
+from console.readmodel.snapshot import LoopView, Snapshot
 from console.readmodel.tray import Reason
 from console.tui.format import (
     ago,
@@ -78,13 +78,21 @@ def sidecar_rows(snap: Snapshot, now: float) -> list[Row]:
             for s in snap.sidecars]
 
 
+def last_liveness(lp: LoopView, snap: Snapshot) -> str | None:
+    """From the owner's per-loop index; read offline (no index then), from the runs the snapshot has."""
+    if lp.last_run_id is not None:
+        return lp.last_liveness
+    return next((r.liveness for r in snap.runs if r.loop_id == lp.id and r.finished_at is not None), None)
+
+
 def loop_rows(snap: Snapshot, now: float) -> list[Row]:
     rows: list[Row] = []
     for lp in snap.loops:
+        liveness = last_liveness(lp, snap)
         shown = Text.assemble(state(lp.state), (" · paused here", "yellow")) if lp.held_by else state(lp.state)
         rows.append((lp.key, (lp.id, shown, short_id(lp.current_run) if lp.current_run else "-",
                               countdown(lp.next_run_at, now) if lp.next_run_at else "-",
-                              liveness_badge(lp.last_liveness) if lp.last_run_id else "-",
+                              liveness_badge(liveness) if liveness else "-",
                               lp.reason if lp.state != "active" else "-")))
     return rows
 

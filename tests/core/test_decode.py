@@ -101,3 +101,20 @@ def test_json_nested_thousands_deep_is_one_decode_error(raw):
     with pytest.raises(DecodeError) as info:
         decode_json(Item, raw)
     assert info.value.expected in ("JSON", "a table")
+
+
+def test_hostile_values_still_word_one_error():
+    """A number too big for a float, a value nested past repr's depth, a lone surrogate: each is one
+    DecodeError that words itself (a RecursionError or UnicodeEncodeError escaped before)."""
+    with pytest.raises(DecodeError) as info:
+        convert(Item, {"name": "x", "ratio": 10**400})
+    assert str(info.value).startswith("ratio: expected a number, got 1000")
+    deep: object = "x"
+    for _ in range(3000):
+        deep = [deep]
+    with pytest.raises(DecodeError) as info:
+        convert(Item, {"name": deep})
+    assert str(info.value).startswith("name: expected a string, got [[[")
+    with pytest.raises(DecodeError) as info:
+        decode_json(Item, '{"name": "\ud800"}')
+    assert info.value.expected == "JSON"

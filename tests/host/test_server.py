@@ -308,3 +308,20 @@ async def test_request_frames_are_typed_at_the_boundary(served, frame, said):
         assert answer["ok"] and answer["id"] == 1
     else:
         assert answer["ok"] is False and answer["error"] == {"code": "bad_request", "message": said}
+
+
+async def test_under_descriptor_pressure_a_version_is_still_encoded_once(served, monkeypatch):
+    """A flood of clients is when one encode per version matters most (the pressure reason is added to
+    each snapshot: a new object every call made the cache miss every time)."""
+    import console.host.engine as engine_module
+
+    engine, _server, _paths = served
+    monkeypatch.setattr(engine_module.descriptors, "usage", lambda: (1000, 1024))
+    monkeypatch.setattr(engine_module.descriptors, "under_pressure", lambda held, limit: True)
+    encodes: list[int] = []
+    real = engine_module.encode_json
+    monkeypatch.setattr(engine_module, "encode_json", lambda value: encodes.append(1) or real(value))
+    first = engine.snapshot_json()
+    assert all(engine.snapshot_json() == first for _ in range(4))
+    assert len(encodes) == 1
+    assert any(r.code == "descriptors_exhausted" for r in engine.snapshot().tray.reasons)

@@ -87,3 +87,15 @@ def test_a_snapshot_as_of_a_later_time_counts_its_probation_down_from_the_deadli
     assert later.generated_at == 1250.0 and later.remote_config.probation_seconds_left == 50.0
     assert snap.at(2000.0).remote_config.probation_seconds_left == 0.0  # never negative
     assert later.tray == snap.tray and later.sidecars == snap.sidecars
+
+
+def test_a_snapshot_read_from_disk_carries_sidecars_and_loops_once_too():
+    from console.core.things import ThingView
+    from console.readmodel.snapshot import EngineView, HostView, compose
+
+    things = [ThingView("sidecar", "web", "ready", "", 1.0, {"port": 80}), ThingView("loop", "docs", "active", "", 1.0),
+              ThingView("engine", "main", "stopped", "", 1.0)]
+    snap = compose(now=2.0, host=HostView("h", "/s", "/c", True, 2), engine=EngineView(running=False, source="offline"),
+                   things=things, events=[])
+    assert [s.name for s in snap.sidecars] == ["web"] and [lp.id for lp in snap.loops] == ["docs"]
+    assert [t.key for t in snap.things] == ["engine:main"]

@@ -64,11 +64,12 @@ async def test_a_pass_prunes_old_runs_past_the_newest_n_and_their_directories_an
 
     result = await prune(store, runs_root, POLICY, clock.time())
 
-    # newest 3 of docs: the running one and the two recent ones (6 days old now, but among the newest 3)
+    # docs keeps its newest 3 finished runs (the two recent ones, 3 days old now, and the newest old one)
+    # and the one still running, which counts for nothing: a run in progress never pushes out the last result
     kept = {r for r in [*old, *recent, other_loop, running] if get_run(store, r) is not None}
-    assert kept == {*recent, other_loop, running}
-    assert result.runs == 6 and result.directories == 6
-    assert sorted(p.name for p in runs_root.iterdir()) == sorted([*recent, other_loop])
+    assert kept == {old[-1], *recent, other_loop, running}
+    assert result.runs == 5 and result.directories == 5
+    assert sorted(p.name for p in runs_root.iterdir()) == sorted([old[-1], *recent, other_loop])
     assert (outside / "keep.txt").read_text() == "precious\n"  # the link went, never what it pointed at
     assert len(store.recent_events(1000)) == 100 and result.events > 0
     again = await prune(store, runs_root, POLICY, clock.time())
@@ -102,3 +103,23 @@ async def test_the_engine_prunes_by_the_hosts_policy_at_start_and_every_minute(t
     finally:
         await engine.stop()
         store.close()
+
+
+async def test_what_a_continuation_or_a_retry_still_to_come_needs_is_kept(tmp_path: Path):
+    """The source of a queued continuation (its chain) and of a queued retry outlive their horizon."""
+    clock = FakeClock()
+    store = Store.open(tmp_path / "loopctl.db", clock)
+    ids = RunIds()
+    runs_root = tmp_path / "runs"
+    source = _finished_run(store, ids, "docs", runs_root)
+    retried = _finished_run(store, ids, "docs", runs_root)
+    plain = _finished_run(store, ids, "docs", runs_root)
+    clock.advance(30 * DAY)
+    for _ in range(3):
+        _finished_run(store, ids, "docs", runs_root)
+    queue_run(store, ids.new(clock.time()), "docs", "continuation", chain_id=source, continuation_attempt=1)
+    queue_run(store, ids.new(clock.time()), "docs", "retry", retry_of=retried, process_loss_retry_count=1)
+    await prune(store, runs_root, RetentionPolicy(keep_runs_per_loop=1, keep_runs_days=0.0), clock.time())
+    assert get_run(store, source) is not None and get_run(store, retried) is not None
+    assert get_run(store, plain) is None
+    store.close()

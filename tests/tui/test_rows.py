@@ -101,3 +101,16 @@ async def test_the_events_tab_names_runs_by_short_id_so_the_reason_fits_at_80_an
             table = screen_text(app).split("────")[0]  # the table, above the detail pane
         assert f"run:{short_id(run_id(6))}" in table and run_id(6) not in table, size
         assert "timed_out: timeout" in table, size  # the reason column has room to say it
+
+
+def test_a_loops_last_liveness_read_offline_comes_from_the_runs_the_snapshot_has():
+    """Offline there is no per-loop index: the row falls back to the newest finished run it carries."""
+    from console.core.records import replace
+    from console.tui.rows import loop_rows
+    from console.tui.scenario import NOW, scenario_snapshot
+
+    snap = scenario_snapshot()
+    offline = replace(snap, loops=[replace(lp, last_run_id=None, last_liveness=None) for lp in snap.loops])
+    online_cells = {key: cells[4] for key, cells in loop_rows(snap, NOW)}
+    offline_cells = {key: cells[4] for key, cells in loop_rows(offline, NOW)}
+    assert offline_cells == online_cells and any(str(c) != "-" for c in offline_cells.values())
