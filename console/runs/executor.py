@@ -78,6 +78,7 @@ class RunExecutor:
         self.crash = crash
         self.live: dict[str, LiveRun] = {}
         self.starting: set[str] = set()  # recorded as spawning, not yet in `live`: the reaper leaves them be
+        self.closing = ""  # set by the engine's stop: a run whose spawn was in flight is ended at once, for this
 
     async def execute(self, run: RunRecord, loop: LoopConfig, continuation: str | None,
                       on_activity: Callable[[float], None]) -> Observed:
@@ -122,6 +123,8 @@ class RunExecutor:
         live = LiveRun(run.id, proc, proc.pid)
         self.live[run.id] = live
         self.starting.discard(run.id)
+        if self.closing:  # the engine began to stop while this spawn was in flight
+            self.request_cancel(run.id, self.closing)
         self.crash("run_after_spawn")
         seen = identify(proc.pid)
         self.store.transition(RUN_KIND, run.id, "running", f"started pid {proc.pid}", {"loop": loop.id}, columns={

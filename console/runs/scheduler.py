@@ -115,6 +115,8 @@ class LoopRunner:
                 self.wake.clear()
                 await self.wake.wait()
                 continue
+            if self.owner.executor.closing:
+                return  # the engine is stopping: no new run
             adopted = self.owner.detached_of(self.cfg.id)
             if adopted is not None:  # one live run per loop, whoever started it: wait for it to end
                 await asyncio.shield(adopted)
@@ -235,10 +237,11 @@ class Loops:
     async def stop(self) -> None:
         """Cancel what runs under this engine (TERM, grace, KILL), the runs it adopted as its own too,
         then stop scheduling."""
+        self.executor.closing = "engine stopping"  # no new run starts; one whose spawn is in flight is ended
         for run_id in list(self.executor.live):
             self.executor.request_cancel(run_id, "engine stopping")
         await asyncio.gather(*(self._cancel_adopted(run_id, "engine stopping") for run_id in list(self.detached)))
-        for run_id in list(self.executor.live):
+        for run_id in [*self.executor.live, *self.executor.starting]:
             await self._await_finished(run_id, STOP_GRACE + 3.0)
         for task in [*self._tasks, *self.detached.values()]:
             task.cancel()

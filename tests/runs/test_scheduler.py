@@ -458,3 +458,32 @@ async def test_the_reaper_leaves_a_run_this_engine_is_spawning_alone(rig):
     loops.executor.starting.discard(run_id)
     await loops.reap()  # the same row with no spawn in flight: a dead engine's, lost and retried once
     assert get_run(rig.store, run_id).stop_reason == "process_lost" and len(rig.runs()) == 2
+
+
+async def test_a_run_whose_spawn_is_in_flight_when_the_engine_stops_is_ended_with_it(rig):
+    """The stop cancelled the runs it held; one recorded as spawning, its spawn not yet returned, was
+    in none of them: the scheduler's task was cancelled around it and the agent outlived the engine."""
+    import psutil
+
+    loops = rig.loops(rig.loop("hang", interval_seconds=3600))
+    stopping: list[asyncio.Task] = []
+
+    def stop_now(_transition) -> None:  # the engine's stop, arriving while the spawn is awaited
+        if not stopping:
+            stopping.append(asyncio.get_running_loop().create_task(loops.stop()))
+
+    rig.store.bus.subscribe(stop_now, kind=RUN_KIND, from_="queued", to="running")
+    await loops.start()
+    await rig.drive(lambda: bool(stopping) and stopping[0].done(), step=0.5, what="the stop")
+    runs_dir = str(rig.tmp / "runs")
+    alive = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get("LOOPCTL_HANDOFF", "").startswith(runs_dir) \
+                    and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc.pid)
+        except psutil.Error:
+            continue
+    assert alive == [], "a run outlived the engine's stop"
+    [run] = rig.runs()
+    assert (run.status, run.stop_reason, run.error_text) == ("cancelled", "cancelled", "engine stopping")
