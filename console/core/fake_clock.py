@@ -30,6 +30,10 @@ class FakeClock:
         heapq.heappush(self._sleepers, (self._mono + seconds, next(self._seq), fut))
         await fut
 
+    def pending_deadlines(self) -> list[float]:
+        """The monotonic times sleepers still wait for, soonest first: a timer not yet due is one of them."""
+        return sorted(deadline for deadline, _, fut in self._sleepers if not fut.done())
+
     @property
     def pending_sleepers(self) -> int:
         return sum(1 for _, _, fut in self._sleepers if not fut.done())

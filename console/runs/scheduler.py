@@ -55,6 +55,9 @@ class LoopRunner:
         self.wake = asyncio.Event()
         self.current: str | None = None
         self.next_run_at: float | None = None
+        # Set while it waits (held, or in its pause between runs), cleared when it moves on: what says
+        # "nothing starts until woken or due" without watching the clock go by.
+        self.parked = asyncio.Event()
 
     @property
     def state(self) -> str:
@@ -70,7 +73,11 @@ class LoopRunner:
         while True:
             if self.state in HELD or self.owner.paused_locally(self.cfg.id):
                 self.wake.clear()
-                await self.wake.wait()
+                self.parked.set()
+                try:
+                    await self.wake.wait()
+                finally:
+                    self.parked.clear()
                 continue
             if self.owner.executor.closing:
                 return  # the engine is stopping: no new run
@@ -93,9 +100,11 @@ class LoopRunner:
         self.next_run_at = self.owner.clock.time() + seconds
         self.wake.clear()
         woken = asyncio.ensure_future(self.wake.wait())
+        self.parked.set()
         try:
             await sleep_unless(self.owner.clock, seconds, woken)
         finally:
+            self.parked.clear()
             woken.cancel()
             self.next_run_at = None
 

@@ -177,7 +177,8 @@ async def test_paused_holds_the_loop_and_resume_releases_it(rig):
     rig.clock.advance(10)
     import asyncio
 
-    await asyncio.sleep(0.2)
+    async with asyncio.timeout(10):  # the scheduler parks as held: only a wake starts a run from there
+        await loops.runners["docs"].parked.wait()
     assert latest_runs(rig.store, "docs") == []  # paused: no new runs
     admin(rig.plane, "resume", loop_id=rig.remote())
     await beats.beat(loop(), runner_alive=True)
@@ -243,12 +244,17 @@ async def test_a_heartbeat_outcome_never_starts_a_run_early(rig):
         if [r for r in latest_runs(rig.store, "docs") if r.finished_at]:
             break
         await asyncio.sleep(0.02)
+    async with asyncio.timeout(10):
+        await loops.runners["docs"].parked.wait()
+    due = loops.runners["docs"].next_run_at
     admin(rig.plane, "faults", prefix=f"/v1/loops/{rig.remote()}", status=503, times=1)
     await beats.beat(cfg, runner_alive=True)  # -> transient
     await beats.beat(cfg, runner_alive=True)  # -> active again
     assert rig.state() == "active"
-    await asyncio.sleep(0.5)
-    assert len(latest_runs(rig.store, "docs")) == 1, "a heartbeat outcome cut the pause between runs short"
+    # Its pause ends by its due time or by a wake, and nothing woke it: the pause was not cut short.
+    assert not loops.runners["docs"].wake.is_set() and loops.runners["docs"].next_run_at == due, \
+        "a heartbeat outcome cut the pause between runs short"
+    assert len(latest_runs(rig.store, "docs")) == 1
 
 
 async def test_an_escalated_loop_stays_escalated_through_pause_and_resume_until_the_operator_retries(rig):

@@ -106,6 +106,20 @@ async def rig(tmp_path):
     store.close()
 
 
+async def parked(loops: Loops, loop_id: str = "docs") -> None:
+    """Wait until the loop's scheduler waits (held, or in its pause): from there only a wake or its own
+    due time starts a run, so a check made now is not a race against the scheduler."""
+    async with asyncio.timeout(10):
+        await loops.runners[loop_id].parked.wait()
+
+
+async def watch_waits_out_its_last_second(rig: Rig) -> None:
+    """A run's watch, woken by the advance to 1 s before its timeout, has looked and gone back to sleep
+    for exactly that last second: it saw no timeout due (had it fired, it would be ending the group)."""
+    await rig.drive(lambda: rig.clock.monotonic() + 1.0 in rig.clock.pending_deadlines(), step=0.0,
+                    what="the watch asleep until its timeout")
+
+
 def finished(rig: Rig, n: int, loop_id: str = "docs"):
     return lambda: len([r for r in rig.runs(loop_id) if r.finished_at]) >= n
 
@@ -118,8 +132,11 @@ async def test_an_advancing_run_is_recorded_and_the_next_waits_for_the_interval(
     assert (run.status, run.stop_reason, run.liveness) == ("succeeded", "completed", "advanced")
     assert run.exit_code == 0 and run.pid and run.started_at and run.finished_at
     assert run.summary == "did it" and run.last_useful_action_at is not None
+    await parked(loops)
+    due = loops.runners["docs"].next_run_at
     rig.clock.advance(590)
-    await asyncio.sleep(0.2)
+    await parked(loops)  # still in the same pause, its due time ahead: so no run can have started
+    assert loops.runners["docs"].next_run_at == due and due > rig.clock.time()
     assert len(rig.runs()) == 1, "the next run started before the interval"
     await rig.drive(finished(rig, 2), step=1.0, what="second run")
     env = rig.seen[0]
@@ -138,8 +155,9 @@ async def test_a_loop_held_while_it_waits_shows_no_next_run(rig):
     rig.store.transition(LOOP_KIND, "docs", "finalized", "heartbeat unauthorized")
     [view], _runs = loops.views()
     assert view.state == "finalized" and view.next_run_at is None
-    rig.clock.advance(700)
-    await asyncio.sleep(0.2)
+    rig.clock.advance(700)  # past the pause: the scheduler wakes, sees the loop held, and parks for good
+    await rig.drive(lambda: loops.runners["docs"].parked.is_set() and loops.runners["docs"].next_run_at is None,
+                    step=0.0, what="the scheduler parked as held")
     assert len(rig.runs()) == 1  # and indeed nothing starts
 
 
@@ -168,8 +186,8 @@ async def test_a_continuation_chain_stops_at_two_and_escalates_the_loop(rig):
     assert runs[0].id in text and runs[1].id in text
     # escalated: no new runs, however long we wait
     rig.clock.advance(3600)
-    await asyncio.sleep(0.3)
-    assert len(rig.runs()) == 3
+    await parked(loops)  # held: it waits for a wake (the operator's retry), never for the clock
+    assert loops.runners["docs"].next_run_at is None and len(rig.runs()) == 3
     with pytest.raises(ActionError) as unknown:
         await loops.retry(Target("loop", "other"))
     assert unknown.value.code == "unknown_target"
@@ -189,7 +207,7 @@ async def test_a_timeout_ends_the_whole_group_and_says_so(rig):
     await rig.drive(rig.agent_up, step=0.0, what="agent up")
     run = rig.runs()[0]
     rig.clock.advance(29)
-    await asyncio.sleep(0.2)
+    await watch_waits_out_its_last_second(rig)
     assert get_run(rig.store, run.id).status == "running"
     await rig.drive(finished(rig, 1), step=0.5, what="timed out")
     run = get_run(rig.store, run.id)
@@ -316,8 +334,7 @@ async def test_a_pid_reused_by_a_foreign_process_is_never_touched(rig):
     try:
         real = identify(foreign.pid).create_time
         lost = plant_running(rig, "docs", foreign.pid, create_time=real - 100.0)
-        await rig.loops(rig.loop("advance", interval_seconds=3600)).reap()
-        await asyncio.sleep(0.1)
+        await rig.loops(rig.loop("advance", interval_seconds=3600)).reap()  # returns once it has decided
         assert foreign.poll() is None, "a foreign process was signalled"
         assert get_run(rig.store, lost).stop_reason == "process_lost"
     finally:
@@ -379,8 +396,9 @@ async def test_escalation_survives_an_engine_restart(rig):
     second = rig.loops(cfg)
     await second.start()
     rig.clock.advance(3600)
-    await asyncio.sleep(0.3)
-    assert len(rig.runs()) == 3 and rig.loop_state() == "escalated"
+    await parked(second)  # held: it waits for a wake (the operator's retry), never for the clock
+    assert second.runners["docs"].next_run_at is None and len(rig.runs()) == 3
+    assert rig.loop_state() == "escalated"
 
 
 async def test_a_live_process_without_the_run_id_in_its_readable_environment_is_foreign(rig):
@@ -412,7 +430,7 @@ async def test_an_adopted_run_keeps_its_timeout_and_is_ended_through_its_group(r
         await loops.reap()
         assert get_run(rig.store, run_id).error_code == "process_detached"
         rig.clock.advance(29)
-        await asyncio.sleep(0.2)
+        await watch_waits_out_its_last_second(rig)
         assert get_run(rig.store, run_id).status == "running"
         await rig.drive(lambda: get_run(rig.store, run_id).finished_at is not None, step=0.5, what="timed out")
         run = get_run(rig.store, run_id)
