@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from console import __version__
-from console.core.errors import EXIT_BAD_INPUT, EXIT_UNKNOWN, LoopctlError
+from console.core.errors import EXIT_BAD_INPUT, EXIT_UNKNOWN, MONITORING_WORDS, LoopctlError
 from console.core.printable import printable  # what it prints may carry host text (core/printable.py)
 
 if TYPE_CHECKING:
@@ -184,7 +184,8 @@ def fail(exc: LoopctlError, report_format: str, *, once: bool) -> int:
     if report_format == "json":
         import json
 
-        status = "unknown" if exc.exit_code == EXIT_UNKNOWN else "error"
+        # the report's own words: a monitor reads CRITICAL (bad input, exit 2) or UNKNOWN (exit 3) either way
+        status = MONITORING_WORDS.get(exc.exit_code, "UNKNOWN")
         print(json.dumps({"status": status, "exit_code": exc.exit_code,
                           "error": {"code": exc.code, "message": exc.message}}, sort_keys=True))
     elif once and report_format == "nagios":

@@ -87,7 +87,7 @@ def test_failures_are_one_line_each(tmp_path: Path, host: Host, sshd: Sshd):
         assert "Traceback" not in result.stderr
     as_json, act = runs[len(cases):]
     error = json.loads(as_json.stdout)
-    assert error["status"] == "UNKNOWN" and error["exit_code"] == 3 and "no engine owns" in error["error"]
+    assert error["status"] == "UNKNOWN" and error["exit_code"] == 3 and "no engine owns" in error["error"]["message"]
     assert act.returncode == 3 and act.stderr.startswith(cases["stranger"])
     unknown = host.run("--once", "--host", "nowhere", env=env)
     assert unknown.returncode == 2 and "--host 'nowhere': no such host in" in unknown.stderr

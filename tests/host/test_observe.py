@@ -36,7 +36,8 @@ def test_offline_snapshot_reports_how_the_last_engine_ended(tmp_path):
     snap = observe.offline_snapshot(paths, loaded, FakeClock())
     assert snap.engine.last_owner_pid == 77 and snap.engine.last_stop_clean is False
     assert "pid 77 ended without stopping" in snap.tray.reasons[0].text
-    assert {t.key: t.state for t in snap.things} == {"engine:main": "running", "sidecar:web": "failed"}
+    assert {t.key: t.state for t in snap.things} == {"engine:main": "running"}  # sidecars: their own section
+    assert [(s.name, s.state) for s in snap.sidecars] == [("web", "failed")]
 
 
 def test_a_lease_held_without_a_socket_is_unknown_not_down(tmp_path, monkeypatch):
