@@ -121,11 +121,7 @@ class ObservedSource:
             answer = await arequest(self.socket_path, "action", verb=verb, target=target)
         except (OwnerUnavailable, OSError) as exc:
             raise ActionError("owner_unavailable", str(exc)) from None
-        if not answer.get("ok"):
-            err = answer.get("error") or {}
-            raise ActionError(str(err.get("code", "error")), str(err.get("message", "refused")))
-        result: dict[str, Any] = answer.get("result") or {}
-        return result
+        return _result_of(answer)
 
     async def tail(self, target: str, lines: int, follow: bool) -> AsyncIterator[LogChunk]:
         async for answer in atail(self.socket_path, target, lines, follow=follow):
@@ -143,6 +139,15 @@ class ObservedSource:
     async def close(self) -> None:
         if self.early is not None:
             self.early.close()
+
+
+def _result_of(answer: dict[str, Any]) -> dict[str, Any]:
+    """An action's answer: its result, or the engine's refusal raised as the ActionError it names."""
+    if not answer.get("ok"):
+        err = answer.get("error") or {}
+        raise ActionError(str(err.get("code", "error")), str(err.get("message", "refused")))
+    result: dict[str, Any] = answer.get("result") or {}
+    return result
 
 
 def _events_of(answer: dict[str, Any] | None) -> list[EventView]:
@@ -201,11 +206,7 @@ class RemoteSource:
                 await stream.close()
         except (LoopctlError, OSError) as exc:
             raise ActionError("owner_unavailable", str(exc)) from None
-        if not answer.get("ok"):
-            err = answer.get("error") or {}
-            raise ActionError(str(err.get("code", "error")), str(err.get("message", "refused")))
-        result: dict[str, Any] = answer.get("result") or {}
-        return result
+        return _result_of(answer)
 
     async def tail(self, target: str, lines: int, follow: bool) -> AsyncIterator[LogChunk]:
         """The far engine's `tail` op over the same dialer: the log view works over SSH as on the host."""
