@@ -6,6 +6,7 @@ target has no exporter at all."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 from console.fleet.prometheus import PrometheusError, Sample, hosts_from, parse_answer
@@ -96,6 +98,12 @@ def stack(tmp_path: Path):
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        # The killed engine's sidecar runs on, as it would on a real host: end it, by this test's state dir
+        # in its environment (nothing else carries it).
+        for orphan in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if orphan.environ().get("LOOPCTL_HOME") == str(dead.state):
+                    orphan.kill()
 
 
 def test_fleet_from_prometheus_shows_a_live_host_a_stale_one_and_a_failed_scrape(stack, host: Host):
