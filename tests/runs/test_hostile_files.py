@@ -15,22 +15,9 @@ from pathlib import Path
 import pytest
 
 from console.core.config import LoopConfig
-from console.core.fake_clock import FakeClock
 from console.core.files import NotRegular, read_capped, read_tail
-from console.core.store import Store
 from console.runs.handoff import read_handoff
-from tests.conftest import finish_with_clock
 from tests.runs.test_scheduler import Rig, finished
-
-
-@pytest.fixture
-async def rig(tmp_path: Path):
-    clock = FakeClock()
-    r = Rig(tmp_path, clock, Store.open(tmp_path / "loopctl.db", clock))
-    yield r
-    for loops in r.made:
-        await finish_with_clock(r.clock, loops.stop())
-    r.store.close()
 
 
 @contextlib.contextmanager

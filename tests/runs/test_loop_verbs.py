@@ -7,28 +7,16 @@ import asyncio
 import pytest
 
 from console.core.actions import ActionError, Target
-from console.core.fake_clock import FakeClock
 from console.core.processes import group_alive
-from console.core.store import Store
 from console.readmodel.snapshot import EngineView, HostView, compose
 from console.readmodel.tray import Level
 from console.runs.ledger import get_run
 from console.runs.scheduler import LOOP_KIND
 from tests.conftest import finish_with_clock
-from tests.runs.test_scheduler import Rig, finished
+from tests.runs.test_scheduler import finished
 
 DOCS = Target("loop", "docs")
 
-
-@pytest.fixture
-async def rig(tmp_path):
-    clock = FakeClock()
-    store = Store.open(tmp_path / "loopctl.db", clock)
-    made = Rig(tmp_path, clock, store)
-    yield made
-    for loops in made.made:
-        await finish_with_clock(clock, loops.stop())
-    store.close()
 
 
 async def test_pause_ends_the_running_run_with_stop_reason_paused_and_holds_across_engines(rig):

@@ -95,16 +95,6 @@ class Rig:
         return thing.state if thing else None
 
 
-@pytest.fixture
-async def rig(tmp_path):
-    clock = FakeClock()
-    store = Store.open(tmp_path / "loopctl.db", clock)
-    r = Rig(tmp_path, clock, store)
-    yield r
-    for loops in r.made:
-        await finish_with_clock(clock, loops.stop())
-    store.close()
-
 
 async def parked(loops: Loops, loop_id: str = "docs") -> None:
     """Wait until the loop's scheduler waits (held, or in its pause): from there only a wake or its own

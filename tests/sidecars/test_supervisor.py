@@ -21,7 +21,7 @@ from console.core.store import Store
 from console.readmodel.snapshot import EngineView, HostView, compose
 from console.readmodel.tray import Level
 from console.sidecars.supervisor import Supervisor
-from tests.conftest import drive, execed, finish_with_clock, free_port, http_server
+from tests.conftest import drive, execed, free_port, http_server
 
 DEFAULT_STEP = 0.05
 
@@ -54,16 +54,6 @@ class Rig:
     def events(self, name: str) -> list[tuple[str | None, str]]:
         return [(e.previous, e.new) for e in reversed(self.store.recent_events(500)) if e.name == name]
 
-
-@pytest.fixture
-async def rig(tmp_path):
-    clock = FakeClock()
-    store = Store.open(tmp_path / "loopctl.db", clock)
-    r = Rig(tmp_path, clock, store)
-    yield r
-    for sup in r.made:
-        await finish_with_clock(clock, sup.stop())
-    store.close()
 
 
 def state(sup: Supervisor, name: str):

@@ -12,10 +12,8 @@ import pytest
 
 from console.core.actions import ActionError, Target
 from console.core.config import SidecarConfig
-from console.core.fake_clock import FakeClock
 from console.core.holds import Holds
 from console.core.processes import group_alive
-from console.core.store import Store
 from console.readmodel.snapshot import EngineView, HostView, compose
 from console.readmodel.tray import Level
 from console.sidecars.supervisor import Supervisor
@@ -24,16 +22,6 @@ from tests.sidecars.test_supervisor import PY, Rig, state
 
 WEB = Target("sidecar", "web")
 
-
-@pytest.fixture
-async def rig(tmp_path):
-    clock = FakeClock()
-    store = Store.open(tmp_path / "loopctl.db", clock)
-    made = Rig(tmp_path, clock, store)
-    yield made
-    for sup in made.made:
-        await finish_with_clock(clock, sup.stop())
-    store.close()
 
 
 def sleeper() -> SidecarConfig:
