@@ -11,7 +11,7 @@ from rich.text import Text
 
 from console.core.records import View
 from console.core.time_text import duration
-from console.readmodel.snapshot import LoopView, Snapshot
+from console.readmodel.snapshot import Snapshot
 from console.readmodel.tray import Reason
 from console.tui.format import (
     ago,
@@ -78,17 +78,16 @@ def sidecar_rows(snap: Snapshot, now: float) -> list[Row]:
             for s in snap.sidecars]
 
 
-def last_liveness(lp: LoopView, snap: Snapshot) -> str | None:
-    """From the owner's per-loop index; read offline (no index then), from the runs the snapshot has."""
-    if lp.last_run_id is not None:
-        return lp.last_liveness
-    return next((r.liveness for r in snap.runs if r.loop_id == lp.id and r.finished_at is not None), None)
-
-
 def loop_rows(snap: Snapshot, now: float) -> list[Row]:
+    # A loop's last liveness comes from the owner's per-loop index; read offline (no index then), from
+    # the newest finished run the snapshot has (runs are newest first: the first one seen per loop).
+    carried: dict[str, str | None] = {}
+    for r in snap.runs:
+        if r.finished_at is not None:
+            carried.setdefault(r.loop_id, r.liveness)
     rows: list[Row] = []
     for lp in snap.loops:
-        liveness = last_liveness(lp, snap)
+        liveness = lp.last_liveness if lp.last_run_id is not None else carried.get(lp.id)
         shown = Text.assemble(state(lp.state), (" · paused here", "yellow")) if lp.held_by else state(lp.state)
         rows.append((lp.key, (lp.id, shown, short_id(lp.current_run) if lp.current_run else "-",
                               countdown(lp.next_run_at, now) if lp.next_run_at else "-",
