@@ -69,7 +69,8 @@ class SidecarConfig(StrictView, frozen=True):
     checks = {"name": _sidecar_name, "command": _argv, "port": in_range(0, 65535, "a port (0 for none)"),
               "health": _health, "max_restarts": in_range(0, 1000, "a count"),
               "ready_timeout_seconds": in_range(0.1, 86400, "seconds"),
-              "stop_grace_seconds": in_range(0, 3600, "seconds")}
+              "stop_grace_seconds": in_range(0, 3600, "seconds"),
+              "log_max_bytes": in_range(4096, 1 << 30, "bytes (4096 to 1073741824)")}
     name: str
     command: list[str]
     cwd: str = ""
@@ -79,6 +80,7 @@ class SidecarConfig(StrictView, frozen=True):
     max_restarts: int = 5
     ready_timeout_seconds: float = 60.0
     stop_grace_seconds: float = 2.0
+    log_max_bytes: int = 8 * 1024 * 1024  # its log is rotated to `.1` past this (sidecars/logs.py)
     plugin: str = ""  # a declared plugin: the command runs in its install directory (LOOPCTL_PLUGIN_DIR)
 
     @property

@@ -29,6 +29,7 @@ from console.core.holds import Holds
 from console.core.paths import Paths
 from console.core.plurals import counted
 from console.core.records import replace
+from console.core.spawn_gate import SpawnGate
 from console.core.store import Store
 from console.core.tasks import Tasks
 from console.readmodel.snapshot import (
@@ -95,15 +96,18 @@ class Engine:
             self.config = self.remote.boot()  # before any component exists: expiry, orphans, torn slots
             self.remote.restart = self.reconfigure
         self.holds = Holds(paths.state_dir / "holds.json")  # one for both: each write is the whole file
+        self.gate = SpawnGate()  # one for the sidecars and the runs: a few spawns in flight, whoever's
         self.supervisor = Supervisor(self.config.sidecar, directory=paths.state_dir / "sidecars", store=store,
-                                     clock=clock, on_change=self.changes.bump, crash=self.crash, holds=self.holds)
+                                     clock=clock, on_change=self.changes.bump, crash=self.crash, holds=self.holds,
+                                     gate=self.gate, tasks=self.tasks)
         self.actions.register("retry", "sidecar", self.supervisor.retry)
         self.actions.register("reclaim", "sidecar", self.supervisor.reclaim)
         self.actions.register("stop", "sidecar", self.supervisor.stop_one)
         self.actions.register("start", "sidecar", self.supervisor.start_one)
         self.actions.register("restart", "sidecar", self.supervisor.restart_one)
         self.loops = Loops(self.config.loop, store=store, clock=clock, runs_root=paths.state_dir / "runs",
-                           on_change=self.changes.bump, crash=self.crash, tasks=self.tasks, holds=self.holds)
+                           on_change=self.changes.bump, crash=self.crash, tasks=self.tasks, holds=self.holds,
+                           gate=self.gate)
         self.actions.register("cancel", "run", self.loops.cancel)
         self.actions.register("trigger", "loop", self.loops.trigger)
         self.actions.register("pause", "loop", self.loops.pause)

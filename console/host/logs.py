@@ -1,9 +1,10 @@
 """A thing's log, as the `tail` op, `loopctl logs` and the console's log view read it.
 
-`sidecar:NAME`: its previous launch's log (`NAME.log.1`, moved aside when it was launched again)
-and its current one; `run:ID`: the run's output. The history comes first (at most `lines` lines, the
-older file's before the newer's), then, when following, what the files gain. Following a run ends
-once it has finished and its output is read to the end; a sidecar is followed until the reader stops.
+`sidecar:NAME`: its older log (`NAME.log.1`: the last launch's, moved aside at the launch, or what was
+rotated out at its size cap) and its current one; `run:ID`: the run's output. The history comes first
+(at most `lines` lines, the older file's before the newer's), then, when following, what the files
+gain. Following a run ends once it has finished and its output is read to the end; a sidecar is
+followed until the reader stops.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def plan(engine: Engine, target_text: object) -> LogPlan:
         runner = engine.supervisor.runner(target)
         log = runner.logfile
         previous = log.with_name(log.name + ".1")
-        return LogPlan(target, [(previous, f"{previous.name} (previous launch)"), (log, log.name)], lambda: False)
+        return LogPlan(target, [(previous, f"{previous.name} (older)"), (log, log.name)], lambda: False)
     if target.kind == "run":
         run = engine.loops.find_run(target)
         output = run_dir(engine.paths.state_dir / "runs", run.id) / "output.log"

@@ -80,44 +80,42 @@ class RunExecutor:
         self.starting: set[str] = set()  # recorded as spawning, not yet in `live`: the reaper leaves them be
         self.closing = ""  # set by the engine's stop: a run whose spawn was in flight is ended at once, for this
 
-    async def execute(self, run: RunRecord, loop: LoopConfig, continuation: str | None,
-                      on_activity: Callable[[float], None]) -> Observed:
-        directory = run_dir(self.runs_root, run.id)
+    def prepare(self, run_id: str, continuation: str | None) -> Path:
+        """The run's directory and its continuation file (fsynced): blocking file work, so the
+        scheduler runs it on a thread before the run's intent is committed."""
+        directory = run_dir(self.runs_root, run_id)
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        handoff_path = directory / "handoff.json"
-        env = {**os.environ, **loop.env, RUN_ID_VARIABLE: run.id, "LOOPCTL_LOOP_ID": loop.id,
-               "LOOPCTL_HANDOFF": str(handoff_path),
-               "LOOPCTL_CONTINUATION_ATTEMPT": str(run.continuation_attempt)}
-        env.pop("LOOPCTL_CONTINUATION", None)
         if continuation is not None:
-            continuation_path = directory / "continuation.md"
-            atomic_write_text(continuation_path, continuation, mode=0o600)
-            env["LOOPCTL_CONTINUATION"] = str(continuation_path)
-        # Intent before effect: the row is `running` with no pid before the spawn, so an engine killed
-        # between the spawn and the pid's record leaves a row the next boot looks for by its run id
-        # (in the child's environment) instead of a `queued` one it would spawn a second time.
-        self.starting.add(run.id)
-        try:
-            return await self._spawn_and_watch(run, loop, env, directory, on_activity)
-        finally:
-            self.starting.discard(run.id)
-            self.live.pop(run.id, None)
+            atomic_write_text(directory / "continuation.md", continuation, mode=0o600)
+        return directory
 
-    async def _spawn_and_watch(self, run: RunRecord, loop: LoopConfig, env: dict[str, str], directory: Path,
-                               on_activity: Callable[[float], None]) -> Observed:
-        handoff_path = directory / "handoff.json"
-        output_path = directory / "output.log"
-        self.store.transition(RUN_KIND, run.id, "running", "spawning", {"loop": loop.id}, columns={
-            "pid": None, "pgid": None, "create_time": None, "boot_time": boot_time(), "session_token": run.id,
+    def record_intent(self, run_id: str, loop: LoopConfig) -> None:
+        """Intent before effect: the row is `running` with no pid before the spawn, so an engine killed
+        between the spawn and the pid's record leaves a row the next boot looks for by its run id (in
+        the child's environment) instead of a `queued` one it would spawn a second time. The caller
+        commits it in the same transaction as the run's queueing, when the run is a fresh one."""
+        self.starting.add(run_id)
+        self.store.transition(RUN_KIND, run_id, "running", "spawning", {"loop": loop.id}, columns={
+            "pid": None, "pgid": None, "create_time": None, "boot_time": boot_time(), "session_token": run_id,
             "cmdline": json.dumps(loop.command), "started_at": self.clock.time(),
         })
+
+    async def spawn(self, run: RunRecord, loop: LoopConfig, directory: Path) -> LiveRun | Observed:
+        """Launch a run whose intent is recorded: its live handle, or what its failure to start came to."""
+        env = {**os.environ, **loop.env, RUN_ID_VARIABLE: run.id, "LOOPCTL_LOOP_ID": loop.id,
+               "LOOPCTL_HANDOFF": str(directory / "handoff.json"),
+               "LOOPCTL_CONTINUATION_ATTEMPT": str(run.continuation_attempt)}
+        env.pop("LOOPCTL_CONTINUATION", None)
+        if run.continuation_attempt > 0:  # prepare() wrote it
+            env["LOOPCTL_CONTINUATION"] = str(directory / "continuation.md")
         try:
-            with open(output_path, "ab", buffering=0) as out:
+            with open(directory / "output.log", "ab", buffering=0) as out:
                 proc = await asyncio.create_subprocess_exec(
                     *loop.command, cwd=loop.cwd or None, env=env, stdin=asyncio.subprocess.DEVNULL,
                     stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
                 )
         except OSError as exc:
+            self.starting.discard(run.id)
             return Observed(Ending(spawn_failed=True), Handoff(problem="the run never started"), "", None,
                             "spawn_failed", f"cannot start {loop.command[0]!r}: {exc.strerror or exc}")
         live = LiveRun(run.id, proc, proc.pid)
@@ -130,7 +128,14 @@ class RunExecutor:
         self.store.transition(RUN_KIND, run.id, "running", f"started pid {proc.pid}", {"loop": loop.id}, columns={
             "pid": proc.pid, "pgid": proc.pid, "create_time": seen.create_time if seen else None,
         })
-        return await self._watch(live, loop, handoff_path, output_path, on_activity)
+        return live
+
+    async def watch(self, live: LiveRun, loop: LoopConfig, directory: Path,
+                    on_activity: Callable[[float], None]) -> Observed:
+        try:
+            return await self._watch(live, loop, directory / "handoff.json", directory / "output.log", on_activity)
+        finally:
+            self.live.pop(live.run_id, None)
 
     async def _watch(self, live: LiveRun, loop: LoopConfig, handoff_path: Path, output_path: Path,
                      on_activity: Callable[[float], None]) -> Observed:
@@ -167,7 +172,9 @@ class RunExecutor:
             timeout_fired=timeout_fired, cancelled=live.cancel.is_set() and not timeout_fired and not live.paused,
             paused=live.cancel.is_set() and not timeout_fired and live.paused,
         )
-        return Observed(ending, read_handoff(handoff_path), read_tail(output_path), last_touch,
+        # What the run left is read on a thread: an agent's files are not the event loop's to wait on.
+        handoff, tail = await asyncio.to_thread(lambda: (read_handoff(handoff_path), read_tail(output_path)))
+        return Observed(ending, handoff, tail, last_touch,
                         error_text=live.cancel_reason if ending.cancelled or ending.paused else None)
 
     def request_cancel(self, run_id: str, reason: str, *, paused: bool = False) -> bool:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable
 from pathlib import Path
 
 from console.core.clock import Clock
 from console.core.config import LoopConfig
 from console.core.holds import Holds
+from console.core.spawn_gate import SpawnGate
 from console.core.store import RUN_KIND, Store
 from console.core.tasks import Tasks
 from console.core.transitions import Transition
@@ -34,6 +36,7 @@ from console.runs.ledger import (
 )
 from console.runs.loop_states import HELD, LoopEvent
 from console.runs.loops_state import LOOP_KIND, move_loop
+from console.runs.pacing import first_run_delay, pause_after_run
 from console.runs.reaping import Reaping
 from console.runs.run_verbs import RunVerbs
 from console.runs.settling import Settling
@@ -49,9 +52,10 @@ REVIVAL_LOOKBACK = 20  # binding events looked through for the last revival (one
 class LoopRunner:
     """One loop's scheduler: one run at a time, a pause between runs, none while escalated."""
 
-    def __init__(self, cfg: LoopConfig, owner: Loops) -> None:
+    def __init__(self, cfg: LoopConfig, owner: Loops, first_delay: float = 0.0) -> None:
         self.cfg = cfg
         self.owner = owner
+        self.first_delay = first_delay  # pacing.first_run_delay: its place among loops that start together
         self.wake = asyncio.Event()
         self.current: str | None = None
         self.next_run_at: float | None = None
@@ -64,14 +68,20 @@ class LoopRunner:
         thing = self.owner.store.thing(LOOP_KIND, self.cfg.id)
         return thing.state if thing else "active"
 
+    def holding(self) -> bool:
+        """Held by the control plane's state or escalation, or paused here: no run starts."""
+        return self.state in HELD or self.owner.paused_locally(self.cfg.id) is not None
+
     async def run(self) -> None:
         store = self.owner.store
         if not self.cfg.enabled:
             move_loop(store, self.cfg.id, LoopEvent.DISABLED, "enabled = false in the config")
             return
         move_loop(store, self.cfg.id, LoopEvent.SCHEDULING, "scheduling runs")
+        if self.first_delay > 0:
+            await self._pause(self.first_delay)
         while True:
-            if self.state in HELD or self.owner.paused_locally(self.cfg.id):
+            if self.holding():
                 self.wake.clear()
                 self.parked.set()
                 try:
@@ -85,16 +95,19 @@ class LoopRunner:
             if adopted is not None:  # one live run per loop, whoever started it: wait for it to end
                 await asyncio.shield(adopted)
                 continue
-            run = next_queued(store, self.cfg.id) or self.owner.queue_fresh(self.cfg)
-            self.current = run.id
+            queued = next_queued(store, self.cfg.id)
+            self.current = queued.id if queued else self.owner.ids.new(self.owner.clock.time())
             try:
-                observed = await self.owner.execute(run, self.cfg)
+                outcome = await self.owner.execute(self, self.current, queued)
+                if outcome is None:
+                    continue  # held, paused or stopping while it waited for a spawn slot: nothing started
+                run, observed = outcome
                 queued_next = self.owner.settle(run, observed, self.cfg)
             finally:
                 self.current = None
-            if queued_next or self.state in HELD or self.owner.paused_locally(self.cfg.id):
+            if queued_next or self.holding():
                 continue  # a follow-up runs at once; an escalated loop waits for the operator, not the clock
-            await self._pause(self.cfg.interval_seconds)
+            await self._pause(pause_after_run(self.cfg.interval_seconds, self.owner.rng.random()))
 
     async def _pause(self, seconds: float) -> None:
         self.next_run_at = self.owner.clock.time() + seconds
@@ -114,8 +127,11 @@ class Loops(Settling, Reaping, RunVerbs):
 
     def __init__(self, loops: list[LoopConfig], *, store: Store, clock: Clock, runs_root: Path,
                  on_change: Callable[[], None], crash: Callable[[str], None] | None = None,
-                 tasks: Tasks | None = None, holds: Holds | None = None) -> None:
+                 tasks: Tasks | None = None, holds: Holds | None = None, gate: SpawnGate | None = None,
+                 rng: random.Random | None = None) -> None:
         self.store = store
+        self.gate = gate if gate is not None else SpawnGate()  # the engine's one gate, shared with the sidecars
+        self.rng = rng if rng is not None else random.Random()  # draws of the interval jitter
         self.tasks = tasks if tasks is not None else Tasks(clock, on_change)  # a crashed scheduler restarts
         self.holds = holds if holds is not None else Holds(runs_root.parent / "holds.json")
         self.clock = clock
@@ -145,9 +161,16 @@ class Loops(Settling, Reaping, RunVerbs):
         await self.reap()
 
     def start_runners(self) -> None:
+        self._spread(list(self.runners.values()))
         for runner in self.runners.values():
             self._start_runner(runner)
         self._tasks.append(self.tasks.spawn("reaper", self._reap_periodically))
+
+    @staticmethod
+    def _spread(runners: list[LoopRunner]) -> None:
+        """Loops that start together start spread out (pacing.py), each at its own fixed place."""
+        for runner in runners:
+            runner.first_delay = first_run_delay(runner.cfg.id, len(runners), runner.cfg.interval_seconds)
 
     def _start_runner(self, runner: LoopRunner) -> None:
         task = self.tasks.spawn(f"loop:{runner.cfg.id}", runner.run, f"{LOOP_KIND}:{runner.cfg.id}")
@@ -170,11 +193,11 @@ class Loops(Settling, Reaping, RunVerbs):
                 self._tasks.remove(task)
             del self.runners[loop_id]
         self.configs = wanted
-        for cfg in loops:
-            if cfg.id not in self.runners:
-                runner = LoopRunner(cfg, self)
-                self.runners[cfg.id] = runner
-                self._start_runner(runner)
+        new = [LoopRunner(cfg, self) for cfg in loops if cfg.id not in self.runners]
+        self._spread(new)
+        for runner in new:
+            self.runners[runner.cfg.id] = runner
+            self._start_runner(runner)
         self.runners = {cfg.id: self.runners[cfg.id] for cfg in loops}
 
     def scheduling(self, loop_id: str) -> bool:
@@ -224,22 +247,41 @@ class Loops(Settling, Reaping, RunVerbs):
 
     # -- runs --------------------------------------------------------------------------------------
 
-    def queue_fresh(self, cfg: LoopConfig) -> RunRecord:
-        run_id = self.ids.new(self.clock.time())
+    def queue_fresh(self, cfg: LoopConfig, run_id: str) -> None:
         queue_run(self.store, run_id, cfg.id, "scheduled", timeout=cfg.timeout)
-        record = get_run(self.store, run_id)
-        assert record is not None
-        return record
 
-    async def execute(self, run: RunRecord, cfg: LoopConfig) -> Observed:
-        self.finished[run.id] = asyncio.Event()
-        continuation = self._continuation_text(run, cfg) if run.continuation_attempt > 0 else None
+    async def execute(self, runner: LoopRunner, run_id: str,
+                      queued: RunRecord | None) -> tuple[RunRecord, Observed] | None:
+        """One run of the runner's loop: the queued one, or (`queued` None) a fresh one under `run_id`.
+        None if nothing started: the loop was held or the engine began to stop while it waited for a
+        spawn slot. A fresh run is queued and marked running in one transaction (one fsync, not two)."""
+        cfg = runner.cfg
+        try:
+            async with self.gate.slot():
+                if runner.holding() or self.executor.closing:
+                    return None
+                continuation = self._continuation_text(queued, cfg) if queued and queued.continuation_attempt else None
+                directory = await asyncio.to_thread(self.executor.prepare, run_id, continuation)
+                if runner.holding() or self.executor.closing:  # again, after the wait for the thread
+                    return None
+                self.finished[run_id] = asyncio.Event()
+                with self.store.batch():
+                    if queued is None:
+                        self.queue_fresh(cfg, run_id)
+                    self.executor.record_intent(run_id, cfg)
+                run = get_run(self.store, run_id)
+                assert run is not None
+                started = await self.executor.spawn(run, cfg, directory)
+        finally:
+            self.executor.starting.discard(run_id)
+        if isinstance(started, Observed):
+            return run, started
 
         def activity(at: float) -> None:
-            self.store.transition(RUN_KIND, run.id, "running", "activity: handoff updated",
+            self.store.transition(RUN_KIND, run_id, "running", "activity: handoff updated",
                                   columns={"last_useful_action_at": at, "error_code": None})
 
-        return await self.executor.execute(run, cfg, continuation, activity)
+        return run, await self.executor.watch(started, cfg, directory, activity)
 
     def _last_revival(self, loop_id: str) -> Transition | None:
         """The loop's last revival by proof of possession, from the event log (its binding's events,

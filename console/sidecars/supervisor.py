@@ -26,14 +26,17 @@ from console.core.atomic import atomic_write_text
 from console.core.clock import Clock
 from console.core.config import SidecarConfig
 from console.core.descriptors import DESCRIPTOR_ERRORS
-from console.core.files import append_regular, is_regular, read_tail
+from console.core.files import append_regular, read_tail
 from console.core.holds import Hold, Holds
 from console.core.plurals import counted
 from console.core.processes import Carrier, boot_time, carrying, end_group, identify, leads_group
 from console.core.records import to_builtins
+from console.core.spawn_gate import SpawnGate
 from console.core.store import Store
+from console.core.tasks import Tasks
 from console.core.waiting import cancel_and_wait, sleep_unless
 from console.sidecars.health import HealthProber
+from console.sidecars.logs import LogKeeper, set_aside
 from console.sidecars.pidfile import PidRecord, read_pidfile, remove_pidfile, write_pidfile
 from console.sidecars.policy import (
     STABILITY_SECONDS,
@@ -65,7 +68,7 @@ log = logging.getLogger("loopctl.sidecars")
 KIND = "sidecar"
 DESCRIPTOR_RETRY = 5.0  # out of descriptors: the next try, without counting a restart
 TAIL_LINES = 40
-LOG_CAP_BYTES = 8 * 1024 * 1024  # a chatty sidecar's log is cut back to nothing past this (copytruncate)
+LOG_KEEPER = "sidecar-logs"  # the task that rotates the logs by size (sidecars/logs.py)
 PROBE_FIRST, PROBE_MAX = 0.05, 0.5
 # With no port and no URL, "healthy" means up and still up after this long (supervisord's startsecs).
 PROCESS_SETTLE_SECONDS = 1.0
@@ -108,8 +111,9 @@ def _no_crash(_point: str) -> None:
 class SidecarRunner:
     def __init__(self, cfg: SidecarConfig, *, directory: Path, store: Store, clock: Clock,
                  prober: HealthProber, on_change: Callable[[], None], token_prefix: str = "",
-                 crash: Callable[[str], None] = _no_crash) -> None:
+                 crash: Callable[[str], None] = _no_crash, gate: SpawnGate | None = None) -> None:
         self.cfg = cfg
+        self.gate = gate if gate is not None else SpawnGate()
         self.token_prefix = token_prefix
         self.crash = crash
         self.token = ""  # the session token of the latest launch, set before its spawn
@@ -225,7 +229,10 @@ class SidecarRunner:
         restart = f" (restart {self.attempts} of {self.cfg.max_restarts})" if self.attempts else ""
         self._set(gen, "starting", "", f"launching {self.cfg.command[0]}{restart}")
         try:
-            launch = await self._spawn(gen)
+            async with self.gate.slot():  # with the engine's other spawns: a few at a time (core/spawn_gate.py)
+                if gen != self.generation:
+                    return Failure(FailureReason.SPAWN_ERROR, "superseded while it waited to launch")
+                launch = await self._spawn(gen)
         except OSError as exc:
             if exc.errno in DESCRIPTOR_ERRORS:
                 raise  # the engine's, not the command's: _supervise_patiently waits and tries again
@@ -238,7 +245,7 @@ class SidecarRunner:
                 self._forget(launch)
 
     async def _spawn(self, gen: int) -> _Launch:
-        self._rotate_log()
+        set_aside(self.logfile)
         # The host's session prefix makes the child findable by its environment alone, should the
         # engine die before the PID file below is written (the sweep at the next boot ends it).
         token = session_token(self.token_prefix, self.cfg.name)
@@ -438,21 +445,7 @@ class SidecarRunner:
         return read_tail(self.logfile)
 
     def output_lines(self) -> list[str]:
-        self._cap_log()
-        return self.output_text().splitlines()[-TAIL_LINES:]
-
-    def _rotate_log(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            if not is_regular(self.logfile):  # a link or a FIFO: not ours to keep (append_regular replaces it)
-                return
-            if self.logfile.stat().st_size > 0:
-                os.replace(self.logfile, self.logfile.with_name(self.logfile.name + ".1"))
-
-    def _cap_log(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            # lstat: truncating through a link would empty whatever it points at
-            if is_regular(self.logfile) and self.logfile.stat().st_size > LOG_CAP_BYTES:
-                os.truncate(self.logfile, 0)  # the child writes with O_APPEND and carries on at the new end
+        return self.output_text().splitlines()[-TAIL_LINES:]  # a read only: the LogKeeper keeps the size
 
 
 def _stored(view: SidecarView) -> dict[str, Any]:
@@ -468,8 +461,11 @@ class Supervisor:
 
     def __init__(self, sidecars: list[SidecarConfig], *, directory: Path, store: Store, clock: Clock,
                  on_change: Callable[[], None], crash: Callable[[str], None] = _no_crash,
-                 holds: Holds | None = None) -> None:
+                 holds: Holds | None = None, gate: SpawnGate | None = None, tasks: Tasks | None = None) -> None:
         self.directory = directory
+        self.gate = gate if gate is not None else SpawnGate()  # the engine's one gate, shared with the runs
+        self.tasks = tasks if tasks is not None else Tasks(clock, on_change)
+        self.log_keeper = LogKeeper(clock, lambda: [(r.logfile, r.cfg.log_max_bytes) for r in self.runners.values()])
         self.store = store
         self.clock = clock
         self.on_change = on_change
@@ -489,7 +485,7 @@ class Supervisor:
 
     def _runner(self, cfg: SidecarConfig) -> SidecarRunner:
         return SidecarRunner(cfg, directory=self.directory, store=self.store, clock=self.clock, prober=self.prober,
-                             on_change=self.on_change, token_prefix=self.prefix, crash=self.crash)
+                             on_change=self.on_change, token_prefix=self.prefix, crash=self.crash, gate=self.gate)
 
     async def reconfigure(self, sidecars: list[SidecarConfig], between: Callable[[], None] | None = None) -> None:
         """Stop the sidecars that changed or went away, then start the changed and the new ones.
@@ -523,6 +519,7 @@ class Supervisor:
         await self.sweep("at boot", spare=recorded)
         for runner in self.runners.values():
             self._begin(runner)
+        self.tasks.spawn(LOG_KEEPER, self.log_keeper.run)
 
     async def sweep(self, when: str, spare: set[str] | None = None) -> list[str]:
         """Reclaim every sidecar process of this host that no current runner launched: one a previous
@@ -588,6 +585,7 @@ class Supervisor:
         return ended
 
     async def stop(self) -> None:
+        await self.tasks.stop(LOG_KEEPER)
         await asyncio.gather(*(runner.stop() for runner in self.runners.values()))
         await self.prober.close()
 

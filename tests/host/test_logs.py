@@ -61,7 +61,7 @@ async def test_a_sidecar_log_comes_with_its_previous_launch_then_ends_unless_fol
         await asyncio.sleep(0.02)
     got = await answers(paths, "sidecar:ticker", 100)
     files = [a["chunk"]["file"] for a in got if "chunk" in a]
-    assert files == ["ticker.log.1 (previous launch)", "ticker.log"]
+    assert files == ["ticker.log.1 (older)", "ticker.log"]
     assert got[0]["chunk"]["lines"] == ["said by the last launch"]
     assert got[1]["chunk"]["lines"][:3] == ["tick 0", "tick 1", "tick 2"]
     assert got[-1] == {"id": 1, "ok": True, "end": True}
@@ -74,7 +74,7 @@ async def test_the_count_is_of_the_newest_lines_across_both_files(served):
     got = await answers(paths, "sidecar:ticker", 2)
     lines = text_of(got)
     assert len(lines) == 2 and all(line.startswith("tick") for line in lines)
-    assert [a["chunk"]["file"] for a in got if "chunk" in a] == ["ticker.log.1 (previous launch)", "ticker.log"]
+    assert [a["chunk"]["file"] for a in got if "chunk" in a] == ["ticker.log.1 (older)", "ticker.log"]
     assert got[0]["chunk"]["lines"] == []  # no room left for the older file's lines
 
 

@@ -27,7 +27,7 @@ TICKER = "import itertools, time\nfor i in itertools.count():\n    print(f'tick 
 
 def fixed_logs(tmp_path, lines: list[str]) -> LoopctlApp:
     app, source = scenario_app(tmp_path)
-    source.logs = {"sidecar:embeddings": [LogChunk("embeddings.log.1 (previous launch)", ["from before"]),
+    source.logs = {"sidecar:embeddings": [LogChunk("embeddings.log.1 (older)", ["from before"]),
                                           LogChunk("embeddings.log", lines)]}
     return app
 
@@ -56,7 +56,7 @@ async def test_l_opens_the_log_full_screen_following_and_esc_goes_back(tmp_path)
         assert "line 99" in text and "line 70" not in text  # following: the newest lines are in view
         assert "sidecar:embeddings  following" in header(app)
         view = app.screen.query_one(LogView)
-        assert view.lines[0] == LogLine("── embeddings.log.1 (previous launch) ──", header=True)
+        assert view.lines[0] == LogLine("── embeddings.log.1 (older) ──", header=True)
         await pilot.press("g")
         assert "line 0" in screen_text(app) and "paused (f follows)" in header(app)
         await pilot.press("f")

@@ -1,0 +1,124 @@
+"""A sidecar's log: `<state>/sidecars/<name>.log`, written by the sidecar itself through the descriptor
+it was launched with (so it outlives a crashed engine), and kept within its size by the engine.
+
+- At each launch the last launch's log moves aside to `<name>.log.1` (`set_aside`).
+- While it runs, `LogKeeper` looks at each log every CHECK_SECONDS and rotates it by size
+  (`rotate`): its content is copied to `<name>.log.1` and the log cut back to nothing, which the
+  sidecar's O_APPEND descriptor carries on writing at (logrotate's copytruncate: what is written in
+  the instant between the copy's end and the cut is lost). It rotates once the log is past
+  `log_max_bytes`, or would be by the next look at the rate it grew since the last, so a steady
+  writer's log stays within its cap; one that writes more than its cap between two looks cannot.
+- Reading a log (the snapshot's tail, `loopctl logs`) never writes or cuts anything.
+
+Every open is of a regular file reached without a link and without blocking (core/files.py): what
+the sidecar left at its log's path is not trusted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from console.core.clock import Clock
+from console.core.files import append_regular, is_regular
+
+log = logging.getLogger("loopctl.sidecars")
+
+CHECK_SECONDS = 1.0
+COPY_CHUNK = 1 << 20
+
+
+def previous_of(logfile: Path) -> Path:
+    return logfile.with_name(logfile.name + ".1")
+
+
+def rotation_due(size: int, size_before: int, cap: int) -> bool:
+    """Rotate now: past the cap, or past it by the next look if it grows as it grew since the last."""
+    return size > 0 and size + max(size - size_before, 0) > cap
+
+
+def set_aside(logfile: Path) -> None:
+    """Before a launch: the last launch's log becomes `.1` (a link or a FIFO there is left for
+    append_regular to replace)."""
+    with contextlib.suppress(FileNotFoundError):
+        if is_regular(logfile) and logfile.stat().st_size > 0:
+            os.replace(logfile, previous_of(logfile))
+
+
+def rotate(logfile: Path, at_most: int) -> int:
+    """Copy the log to `.1` and cut it back to nothing; the bytes moved (0 if it is no regular file).
+    Copies at most `at_most` bytes: a writer faster than the copy does not keep it going for ever."""
+    try:
+        fd = os.open(logfile, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO):
+            return 0
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return 0
+        aside = logfile.with_name(logfile.name + ".1.part")
+        out = append_regular(aside)
+        try:
+            os.ftruncate(out, 0)
+            moved = 0
+            while moved < at_most and (chunk := os.pread(fd, min(COPY_CHUNK, at_most - moved), moved)):
+                os.write(out, chunk)
+                moved += len(chunk)
+            os.ftruncate(fd, 0)  # at once after the copy's last read: the window for a lost line is that short
+        finally:
+            os.close(out)
+        os.replace(aside, previous_of(logfile))
+        return moved
+    finally:
+        os.close(fd)
+
+
+class LogKeeper:
+    """The size watch over every sidecar's log, one pass per CHECK_SECONDS (a stat each)."""
+
+    def __init__(self, clock: Clock, logs: Callable[[], list[tuple[Path, int]]]) -> None:
+        self.clock = clock
+        self.logs = logs  # (path, cap) of each configured sidecar's log, asked each pass
+        self.sizes: dict[Path, int] = {}
+        self.rotations = 0
+
+    def due(self) -> list[tuple[Path, int]]:
+        """The logs to rotate now; remembers every log's size for the next pass."""
+        found: list[tuple[Path, int]] = []
+        sizes: dict[Path, int] = {}
+        for path, cap in self.logs():
+            try:
+                info = os.lstat(path)
+            except OSError:
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                continue
+            sizes[path] = info.st_size
+            if rotation_due(info.st_size, self.sizes.get(path, info.st_size), cap):
+                found.append((path, cap))
+        self.sizes = sizes
+        return found
+
+    async def pass_once(self) -> None:
+        for path, cap in self.due():
+            try:
+                moved = await asyncio.to_thread(rotate, path, 2 * cap)  # a copy of megabytes: not on the loop
+            except OSError as exc:
+                log.warning("sidecar log %s: cannot rotate (%s)", path, exc.strerror or exc)
+                continue
+            if moved:
+                self.rotations += 1
+                self.sizes[path] = 0
+                log.info("sidecar log %s: rotated at %d bytes to %s", path, moved, previous_of(path).name)
+
+    async def run(self) -> None:
+        while True:
+            await self.pass_once()
+            await self.clock.sleep(CHECK_SECONDS)
