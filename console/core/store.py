@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import msgspec
+
 from console.core.clock import Clock
 from console.core.errors import StoreError
 from console.core.records import View
@@ -342,7 +344,7 @@ class Store:
             "SELECT id, at, kind, name, previous, new, reason, detail FROM events ORDER BY id DESC LIMIT ?",
             (limit,),
         ).fetchall()
-        return [Transition(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
+        return [Transition(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _detail(r[7])) for r in rows]
 
 
     def events_page(self, *, kind: str | None = None, name: str | None = None, since: float | None = None,
@@ -359,11 +361,14 @@ class Store:
         if where:
             sql += " WHERE " + " AND ".join(where)
         rows = self._conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*params, limit)).fetchall()
-        return [Transition(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7])) for r in rows]
+        return [Transition(r[0], r[1], r[2], r[3], r[4], r[5], r[6], _detail(r[7])) for r in rows]
 
 
 def _thing(row: tuple[Any, ...]) -> ThingRecord:
-    return ThingRecord(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]))
+    return ThingRecord(row[0], row[1], row[2], row[3], row[4], _detail(row[5]))
+
+
+_detail = msgspec.json.Decoder(dict[str, Any]).decode  # the JSON the store wrote itself: a third of json.loads's time
 
 
 def _newer(path: Path, version: int) -> StoreError:

@@ -199,7 +199,8 @@ class SocketServer:
             snap = self.engine.snapshot()
             return ok(rid, protocol=PROTOCOL_VERSION, engine=snap.engine)
         if op == "snapshot":
-            return ok(rid, snapshot=self.engine.snapshot_json(), version=self.engine.changes.version)
+            version, encoded = self.engine.encoded_snapshot()
+            return ok(rid, snapshot=encoded, version=version)
         if op == "action":
             try:
                 result = await self.engine.act(request.verb, request.target)
@@ -226,13 +227,20 @@ class SocketServer:
         hangup = asyncio.ensure_future(_until_eof(reader))
         try:
             while True:
-                seen = changes.version
-                await self._send(writer, ok(rid, snapshot=self.engine.snapshot_json(), version=seen))
+                seen, encoded = self.engine.encoded_snapshot()
+                await self._send(writer, ok(rid, snapshot=encoded, version=seen))
                 self._watch_sent[task] = seen
                 newer = asyncio.ensure_future(changes.wait_newer(seen))
                 await first_done(newer, hangup)
                 if hangup.done():
                     newer.cancel()
+                    return
+                # Changes that come fast are pushed together: the latest version once the build spacing
+                # allows, never a queue of the versions in between.
+                spacing = asyncio.ensure_future(asyncio.sleep(self.engine.build_due_in()))
+                await first_done(spacing, hangup)
+                if hangup.done():
+                    spacing.cancel()
                     return
         finally:
             hangup.cancel()

@@ -18,7 +18,7 @@ from console.core.clock import Clock
 from console.core.config import LoopConfig
 from console.core.holds import Holds
 from console.core.spawn_gate import SpawnGate
-from console.core.store import RUN_KIND, Store
+from console.core.store import RUN_KIND, Store, ThingRecord
 from console.core.tasks import Tasks
 from console.core.transitions import Transition
 from console.core.waiting import sleep_unless
@@ -291,13 +291,19 @@ class Loops(Settling, Reaping, RunVerbs):
                 return t
         return None
 
-    def views(self) -> tuple[list[LoopView], list[RunView]]:
+    def views(self, things: list[ThingRecord] | None = None) -> tuple[list[LoopView], list[RunView]]:
+        """The loops' and the newest runs' views. `things`: the store's things, when the caller read
+        them already (the snapshot does): one pass over them, not two queries per loop."""
         loops = []
         last = last_finished(self.store, list(self.runners))
+        wanted = (LOOP_KIND, "binding")
+        known = {(t.kind, t.name): t for t in (things if things is not None else
+                                                [t for kind in wanted for t in self.store.things(kind)])
+                 if t.kind in wanted}
         for runner in self.runners.values():
             done = last.get(runner.cfg.id)
-            thing = self.store.thing(LOOP_KIND, runner.cfg.id)
-            binding = self.store.thing("binding", runner.cfg.id)  # written by the control-plane link
+            thing = known.get((LOOP_KIND, runner.cfg.id))
+            binding = known.get(("binding", runner.cfg.id))  # written by the control-plane link
             state = thing.state if thing else "active"
             held = self.paused_locally(runner.cfg.id)
             revival = self._last_revival(runner.cfg.id) if binding is not None else None

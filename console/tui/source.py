@@ -70,7 +70,9 @@ class OwnedSource:
         engine = await self.owner.start()
         seen = -1
         while True:
-            seen = await engine.changes.wait_newer(seen)
+            await engine.changes.wait_newer(seen)
+            await asyncio.sleep(engine.build_due_in())  # fast changes shown together (Engine.encoded_snapshot)
+            seen = engine.changes.version
             sink(engine.snapshot())
 
     async def act(self, verb: str, target: str) -> dict[str, Any]:
