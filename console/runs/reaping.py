@@ -100,14 +100,14 @@ class Reaping(LoopsState):
         """The run's process is gone; members of its group that carry its run id may not be."""
         if not run.pgid or run.pgid <= 1:
             return ""
-        members = members_carrying(run.pgid, RUN_ID_VARIABLE, run.id)
+        members = await asyncio.to_thread(members_carrying, run.pgid, RUN_ID_VARIABLE, run.id)  # a scan of /proc
         if not members:
             return ""
         for pid in members:
             signal_pid(pid, signal.SIGTERM)
         gone = asyncio.ensure_future(asyncio.gather(*(wait_gone(pid, None) for pid in members)))
         await sleep_unless(self.clock, STOP_GRACE, gone)
-        survivors = members_carrying(run.pgid, RUN_ID_VARIABLE, run.id)
+        survivors = await asyncio.to_thread(members_carrying, run.pgid, RUN_ID_VARIABLE, run.id)
         for pid in survivors:
             signal_pid(pid, signal.SIGKILL)
         gone.cancel()

@@ -224,7 +224,7 @@ class SidecarRunner:
         result = await reclaim(self.pidfile, self.cfg.port, self.cfg.stop_grace_seconds)
         self._note_reclaim(result)
         if self.cfg.port and not port_free(self.cfg.port):
-            return self._port_conflict()
+            return await self._port_conflict()
         self.holder = None
         restart = f" (restart {self.attempts} of {self.cfg.max_restarts})" if self.attempts else ""
         self._set(gen, "starting", "", f"launching {self.cfg.command[0]}{restart}")
@@ -290,7 +290,7 @@ class SidecarRunner:
                     if stable_count:
                         self.on_change()
                 await exited
-            return self._exit_failure(launch)
+            return await self._exit_failure(launch)
         finally:
             exited.cancel()
 
@@ -314,36 +314,28 @@ class SidecarRunner:
             return self.clock.monotonic() - began >= PROCESS_SETTLE_SECONDS
         return await self.prober.healthy(self.cfg.health_check, self.cfg.port)
 
-    def _exit_failure(self, launch: _Launch) -> Failure:
+    async def _exit_failure(self, launch: _Launch) -> Failure:
         code = launch.proc.returncode
         self.last_exit = describe_exit(code)
         held = bool(self.cfg.port) and not port_free(self.cfg.port)
         text = ""
         if held:
-            self._observe_holder()
+            await self._observe_holder()
             if self.holder is not None:
                 text = holder_text(self.holder.pid, self.holder.program, self.holder.ours)
         return classify_exit(returncode=code, output_tail=self.output_text(), port=self.cfg.port,
                              port_held=held, holder_text=text)
 
-    def _port_conflict(self) -> Failure:
-        self._observe_holder()
+    async def _port_conflict(self) -> Failure:
+        await self._observe_holder()
         who = ""
         if self.holder is not None:
             who = f" by {holder_text(self.holder.pid, self.holder.program, self.holder.ours)}"
         return Failure(FailureReason.PORT_CONFLICT, f"port {self.cfg.port} is held{who}")
 
-    def _observe_holder(self) -> None:
-        found = port_holder(self.cfg.port)
-        if found is None:
-            self.holder = PortHolderView(None, "an unknown process", False)
-            return
-        ours = False
-        if found.pid is not None:
-            # Launched by a loopctl engine (it carries a session token); reclaim still proves it before any signal.
-            live = identify(found.pid, TOKEN_VARIABLE)
-            ours = live is not None and live.environ_token is not None
-        self.holder = PortHolderView(found.pid, found.program, ours)
+    async def _observe_holder(self) -> None:
+        # A scan of every socket of the host (psutil.net_connections): on a thread, not the event loop.
+        self.holder = await asyncio.to_thread(observe_holder, self.cfg.port)
 
     def _forget(self, launch: _Launch) -> None:
         if self.launch is launch:
@@ -446,6 +438,19 @@ class SidecarRunner:
 
     def output_lines(self) -> list[str]:
         return self.output_text().splitlines()[-TAIL_LINES:]  # a read only: the LogKeeper keeps the size
+
+
+def observe_holder(port: int) -> PortHolderView:
+    """Who holds `port`, and whether a loopctl engine launched it (it carries a session token; reclaim
+    still proves it before any signal)."""
+    found = port_holder(port)
+    if found is None:
+        return PortHolderView(None, "an unknown process", False)
+    ours = False
+    if found.pid is not None:
+        live = identify(found.pid, TOKEN_VARIABLE)
+        ours = live is not None and live.environ_token is not None
+    return PortHolderView(found.pid, found.program, ours)
 
 
 def _stored(view: SidecarView) -> dict[str, Any]:
