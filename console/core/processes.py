@@ -171,21 +171,6 @@ async def end_group(pgid: int, exited: Awaitable[Any], grace: float, clock: Cloc
         await done
 
 
-def members_carrying(pgid: int, variable: str, value: str) -> list[int]:
-    """Live members of group `pgid` whose environment has `variable=value`: provably ours even when
-    the group's leader is gone (or its pid now belongs to someone else)."""
-    found = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if os.getpgid(proc.pid) != pgid or proc.status() == psutil.STATUS_ZOMBIE:
-                continue
-            if proc.environ().get(variable) == value:
-                found.append(proc.pid)
-        except (ProcessLookupError, PermissionError, psutil.Error):
-            continue
-    return found
-
-
 def leads_group(pid: int, pgid: int) -> bool:
     """Whether `pid` is alive and leads process group `pgid` (what makes signalling the group mean
     signalling what `pid` started, not whichever group a record names)."""

@@ -14,7 +14,6 @@ from console.core.processes import (
     end_group,
     identify,
     leads_group,
-    members_carrying,
     signal_pid,
     wait_gone,
 )
@@ -43,6 +42,7 @@ log = logging.getLogger("loopctl.loops")
 class Reaping(LoopsState):
     async def reap(self) -> None:
         """Settle every `running` run this engine holds no handle for (DESIGN: never a silent 'running')."""
+        lost: list[tuple[RunRecord, str]] = []
         for row in unfinished_runs(self.store):
             run = row
             if run.status != RunStatus.RUNNING or run.id in self.detached \
@@ -52,17 +52,22 @@ class Reaping(LoopsState):
                 run = await self._find_spawned(run)
                 if run.pid is None:
                     self.found_running[run.loop_id] = False
-                    note = await self._end_leftovers(run)
-                    self._process_lost(run, f"the engine ended while starting it, and no process leads a group "
-                                            f"with its run id{note}")
+                    lost.append((run, "the engine ended while starting it, and no process leads a group "
+                                      "with its run id"))
                     continue
             ours = self._still_ours(run)
             self.found_running[run.loop_id] = ours
             if ours:
                 self._detach(run)
                 continue
-            note = await self._end_leftovers(run)
-            self._process_lost(run, f"pid {run.pid} is gone{note}")
+            lost.append((run, f"pid {run.pid} is gone"))
+        if not lost:
+            return
+        # One scan of the process table for all of them: after an engine of 1,000 loops was killed, a
+        # scan per lost run kept the next engine's boot (and its socket) waiting for minutes.
+        notes = await self._end_leftovers([run for run, _text in lost])
+        for run, text in lost:
+            self._process_lost(run, text + notes.get(run.id, ""))
 
     async def _find_spawned(self, run: RunRecord) -> RunRecord:
         """Look for the process of a run recorded as spawning, by the run id in its environment, and
@@ -96,23 +101,33 @@ class Reaping(LoopsState):
         # one leaves the start time and the boot to decide.
         return live.environ_token == run.id or not live.environ_readable
 
-    async def _end_leftovers(self, run: RunRecord) -> str:
-        """The run's process is gone; members of its group that carry its run id may not be."""
-        if not run.pgid or run.pgid <= 1:
-            return ""
-        members = await asyncio.to_thread(members_carrying, run.pgid, RUN_ID_VARIABLE, run.id)  # a scan of /proc
+    async def _end_leftovers(self, runs: list[RunRecord]) -> dict[str, str]:
+        """The runs' processes are gone; members of their groups that carry their run ids may not be.
+        Ended (SIGTERM, the grace, SIGKILL) all together; what to add to each run's reason, by run id."""
+        groups = {run.id: run.pgid for run in runs if run.pgid and run.pgid > 1}
+        if not groups:
+            return {}
+        members = await asyncio.to_thread(_members_carrying_ids, groups)
         if not members:
-            return ""
-        for pid in members:
-            signal_pid(pid, signal.SIGTERM)
-        gone = asyncio.ensure_future(asyncio.gather(*(wait_gone(pid, None) for pid in members)))
+            return {}
+        for pids in members.values():
+            for pid in pids:
+                signal_pid(pid, signal.SIGTERM)
+        everyone = [pid for pids in members.values() for pid in pids]
+        gone = asyncio.ensure_future(asyncio.gather(*(wait_gone(pid, None) for pid in everyone)))
         await sleep_unless(self.clock, STOP_GRACE, gone)
-        survivors = await asyncio.to_thread(members_carrying, run.pgid, RUN_ID_VARIABLE, run.id)
-        for pid in survivors:
-            signal_pid(pid, signal.SIGKILL)
+        survivors = {} if gone.done() else \
+            await asyncio.to_thread(_members_carrying_ids, {rid: groups[rid] for rid in members})
+        for pids in survivors.values():
+            for pid in pids:
+                signal_pid(pid, signal.SIGKILL)
         gone.cancel()
-        how = " (SIGTERM, then SIGKILL)" if survivors else " (SIGTERM)"
-        return f"; its process group {run.pgid} still had {len(members)} process(es) running: terminated{how}"
+        notes = {}
+        for run_id, pids in members.items():
+            how = " (SIGTERM, then SIGKILL)" if survivors.get(run_id) else " (SIGTERM)"
+            notes[run_id] = f"; its process group {groups[run_id]} still had {len(pids)} process(es) running: " \
+                            f"terminated{how}"
+        return notes
 
     def _process_lost(self, run: RunRecord, text: str) -> None:
         cfg = self.configs.get(run.loop_id)
@@ -225,3 +240,13 @@ class Reaping(LoopsState):
         return True
 
     # -- actions -------------------------------------------------------------------------------------
+
+
+def _members_carrying_ids(groups: dict[str, int]) -> dict[str, list[int]]:
+    """By run id, the live members of the run's group whose environment carries that run id: provably
+    ours even when the group's leader is gone (or its pid now belongs to someone else). One scan."""
+    found: dict[str, list[int]] = {}
+    for carrier in carrying(RUN_ID_VARIABLE, lambda value: value in groups):
+        if carrier.pgid == groups[carrier.value]:
+            found.setdefault(carrier.value, []).append(carrier.pid)
+    return found

@@ -495,3 +495,39 @@ async def test_a_run_whose_spawn_is_in_flight_when_the_engine_stops_is_ended_wit
     assert alive == [], "a run outlived the engine's stop"
     [run] = rig.runs()
     assert (run.status, run.stop_reason, run.error_text) == ("cancelled", "cancelled", "engine stopping")
+
+
+async def test_many_lost_runs_are_reaped_with_one_scan_and_each_group_ended(rig, monkeypatch):
+    """An engine of many loops killed: the next one's boot scanned the process table once per lost run
+    (minutes at 1,000 loops, the socket waiting all along). Now one scan finds every run's leftovers."""
+    from console.runs import reaping
+
+    scans: list[int] = []
+    real = reaping.carrying
+    monkeypatch.setattr(reaping, "carrying", lambda *a: scans.append(1) or real(*a))
+    leaders = {}
+    for n in range(12):
+        loop_id = f"l{n}"
+        run_id = RunIds().new(rig.clock.time())
+        leader = subprocess.Popen(["sh", "-c", "sleep 300 & exit 0"], start_new_session=True,
+                                  env={**os.environ, "LOOPCTL_RUN_ID": run_id})
+        leader.wait()
+        leaders[run_id] = leader.pid
+        queue_run(rig.store, run_id, loop_id, "planted")
+        rig.store.transition(RUN_KIND, run_id, "running", "planted", columns={"pid": leader.pid, "pgid": leader.pid})
+    foreign = subprocess.Popen(["sleep", "60"], start_new_session=True)  # in no run's group, carrying nothing
+    try:
+        await drive(rig.clock, lambda: all(group_alive(pid) for pid in leaders.values()), step=0.0,
+                    what="each group's member up")
+        loops = rig.loops(*(rig.loop("advance", id=f"l{n}", interval_seconds=3600) for n in range(12)))
+        await loops.reap()
+        assert len(scans) == 1  # every group's members found at once (no survivor left for a second look)
+        for run_id, pgid in leaders.items():
+            run = get_run(rig.store, run_id)
+            assert run.stop_reason == "process_lost"
+            assert f"its process group {pgid} still had 1 process(es) running: terminated" in run.error_text
+            assert not group_alive(pgid)
+        assert foreign.poll() is None
+    finally:
+        foreign.kill()
+        foreign.wait()
