@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 import msgspec.json
 
+from console.core.records import full_builtins
 from console.core.time_text import clock_time
 from console.readmodel.snapshot import Snapshot
 from console.readmodel.tray import Level
@@ -80,7 +81,8 @@ def render_text(snap: Snapshot) -> str:
 
 def render_json(snap: Snapshot) -> str:
     # msgspec encodes the records as they are (no copy as dicts), keys sorted as json.dumps sorted them
-    payload = {"status": snap.tray.state.monitoring_word, "exit_code": exit_code(snap), "snapshot": snap}
+    payload = {"status": snap.tray.state.monitoring_word, "exit_code": exit_code(snap),
+               "snapshot": full_builtins(snap)}  # every key, defaults too: one shape for jq whatever the values
     return msgspec.json.format(msgspec.json.encode(payload, order="sorted"), indent=2).decode() + "\n"
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from console.core.records import View
+from console.core.records import CompactView
 
 
-class LoopView(View, frozen=True):
+class LoopView(CompactView, frozen=True):
     id: str
     state: str = "active"  # active | escalated | disabled (paused, transient, finalized come with the control plane)
     reason: str = ""
@@ -35,7 +35,7 @@ class LoopView(View, frozen=True):
         return f"loop:{self.id}"
 
 
-class RunView(View, frozen=True):
+class RunView(CompactView, frozen=True):
     id: str
     loop_id: str
     status: str

@@ -454,10 +454,9 @@ def observe_holder(port: int) -> PortHolderView:
 
 
 def _stored(view: SidecarView) -> dict[str, Any]:
-    data: dict[str, Any] = to_builtins(view)
-    data.pop("output_tail")
-    data.pop("name")
-    data.pop("state")
+    data: dict[str, Any] = to_builtins(view)  # a CompactView: fields at their defaults are left out
+    for carried_apart in ("output_tail", "name", "state"):
+        data.pop(carried_apart, None)
     return data
 
 

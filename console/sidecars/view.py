@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from console.core.records import View, field
+from console.core.records import CompactView, field
 
 
-class PortHolderView(View, frozen=True):
+class PortHolderView(CompactView, frozen=True):
     pid: int | None
     program: str
     ours: bool  # launched by an earlier loopctl engine (reclaimable), else foreign
 
 
-class SidecarView(View, frozen=True):
+class SidecarView(CompactView, frozen=True):
     """One sidecar as the operator sees it. Everything but the output tail is also stored with each
     transition, so a snapshot read from disk shows the last known picture."""
 
