@@ -332,12 +332,13 @@ def _once(paths: Paths, report_format: str) -> int:
     from console.host.observe import current_snapshot
     from console.readmodel.report import exit_code, render
 
-    loaded: LoadedConfig | ConfigError
-    try:
-        loaded = load_config(paths)
-    except ConfigError as exc:  # a running engine is still reported, with this as a reason
-        loaded = exc
-    snap = current_snapshot(paths, loaded, SystemClock())
+    def load() -> LoadedConfig | ConfigError:
+        try:
+            return load_config(paths)
+        except ConfigError as exc:  # a running engine is still reported, with this as a reason
+            return exc
+
+    snap = current_snapshot(paths, load, SystemClock())
     sys.stdout.write(printable(render(snap, report_format)))
     return exit_code(snap)
 

@@ -6,9 +6,9 @@ file named by --config is an error.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import socket
-import tomllib
 from pathlib import Path
 from typing import Literal
 
@@ -192,6 +192,22 @@ class LoadedConfig(View, frozen=True):
     config: HostConfig
     path: Path
     present: bool  # False: the default path does not exist and the embedded default is in use
+    digest: str = ""  # sha256 of the file's bytes ("" without a file): `--once` parses only what differs
+
+
+def file_digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def config_file_digest(path: Path) -> str | None:
+    """The digest of the config file as it is now ("" when there is none), or None when it cannot be
+    read: what `--once` compares with the digest of the file the engine loaded, before parsing anything."""
+    try:
+        return file_digest(path.read_bytes())
+    except FileNotFoundError:
+        return ""
+    except OSError:
+        return None
 
 
 EXAMPLE_HINT = "see the README's 'Host config' section"
@@ -211,7 +227,7 @@ def load_config(paths: Paths) -> LoadedConfig:
         raise ConfigError(f"config file {path} is not readable (permission denied): fix its mode") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read ({exc.strerror})") from None
-    return LoadedConfig(parse_config(raw, path), path, present=True)
+    return LoadedConfig(parse_config(raw, path), path, present=True, digest=file_digest(raw))
 
 
 def parse_config(raw: bytes, path: Path) -> HostConfig:
@@ -219,6 +235,8 @@ def parse_config(raw: bytes, path: Path) -> HostConfig:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    import tomllib  # noqa: PLC0415  (`--once` of a host whose engine loaded this file never parses it)
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

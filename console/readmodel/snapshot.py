@@ -67,6 +67,7 @@ class HostView(View, frozen=True):
     config_path: str
     config_present: bool
     configured_count: int
+    config_digest: str = ""  # of the file the engine loaded (LoadedConfig.digest)
 
 
 class EngineView(View, frozen=True):
@@ -147,6 +148,7 @@ def host_view(paths: Paths, loaded: LoadedConfig) -> HostView:
         config_path=str(loaded.path),
         config_present=loaded.present,
         configured_count=loaded.config.configured_count,
+        config_digest=loaded.digest,
     )
 
 

@@ -96,3 +96,49 @@ def test_another_users_engine_is_named(shared_dir):
 def test_error_classes_map_to_the_documented_exit_codes():
     assert StateDirError("x").exit_code == 2 and LeaseError("x").exit_code == 2
     assert StoreError("x").exit_code == 2 and OwnerUnavailable("x").exit_code == 3
+
+
+async def test_the_config_is_parsed_only_when_it_is_not_what_the_engine_loaded(shared_dir):
+    """`--once` parsed the whole TOML config on every call only to see that it loads (31 ms at 1,000
+    loops): now only when the file's bytes are not those the answering engine loaded."""
+    import asyncio
+
+    from console.core.config import load_config
+    from console.host.engine import Engine
+    from console.host.server import SocketServer
+
+    config = shared_dir / "loopctl.toml"
+    config.write_text('[host]\nname = "edge-1"\n')
+    paths = resolve_paths(str(shared_dir / "s"), str(config), {}, shared_dir)
+    paths.state_dir.mkdir()
+    store = Store.open(paths.database, FakeClock())
+    engine = Engine(paths=paths, loaded=load_config(paths), store=store, clock=store.clock, pid=4242)
+    await engine.start()
+    server = SocketServer(paths.socket, engine)
+    await server.start()
+    parses: list[int] = []
+
+    def load():
+        parses.append(1)
+        try:
+            return load_config(paths)
+        except observe.ConfigError as exc:
+            return exc
+
+    async def once():
+        return await asyncio.to_thread(observe.current_snapshot, paths, load, FakeClock())
+
+    try:
+        snap = await once()
+        assert parses == [] and snap.host.name == "edge-1" and snap.host.config_digest
+        config.write_text('[host]\nname = "edge-2"\n')  # edited, not reloaded: parsed, and it loads
+        snap = await once()
+        assert parses == [1] and not [r for r in snap.tray.reasons if r.subject == "config:file"]
+        config.write_text('[host]\nnmae = "edge-2"\n')  # edited wrong: parsed, and said
+        snap = await once()
+        assert parses == [1, 1]
+        assert any("nmae: unknown key" in r.text for r in snap.tray.reasons)
+    finally:
+        await server.close()
+        await engine.stop()
+        store.close()
