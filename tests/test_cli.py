@@ -155,14 +155,25 @@ def test_once_imports_neither_textual_nor_httpx_nor_rich(host: Host):
         import sys
         from console.cli import main
         code = main(["--once", "--format", "json"])
-        heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"textual", "httpx", "rich", "prometheus_client"})
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in {"textual", "httpx", "rich", "prometheus_client",
+                                                                     "typing_extensions", "inspect"}
+                       and sys.modules[m] is not None)
         print(repr((code, heavy)), file=sys.stderr)
     """)
     result = subprocess.run([sys.executable, "-c", probe], env=host.env, capture_output=True, text=True, timeout=30,
                             check=False)
     code, heavy = eval(result.stderr.strip().splitlines()[-1])
     assert code == 2 and json.loads(result.stdout)["status"] == "CRITICAL"
-    assert heavy == []
+    assert heavy == []  # typing_extensions (and inspect behind it): msgspec's, optional, a seventh of --once
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "nagios", "openmetrics"])
+def test_once_in_every_format_works_without_typing_extensions(host: Host, fmt):
+    """What --once loads, in each format and against a running engine, with typing_extensions left out."""
+    host.wait_owner(host.spawn("run"))
+    result = host.run("--once", "--format", fmt)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout.strip()
 
 
 def test_the_engine_package_never_imports_textual():
