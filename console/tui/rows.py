@@ -122,7 +122,7 @@ TABLES: dict[str, Table] = {
                    "No loops: this host's config declares none."),
     "runs": Table((("id", "run"), ("loop", "loop"), ("status", "status"), ("liveness", "liveness"),
                    ("stop", "stop reason"), ("cont", "cont."), ("duration", "duration"),
-                   ("useful", "last useful action")), run_rows, "No runs in the ledger yet.",
+                   ("useful", "last useful")), run_rows, "No runs in the ledger yet.",
                   newest_first=str),  # `run:ULID`: a ULID sorts by time
     "events": Table((("id", "#"), ("at", "when"), ("thing", "thing"), ("transition", "transition"),
                      ("reason", "reason")), event_rows, "No events recorded yet.",
