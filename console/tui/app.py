@@ -22,11 +22,13 @@ from textual.css.query import NoMatches
 from textual.lazy import Lazy
 from textual.screen import ModalScreen, Screen
 from textual.widgets import ContentSwitcher, DataTable, Input, Static
+from textual.widgets._toast import ToastRack
 
 from console.core.actions import ActionError
 from console.core.clock import Clock, SystemClock
 from console.core.errors import LoopctlError, OwnerUnavailable
 from console.core.paths import Paths
+from console.core.printable import printable
 from console.core.time_text import duration
 from console.readmodel.snapshot import EventView, Snapshot
 from console.tui.alerts import new_failures
@@ -40,6 +42,7 @@ from console.tui.widgets.detail_pane import DetailPane
 from console.tui.widgets.key_bar import KeyBar
 from console.tui.widgets.keyed_table import KeyedTable
 from console.tui.widgets.tab_bar import TabBar
+from console.tui.widgets.tab_pages import TabPages
 from console.tui.widgets.tray_bar import TrayBar
 
 if TYPE_CHECKING:  # what only some paths need is imported there: the first frame pays for none of it
@@ -101,7 +104,7 @@ class LoopctlApp(App[int]):
     #filter.shown { display: block; }
     DetailPane.enlarged { height: 1fr; }
     #tabs { height: 1fr; }
-    Toast { padding: 0 1; }  /* at 80x24 three padded toasts would hide most of the screen */
+    Toast { padding: 0 1; max-width: 75%; }  /* at 80x24: fewer lines, and three padded toasts hid the screen */
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
@@ -157,7 +160,7 @@ class LoopctlApp(App[int]):
         yield TrayBar(id="tray")
         yield TabBar([(tab, f"{i} {label}") for i, (tab, label) in enumerate(TABS, 1)], active="overview",
                      id="tab-bar")
-        with ContentSwitcher(initial="overview", id="tabs"):
+        with TabPages(initial="overview", id="tabs"):
             for tab, _label in TABS:
                 if tab == "config":  # no table: the body itself scrolls, by keys, past the fold at 80x24
                     with VerticalScroll(id=tab):
@@ -286,8 +289,26 @@ class LoopctlApp(App[int]):
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
         """A toast as written: its text comes from the host (errors, paths, commands), and read as
-        markup `[/var/lib/x]` would raise and stop the console, and `[@click=...]` would be an action."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        markup `[/var/lib/x]` would raise and stop the console, and `[@click=...]` would be an action.
+        Its control characters are pictures before the toast wraps it: Rich measured an ESC as no cell
+        and dropped a BEL, the screen drew each as one, and a full line lost its last word."""
+        super().notify(printable(message), title=printable(title), severity=severity, timeout=timeout,
+                       markup=markup)
+
+    def on_tab_pages_resized(self, _event: TabPages.Resized) -> None:
+        self._place_toasts()
+
+    def _place_toasts(self) -> None:
+        """Toasts stack up from the bottom of the tabs' pages, over the table, never over the detail
+        pane or the footer below it (at 80x24 they covered the detail). Too many for the room: the
+        newest stay in view (the rack scrolls to its end)."""
+        try:
+            rack = self._main.get_child_by_type(ToastRack)
+        except NoMatches:
+            return
+        pages = self._main.query_one(TabPages).region
+        rack.styles.margin = (0, 0, max(1, self._main.size.height - pages.bottom), 0)
+        rack.styles.max_height = max(1, pages.height)
 
     async def on_unmount(self) -> None:
         await self.source.close()
