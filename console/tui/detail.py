@@ -79,7 +79,8 @@ def loop_detail(lp: LoopView, snap: Snapshot, now: float) -> RenderableType:
         *([("last revival", f"by proof of possession {ago(lp.revived_at, now)}: token jti {lp.revived_jti or '?'}"
             + (f", expires {countdown(lp.revived_expires_at, now)}" if lp.revived_expires_at else ""))]
           if lp.revived_at else []),
-        ("last heartbeat", f"{lp.last_heartbeat} {ago(lp.last_heartbeat_at, now)}" if lp.last_heartbeat else "-"),
+        ("last heartbeat", f"{lp.last_heartbeat} {ago(lp.last_heartbeat_at, now)}"
+         + (f": {lp.last_heartbeat_reason}" if lp.last_heartbeat_reason else "") if lp.last_heartbeat else "-"),
         ("schedule", f"every {duration(lp.interval_seconds)}"
          + (f", run timeout {lp.run_timeout_seconds:g} s" if lp.run_timeout_seconds else ", no run timeout")),
         ("current run", lp.current_run or "-"),
