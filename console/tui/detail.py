@@ -136,8 +136,10 @@ def run_detail(r: RunView, state_dir: Path, now: float) -> RenderableType:
     return Group(*parts)
 
 
-def detail_for(snap: Snapshot | None, key: str | None, now: float, empty: str = SELECT_HINT) -> RenderableType:
-    """`empty`: what to say when no row is selected (see rows.placeholder)."""
+def detail_for(snap: Snapshot | None, key: str | None, now: float, empty: str = SELECT_HINT,
+               event: EventView | None = None) -> RenderableType:
+    """`empty`: what to say when no row is selected (see rows.placeholder); `event`: the record of
+    an event row read from the log."""
     if snap is None:
         return Text("waiting for the first snapshot…", style="dim")
     if not key:
@@ -164,10 +166,12 @@ def detail_for(snap: Snapshot | None, key: str | None, now: float, empty: str = 
         if run:
             return run_detail(run, Path(snap.host.state_dir), now)
     if kind == "event":
-        ev = next((e for e in snap.events if str(e.id) == name), None)
+        ev = event if event is not None and str(event.id) == name else \
+            next((e for e in snap.events if str(e.id) == name), None)
         if ev:
-            return fields([("event", ev.id), ("when", clock_time(ev.at)), ("thing", f"{ev.kind}:{ev.name}"),
-                            ("transition", f"{ev.previous or '(new)'} → {ev.new}"), ("reason", ev.reason)])
+            return fields([("event", ev.id), ("when", f"{clock_time(ev.at)} ({ago(ev.at, now)})"),
+                           ("thing", f"{ev.kind}:{ev.name}"),
+                           ("transition", f"{ev.previous or '(new)'} → {ev.new}"), ("reason", ev.reason)])
     return Text(f"{key} is no longer in the snapshot", style="dim")
 
 

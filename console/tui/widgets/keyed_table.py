@@ -72,7 +72,9 @@ class KeyedTable(DataTable[Cell]):
         """DataTable's measure, then the columns cut to fit the table's width (column_fit.py): a
         table wider than its widget scrolled sideways, its scrollbar across the middle of the screen."""
         super()._update_dimensions(new_rows)
-        room = self.scrollable_content_region.width
+        # Room for the vertical scrollbar kept whether it shows or not: fitted to the width without it, a
+        # table that then grew one by a row scrolled sideways by those two columns.
+        room = self.size.width - self.styles.scrollbar_size_vertical
         if room <= 0:  # not laid out yet: fitted on its first resize
             return
         columns = list(self.columns.values())
@@ -90,6 +92,8 @@ class KeyedTable(DataTable[Cell]):
         if width != self.virtual_size.width:
             self.virtual_size = Size(width, self.virtual_size.height)
             self._clear_caches()
+        if self.show_horizontal_scrollbar:
+            self._refresh_scrollbars()  # decided on the width before the fit: again
 
     # -- sorting ---------------------------------------------------------------------------------------
 
