@@ -9,21 +9,35 @@ detail pane shows the cut text in full.
 from __future__ import annotations
 
 FLOOR = 6  # a column is never cut below this: "port_…" still says which reason it was
+SPARES = 24  # a cut column this wide can give headers their room: it is a long text, cut anyway
 
 
 def fit(cells: list[int], labels: list[int], room: int) -> list[int]:
     """Each column's width: `cells`, the widest cell of each column; `labels`, its header's width;
-    `room`, the content width the table has. Headers are cut before cells (`last usef…` over
-    `20s ago`), and get back what room is left over once the cells are fitted."""
+    `room`, the content width the table has. The cells are fitted first (a header wider than its
+    cells is cut before them: `co…` over `2/2`); then a column whose cells are whole gets its
+    header back from the room of a long cut column (a reason text), which can spare it."""
     whole = [max(c, label) for c, label in zip(cells, labels, strict=True)]
     if sum(whole) <= room:
         return whole
     fitted = share(cells, room)
     spare = room - sum(fitted)
-    for i, (width, want) in enumerate(zip(fitted, whole, strict=True)):
-        grow = min(spare, want - width) if width == cells[i] else 0
-        fitted[i] += grow
-        spare -= grow
+    for i, want in enumerate(whole):
+        if fitted[i] < cells[i] or fitted[i] >= want:
+            continue  # cut (its header goes with it), or whole already
+        need = want - fitted[i]
+        while need:
+            if spare:
+                grow = min(spare, need)
+                spare -= grow
+            else:
+                donor = max(range(len(fitted)), key=lambda j: fitted[j] if fitted[j] < cells[j] else -1)
+                if fitted[donor] >= cells[donor] or fitted[donor] <= SPARES:
+                    break
+                grow = min(need, fitted[donor] - SPARES)
+                fitted[donor] -= grow
+            fitted[i] += grow
+            need -= grow
     return fitted
 
 

@@ -24,10 +24,11 @@ def test_a_column_is_never_cut_below_the_floor():
     assert share([3, 50, 50], 10) == [3, FLOOR, FLOOR]
 
 
-def test_headers_are_cut_before_cells_and_get_back_the_room_left_over():
-    # "last useful action" (18) over cells of 10: the header is cut first, the cells stay whole
-    assert fit([8, 10], [3, 18], 20) == [8, 12]
+def test_headers_are_cut_before_cells_unless_a_long_cut_column_can_spare_their_room():
+    assert fit([8, 10], [3, 18], 20) == [8, 12]  # `last useful action` over `20s ago`: the header is cut
     assert fit([8, 10], [3, 18], 40) == [8, 18]
+    assert fit([3, 11, 16], [5, 8, 11], 28) == [3, 11, 14]  # `cont.` cut (`2/2` fits), the cells kept
+    assert fit([8, 60], [11, 6], 40) == [11, 29]  # `current run` whole: the long reason gives it room
 
 
 @pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 40)])

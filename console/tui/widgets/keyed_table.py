@@ -72,9 +72,9 @@ class KeyedTable(DataTable[Cell]):
         """DataTable's measure, then the columns cut to fit the table's width (column_fit.py): a
         table wider than its widget scrolled sideways, its scrollbar across the middle of the screen."""
         super()._update_dimensions(new_rows)
-        # Room for the vertical scrollbar kept whether it shows or not: fitted to the width without it, a
-        # table that then grew one by a row scrolled sideways by those two columns.
-        room = self.size.width - self.styles.scrollbar_size_vertical
+        # Room for the vertical scrollbar when the rows are taller than the table (it then shows).
+        tall = self.virtual_size.height > self.size.height
+        room = self.size.width - (self.styles.scrollbar_size_vertical if tall else 0)
         if room <= 0:  # not laid out yet: fitted on its first resize
             return
         columns = list(self.columns.values())
