@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from console.controlplane.answers import LoopGrant, Revived
@@ -36,11 +37,14 @@ log = logging.getLogger("loopctl.heartbeats")
 BINDING_KIND = "binding"  # the loop's link to the control plane: remote id, token jti and expiry
 ROUND_SECONDS = 30.0
 CONCURRENCY = 32
+OUTCOMES = {Outcome.LIVE: "ok", Outcome.TERMINAL: "refused", Outcome.TRANSIENT: "failed",
+            Outcome.POP_FALLBACK: "refused"}  # a fallback not revived is a refusal
 
 
 class LoopHeartbeats:
     def __init__(self, client: ControlPlaneClient, *, state_dir: Path, configs: list[LoopConfig], store: Store,
-                 clock: Clock, loops: Loops, round_seconds: float = ROUND_SECONDS, tasks: Tasks | None = None) -> None:
+                 clock: Clock, loops: Loops, round_seconds: float = ROUND_SECONDS, tasks: Tasks | None = None,
+                 on_change: Callable[[], None] | None = None) -> None:
         self.client = client
         self.secrets = state_dir / "secrets" / "loops"
         self.configs = [c for c in configs if c.enabled]
@@ -51,7 +55,7 @@ class LoopHeartbeats:
         self.limit = asyncio.Semaphore(CONCURRENCY)
         self.tasks = tasks if tasks is not None else Tasks(clock)
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self.last: dict[str, tuple[str, float]] = {}  # loop id -> (last verdict, when)
+        self.on_change = on_change  # a loop's last outcome changed without a transition (see beat)
 
     async def start(self) -> None:
         """No answer may stop the boot: a loop whose binding or recovery fails is logged and retried
@@ -160,38 +164,46 @@ class LoopHeartbeats:
         verdict = answer.verdict(provenance)
         status = answer.record.status if answer.record is not None else None
         retry_after = answer.retry_after
+        revival = ""
         if verdict.outcome is Outcome.POP_FALLBACK:  # at most one fallback per heartbeat (and so per recovery)
             async with self.limit:
                 revived = await self.client.revive_loop(remote, run_id, "running" if run_id else "idle")
             verdict, retry_after = revived.verdict(None), revived.retry_after
             status = revived.record.status if revived.record is not None else None
+            revival = "runner token refused, revival by proof of possession: "
             if verdict.outcome is Outcome.LIVE and revived.record is not None:
                 self.adopt(cfg, remote, revived.record, "revived by proof of possession")
-        self.apply(cfg, verdict, status, retry_after)
+                revival = f"revived by proof of possession (token jti {revived.record.jti}): "
+        reason = self.apply(cfg, verdict, status, retry_after)
         said = verdict.outcome.value + (f"/{verdict.why.value}" if verdict.why else "")
-        self.last[cfg.id] = (said, self.clock.time())
+        # In the store, not in memory: the loop's detail shows it after a restart, whatever the events.
+        # Watchers hear of a new outcome; the same one again only moves its time (no push per heartbeat).
+        if self.store.record_heartbeat(cfg.id, OUTCOMES[verdict.outcome], said, revival + reason) and self.on_change:
+            self.on_change()
         return verdict
 
     def state(self, cfg: LoopConfig) -> str:
         thing = self.store.thing(LOOP_KIND, cfg.id)
         return thing.state if thing else "active"
 
-    def apply(self, cfg: LoopConfig, verdict: Verdict, status: str | None, retry_after: str | None) -> None:
+    def apply(self, cfg: LoopConfig, verdict: Verdict, status: str | None, retry_after: str | None) -> str:
         """`status`: what a live answer said of the loop (active, paused, timed_out). What it means for
         the loop, as `loop_states.after` allows: pause and resume move an active loop, never an
-        escalated one (the operator's latch) or a finalized one."""
+        escalated one (the operator's latch) or a finalized one. Returns the reason it gave."""
         if verdict.outcome is Outcome.LIVE:
             if status == "timed_out":
-                self._set(cfg, LoopEvent.PLANE_ENDED, "the control plane timed the loop out")
+                event, reason = LoopEvent.PLANE_ENDED, "the control plane timed the loop out"
             elif status == "paused":
-                self._set(cfg, LoopEvent.PLANE_PAUSED, "the control plane paused it")
+                event, reason = LoopEvent.PLANE_PAUSED, "the control plane paused it"
             else:
-                self._set(cfg, LoopEvent.PLANE_ACTIVE, "heartbeat accepted")
+                event, reason = LoopEvent.PLANE_ACTIVE, "heartbeat accepted"
         elif verdict.outcome is Outcome.TERMINAL:
-            self._set(cfg, LoopEvent.PLANE_ENDED, f"heartbeat {verdict.why}")
+            event, reason = LoopEvent.PLANE_ENDED, f"heartbeat {verdict.why}"
         else:  # transient: still live, runs go on, the next round retries
             after = f", retry after {printable(retry_after[:40], lines=False)}" if retry_after else ""
-            self._set(cfg, LoopEvent.HEARTBEAT_TRANSIENT, f"heartbeat failed ({verdict.why}{after}); still live")
+            event, reason = LoopEvent.HEARTBEAT_TRANSIENT, f"heartbeat failed ({verdict.why}{after}); still live"
+        self._set(cfg, event, reason)
+        return reason
 
     def _set(self, cfg: LoopConfig, event: LoopEvent, reason: str) -> None:
         previous = self.state(cfg)

@@ -84,7 +84,8 @@ class HostLink:
         assert self.client is not None and self.loops is not None
         self.heartbeats = LoopHeartbeats(self.client, state_dir=self.state_dir, configs=configs, store=self.store,
                                          clock=self.clock, loops=self.loops,
-                                         round_seconds=self.section.loop_heartbeat_seconds, tasks=self.tasks)
+                                         round_seconds=self.section.loop_heartbeat_seconds, tasks=self.tasks,
+                                         on_change=self.on_change)
         await self.heartbeats.start()
 
     async def stop(self) -> None:

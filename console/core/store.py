@@ -93,6 +93,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX runs_by_chain ON runs (chain_id, continuation_attempt);
     CREATE INDEX runs_by_retry_of ON runs (retry_of_run_id) WHERE retry_of_run_id IS NOT NULL;
     """,
+    # v3: each loop's last heartbeat outcome, overwritten by every heartbeat. Not a state change (the
+    # loop's own transitions say those), so not an event: a heartbeat every 30 s per loop would bury
+    # the event log, and the detail must show it after a restart, not only while the engine recalls it.
+    """
+    CREATE TABLE loop_heartbeats (
+        loop_id TEXT PRIMARY KEY,
+        at      REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        reason  TEXT NOT NULL DEFAULT ''
+    ) WITHOUT ROWID;
+    """,
 )
 RUN_KIND = "run"
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -111,6 +123,17 @@ class ThingRecord(View, frozen=True):
     reason: str
     since: float
     detail: dict[str, Any]
+
+
+class HeartbeatRecord(View, frozen=True):
+    """A loop's last heartbeat: `outcome` ok | refused | failed, the classifier's `verdict`
+    (`live`, `terminal/gone`, `transient/server_error`) and what it meant. Never a token."""
+
+    loop_id: str
+    at: float
+    outcome: str
+    verdict: str
+    reason: str
 
 
 def corrupt_error(path: Path, exc: Exception) -> StoreError:
@@ -319,6 +342,24 @@ class Store:
         with self._write() as conn:
             return conn.execute("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= ? ORDER BY id "
                                 "LIMIT ?)", (rows[0][0], at_most)).rowcount
+
+    # -- heartbeats: the last outcome of each loop's, overwritten (not a state change, so not an event) --
+
+    def record_heartbeat(self, loop_id: str, outcome: str, verdict: str, reason: str) -> bool:
+        """Keep `loop_id`'s last heartbeat outcome, now. True when it differs from the one before
+        (the time alone does not count: a change worth telling watchers)."""
+        with self._write() as conn:
+            row = conn.execute("SELECT outcome, verdict, reason FROM loop_heartbeats WHERE loop_id = ?",
+                               (loop_id,)).fetchone()
+            conn.execute("INSERT INTO loop_heartbeats (loop_id, at, outcome, verdict, reason) VALUES (?, ?, ?, ?, ?) "
+                         "ON CONFLICT (loop_id) DO UPDATE SET at = excluded.at, outcome = excluded.outcome, "
+                         "verdict = excluded.verdict, reason = excluded.reason",
+                         (loop_id, self.clock.time(), outcome, verdict, reason))
+        return row is None or tuple(row) != (outcome, verdict, reason)
+
+    def heartbeats(self) -> dict[str, HeartbeatRecord]:
+        rows = self._conn.execute("SELECT loop_id, at, outcome, verdict, reason FROM loop_heartbeats").fetchall()
+        return {r[0]: HeartbeatRecord(r[0], r[1], r[2], r[3], r[4]) for r in rows}
 
     def thing(self, kind: str, name: str) -> ThingRecord | None:
         row = self._conn.execute(

@@ -213,10 +213,10 @@ class Engine:
         things = self.store.things()  # read once: the loops' views and the things' view both need them
         loops, runs = self.loops.views(things)
         cp = self.link.view() if self.link is not None else None
-        if self.link is not None and self.link.heartbeats is not None:
-            last = self.link.heartbeats.last
-            loops = [replace(lp, last_heartbeat=last[lp.id][0], last_heartbeat_at=last[lp.id][1]) if lp.id in last
-                     else lp for lp in loops]
+        beats = self.store.heartbeats() if self.link is not None else {}  # each loop's last, from the store
+        loops = [replace(lp, last_heartbeat=beats[lp.id].outcome, last_heartbeat_at=beats[lp.id].at,
+                         last_heartbeat_reason=f"{beats[lp.id].verdict}: {beats[lp.id].reason}")
+                 if lp.id in beats else lp for lp in loops]
         snap = compose(
             now=self.clock.time(),
             host=host_view(self.paths, replace(self.loaded, config=self.config)),

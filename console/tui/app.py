@@ -22,16 +22,19 @@ from textual.css.query import NoMatches
 from textual.lazy import Lazy
 from textual.screen import ModalScreen, Screen
 from textual.widgets import ContentSwitcher, DataTable, Input, Static
+from textual.widgets._toast import ToastRack
 
 from console.core.actions import ActionError
 from console.core.clock import Clock, SystemClock
 from console.core.errors import LoopctlError, OwnerUnavailable
 from console.core.paths import Paths
+from console.core.printable import printable
 from console.core.time_text import duration
 from console.readmodel.snapshot import EventView, Snapshot
 from console.tui.alerts import new_failures
 from console.tui.config_tab import config_body
 from console.tui.detail import ticks
+from console.tui.event_history import PAGE, History, history_rows, parse_query
 from console.tui.rows import SELECT_HINT, TABLES, counts, matches, placeholder, subject_of
 from console.tui.screen_filter import ControlPictures
 from console.tui.selection import DESTRUCTIVE, applicable, logs_refusal
@@ -40,6 +43,7 @@ from console.tui.widgets.detail_pane import DetailPane
 from console.tui.widgets.key_bar import KeyBar
 from console.tui.widgets.keyed_table import KeyedTable
 from console.tui.widgets.tab_bar import TabBar
+from console.tui.widgets.tab_pages import TabPages
 from console.tui.widgets.tray_bar import TrayBar
 
 if TYPE_CHECKING:  # what only some paths need is imported there: the first frame pays for none of it
@@ -101,7 +105,7 @@ class LoopctlApp(App[int]):
     #filter.shown { display: block; }
     DetailPane.enlarged { height: 1fr; }
     #tabs { height: 1fr; }
-    Toast { padding: 0 1; }  /* at 80x24 three padded toasts would hide most of the screen */
+    Toast { padding: 0 1; max-width: 75%; }  /* at 80x24: fewer lines, and three padded toasts hid the screen */
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
@@ -150,6 +154,7 @@ class LoopctlApp(App[int]):
         self._lost = 0  # reconnects in a row to a far engine, for the backoff
         self._history: dict[str, list[EventView]] = {}  # a thing's own last transitions, read on selection
         self._history_pending: str | None = None  # the subject being read now: asked once, not once a tick
+        self._event_log = History()  # the Events tab: pages of the whole event log, read as it asks
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -157,7 +162,7 @@ class LoopctlApp(App[int]):
         yield TrayBar(id="tray")
         yield TabBar([(tab, f"{i} {label}") for i, (tab, label) in enumerate(TABS, 1)], active="overview",
                      id="tab-bar")
-        with ContentSwitcher(initial="overview", id="tabs"):
+        with TabPages(initial="overview", id="tabs"):
             for tab, _label in TABS:
                 if tab == "config":  # no table: the body itself scrolls, by keys, past the fold at 80x24
                     with VerticalScroll(id=tab):
@@ -166,6 +171,8 @@ class LoopctlApp(App[int]):
                 with Vertical(id=tab):
                     if tab == "overview":
                         yield Static(id="counts")
+                    if tab == "events":  # what is read of the log, for which query, and how to read more
+                        yield Static(id="events-status")
                     spec = TABLES[tab]
                     table = KeyedTable(spec.columns, newest_first=spec.newest_first, id=f"table-{tab}")
                     yield table if tab == "overview" else Lazy(table)  # mounted after the first frame
@@ -286,8 +293,26 @@ class LoopctlApp(App[int]):
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
         """A toast as written: its text comes from the host (errors, paths, commands), and read as
-        markup `[/var/lib/x]` would raise and stop the console, and `[@click=...]` would be an action."""
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        markup `[/var/lib/x]` would raise and stop the console, and `[@click=...]` would be an action.
+        Its control characters are pictures before the toast wraps it: Rich measured an ESC as no cell
+        and dropped a BEL, the screen drew each as one, and a full line lost its last word."""
+        super().notify(printable(message), title=printable(title), severity=severity, timeout=timeout,
+                       markup=markup)
+
+    def on_tab_pages_resized(self, _event: TabPages.Resized) -> None:
+        self._place_toasts()
+
+    def _place_toasts(self) -> None:
+        """Toasts stack up from the bottom of the tabs' pages, over the table, never over the detail
+        pane or the footer below it (at 80x24 they covered the detail). Too many for the room: the
+        newest stay in view (the rack scrolls to its end)."""
+        try:
+            rack = self._main.get_child_by_type(ToastRack)
+        except NoMatches:
+            return
+        pages = self._main.query_one(TabPages).region
+        rack.styles.margin = (0, 0, max(1, self._main.size.height - pages.bottom), 0)
+        rack.styles.max_height = max(1, pages.height)
 
     async def on_unmount(self) -> None:
         await self.source.close()
@@ -312,6 +337,9 @@ class LoopctlApp(App[int]):
         self._lost = 0
         before, self.snapshot = self.snapshot, snap
         self._history.clear()  # read again for the selection: the log may have grown
+        merged = self._event_log.merge(snap.events)
+        if merged is None:  # more new events than the snapshot carries: the Events tab reads afresh
+            self._query_events()
         self._render(self.clock.time(), full=True)
         self._refresh_keys()
         for alert in new_failures(before, snap):
@@ -349,6 +377,11 @@ class LoopctlApp(App[int]):
         if self.snapshot is None or table is None:
             return
         self._stale.discard(tab)
+        if tab == "events" and self._event_log.query is not None:  # the pages read of the whole log
+            text = self._event_log.query.text
+            table.sync([row for row in history_rows(self._event_log.events, now) if matches(row, text)])
+            self._main.query_one("#events-status", Static).update(Text(self._event_log.status(), style="dim"))
+            return
         table.sync([row for row in TABLES[tab].rows(self.snapshot, now) if matches(row, self.filter_text)])
 
     def _table(self, tab: str) -> KeyedTable | None:
@@ -368,6 +401,8 @@ class LoopctlApp(App[int]):
     def _tab_shown(self) -> None:
         """The tab in view (just opened, or its table just mounted): its rows, focus, detail and keys."""
         now = self.clock.time()
+        if self.active_tab() == "events" and self._event_log.query is None:
+            self._query_events()  # the first look at the tab: its first page of the log
         if self.active_tab() in self._stale:
             self._sync(self.active_tab(), now)
         self._focus_table()
@@ -392,21 +427,56 @@ class LoopctlApp(App[int]):
             # Not exclusive: a read cancelled before it started left its coroutine unawaited. Each is a
             # few ms (an indexed query, or one socket round trip) and fills the cache for its subject.
             self.run_worker(self._read_history(subject), group="history")
+        record = next((e for e in self._event_log.events if f"event:{e.id}" == subject), None) \
+            if kind == "event" else None  # an event read from the log, maybe long gone from the snapshot
         pane.show(self.snapshot, table.selected_key, now, placeholder(tab, table.row_count, self.filter_text),
-                  events=events if kind in HISTORY_KINDS else None)
+                  events=events if kind in HISTORY_KINDS else None, event=record)
 
     async def _read_history(self, subject: str) -> None:
         from console.tui.detail import HISTORY  # noqa: PLC0415
 
         kind, _, name = subject.partition(":")
         try:
-            events = await self.source.events(kind, name, HISTORY)
+            events = (await self.source.events(kind, name, limit=HISTORY)).events
         finally:
             if self._history_pending == subject:
                 self._history_pending = None
         self._history[subject] = events
         if self._up() and self.selected_key() == subject:
             self._show_detail(self.clock.time())
+
+    # -- the Events tab: the whole log, a page at a time ------------------------------------------------
+
+    def _query_events(self) -> None:
+        """The filter box's words as the log's query (on the Events tab), its first page read anew."""
+        snap = self.snapshot
+        query = parse_query(self.filter_text, self.clock.time(), [r.id for r in snap.runs] if snap else [])
+        head = max((e.id for e in snap.events), default=0) if snap else 0
+        generation = self._event_log.reset(query, head)
+        if not query.error:
+            self.run_worker(self._read_events(generation, None), group="events")
+        else:
+            self._event_log.take(generation, [], None)
+        self._stale.add("events")
+        if self._up() and self.active_tab() == "events":
+            self._sync("events", self.clock.time())
+
+    def _older_events(self) -> None:
+        """The cursor reached the last row read: the next older page, if the log has one."""
+        generation = self._event_log.more()
+        if generation is not None:
+            self.run_worker(self._read_events(generation, self._event_log.next), group="events")
+            self._sync("events", self.clock.time())
+
+    async def _read_events(self, generation: int, before: int | None) -> None:
+        q = self._event_log.query
+        assert q is not None
+        page = await self.source.events(q.kind, q.name, since=q.since, until=q.until, before=before, limit=PAGE)
+        if self._event_log.take(generation, page.events, page.next, page.failed) and self._up():
+            self._stale.add("events")
+            if self.active_tab() == "events":
+                self._sync("events", self.clock.time())
+                self._show_detail(self.clock.time())
 
     def _counts(self, snap: Snapshot, now: float) -> list[Text]:
         engine = (f"engine pid {snap.engine.pid}, up {duration(now - snap.engine.started_at)}"
@@ -459,9 +529,12 @@ class LoopctlApp(App[int]):
             event.stop()
             self.notify(f"{verb} refused: {why}", severity="warning", timeout=6)
 
-    def on_data_table_row_highlighted(self, _event: DataTable.RowHighlighted) -> None:
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if not self._up():
             return
+        table = event.data_table
+        if table.id == "table-events" and event.cursor_row >= table.row_count - 1:
+            self._older_events()
         self._show_detail(self.clock.time())
         self._refresh_keys()
 
@@ -602,11 +675,15 @@ class LoopctlApp(App[int]):
             box.value = ""
             box.remove_class("shown")
         self.filter_text = ""
+        if self._event_log.query is not None:
+            self._query_events()
         self._render(self.clock.time())
         self._focus_table()
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.filter_text = event.value.strip()
+        if self.active_tab() == "events" or self._event_log.query is not None:
+            self._query_events()  # on the Events tab the words are the log's query (event_history.py)
         self._render(self.clock.time())
 
     def on_input_submitted(self, _event: Input.Submitted) -> None:

@@ -79,7 +79,8 @@ def loop_detail(lp: LoopView, snap: Snapshot, now: float) -> RenderableType:
         *([("last revival", f"by proof of possession {ago(lp.revived_at, now)}: token jti {lp.revived_jti or '?'}"
             + (f", expires {countdown(lp.revived_expires_at, now)}" if lp.revived_expires_at else ""))]
           if lp.revived_at else []),
-        ("last heartbeat", f"{lp.last_heartbeat} {ago(lp.last_heartbeat_at, now)}" if lp.last_heartbeat else "-"),
+        ("last heartbeat", f"{lp.last_heartbeat} {ago(lp.last_heartbeat_at, now)}"
+         + (f": {lp.last_heartbeat_reason}" if lp.last_heartbeat_reason else "") if lp.last_heartbeat else "-"),
         ("schedule", f"every {duration(lp.interval_seconds)}"
          + (f", run timeout {lp.run_timeout_seconds:g} s" if lp.run_timeout_seconds else ", no run timeout")),
         ("current run", lp.current_run or "-"),
@@ -135,8 +136,10 @@ def run_detail(r: RunView, state_dir: Path, now: float) -> RenderableType:
     return Group(*parts)
 
 
-def detail_for(snap: Snapshot | None, key: str | None, now: float, empty: str = SELECT_HINT) -> RenderableType:
-    """`empty`: what to say when no row is selected (see rows.placeholder)."""
+def detail_for(snap: Snapshot | None, key: str | None, now: float, empty: str = SELECT_HINT,
+               event: EventView | None = None) -> RenderableType:
+    """`empty`: what to say when no row is selected (see rows.placeholder); `event`: the record of
+    an event row read from the log."""
     if snap is None:
         return Text("waiting for the first snapshot…", style="dim")
     if not key:
@@ -163,10 +166,12 @@ def detail_for(snap: Snapshot | None, key: str | None, now: float, empty: str = 
         if run:
             return run_detail(run, Path(snap.host.state_dir), now)
     if kind == "event":
-        ev = next((e for e in snap.events if str(e.id) == name), None)
+        ev = event if event is not None and str(event.id) == name else \
+            next((e for e in snap.events if str(e.id) == name), None)
         if ev:
-            return fields([("event", ev.id), ("when", clock_time(ev.at)), ("thing", f"{ev.kind}:{ev.name}"),
-                            ("transition", f"{ev.previous or '(new)'} → {ev.new}"), ("reason", ev.reason)])
+            return fields([("event", ev.id), ("when", f"{clock_time(ev.at)} ({ago(ev.at, now)})"),
+                           ("thing", f"{ev.kind}:{ev.name}"),
+                           ("transition", f"{ev.previous or '(new)'} → {ev.new}"), ("reason", ev.reason)])
     return Text(f"{key} is no longer in the snapshot", style="dim")
 
 

@@ -103,11 +103,10 @@ def run_rows(snap: Snapshot, now: float) -> list[Row]:
 
 
 def event_rows(snap: Snapshot, now: float) -> list[Row]:
-    """A run is named by its short id, as the Runs tab names it (and `/` finds it by): its 26
-    characters left the reason column 7 at 80 columns (`heartbe`)."""
-    return [(f"event:{e.id}", (str(e.id), ago(e.at, now), f"{e.kind}:{short_id(e.name) if e.kind == 'run' else e.name}",
-                               f"{e.previous or '(new)'} → {e.new}", e.reason))
-            for e in snap.events]
+    """The snapshot's newest events; the Events tab shows the whole log's (event_history.py)."""
+    from console.tui.event_history import history_rows  # noqa: PLC0415  (it imports this module's peers)
+
+    return history_rows(snap.events, now)
 
 
 TABLES: dict[str, Table] = {
@@ -122,7 +121,7 @@ TABLES: dict[str, Table] = {
                    "No loops: this host's config declares none."),
     "runs": Table((("id", "run"), ("loop", "loop"), ("status", "status"), ("liveness", "liveness"),
                    ("stop", "stop reason"), ("cont", "cont."), ("duration", "duration"),
-                   ("useful", "last useful action")), run_rows, "No runs in the ledger yet.",
+                   ("useful", "last useful")), run_rows, "No runs in the ledger yet.",
                   newest_first=str),  # `run:ULID`: a ULID sorts by time
     "events": Table((("id", "#"), ("at", "when"), ("thing", "thing"), ("transition", "transition"),
                      ("reason", "reason")), event_rows, "No events recorded yet.",

@@ -63,10 +63,12 @@ def scenario_snapshot(state_dir: str = "/var/lib/loopctl") -> Snapshot:
     loops = [
         LoopView(id="docs", state="active", objective="keep the README true", interval_seconds=600,
                  run_timeout_seconds=1800, current_run=None, next_run_at=NOW + 420, provenance="managed",
-                 token_expires_at=NOW + 2400, last_heartbeat="live", last_heartbeat_at=NOW - 12),
+                 token_expires_at=NOW + 2400, last_heartbeat="ok", last_heartbeat_at=NOW - 12,
+                 last_heartbeat_reason="live: heartbeat accepted"),
         LoopView(id="triage", state="escalated", objective="label new issues",
                  reason=f"run {run_id(4)} plan_only: continuation attempts exhausted", interval_seconds=300,
-                 provenance="managed", token_expires_at=NOW + 1800, last_heartbeat="live", last_heartbeat_at=NOW - 7),
+                 provenance="managed", token_expires_at=NOW + 1800, last_heartbeat="ok", last_heartbeat_at=NOW - 7,
+                 last_heartbeat_reason="live: heartbeat accepted"),
         LoopView(id="refactor", state="active", objective="split app.py", interval_seconds=60,
                  run_timeout_seconds=1800, current_run=run_id(7)),
     ]

@@ -20,6 +20,7 @@ from console.core.decode import DecodeError, convert
 from console.core.errors import LoopctlError, OwnerUnavailable
 from console.core.logtail import LogChunk
 from console.core.paths import Paths, ensure_state_dir
+from console.core.records import View
 from console.host.watch import WATCH, EarlyWatch, arequest, atail, snapshot_of, watch
 from console.readmodel.snapshot import EventView, Snapshot
 
@@ -28,6 +29,19 @@ if TYPE_CHECKING:  # an observing console never loads the engine stack
     from console.host.transport import Dialer
 
 SnapshotSink = Callable[[Snapshot], None]
+
+
+class EventPage(View, frozen=True):
+    """A page of the event log, newest first; `next` is the `before` of the older page (None at the
+    oldest); `failed` says why none could be read (the engine gone, a refusal)."""
+
+    events: list[EventView]
+    next: int | None = None
+    failed: str = ""
+
+
+def _page(events: list[EventView], limit: int) -> EventPage:
+    return EventPage(events, events[-1].id if len(events) == limit else None)
 
 
 class Source(Protocol):
@@ -50,8 +64,9 @@ class Source(Protocol):
         `follow`; raise ActionError with the engine's refusal, OwnerUnavailable if it goes away."""
         ...
 
-    async def events(self, kind: str, name: str, limit: int) -> list[EventView]:
-        """A thing's own last transitions from the whole event log (the socket's `events` op)."""
+    async def events(self, kind: str | None = None, name: str | None = None, *, since: float | None = None,
+                     until: float | None = None, before: int | None = None, limit: int = 100) -> EventPage:
+        """A page of the whole event log, newest first, filtered (the socket's `events` op)."""
         ...
 
     async def close(self) -> None: ...
@@ -92,12 +107,14 @@ class OwnedSource:
         finally:
             await chunks.aclose()
 
-    async def events(self, kind: str, name: str, limit: int) -> list[EventView]:
+    async def events(self, kind: str | None = None, name: str | None = None, *, since: float | None = None,
+                     until: float | None = None, before: int | None = None, limit: int = 100) -> EventPage:
         from console.readmodel.snapshot import events_view  # noqa: PLC0415
 
         if self.owner.store is None:
-            return []
-        return events_view(self.owner.store.events_page(kind=kind, name=name, limit=limit))
+            return EventPage([], failed="the engine is not running")
+        return _page(events_view(self.owner.store.events_page(kind=kind, name=name, since=since, until=until,
+                                                              before=before, limit=limit)), limit)
 
     async def close(self) -> None:
         await self.owner.stop()
@@ -131,11 +148,13 @@ class ObservedSource:
             if chunk is not None:
                 yield chunk
 
-    async def events(self, kind: str, name: str, limit: int) -> list[EventView]:
+    async def events(self, kind: str | None = None, name: str | None = None, *, since: float | None = None,
+                     until: float | None = None, before: int | None = None, limit: int = 100) -> EventPage:
         try:
-            answer = await arequest(self.socket_path, "events", kind=kind, name=name, limit=limit)
-        except (OwnerUnavailable, OSError):
-            return []
+            answer = await arequest(self.socket_path, "events",
+                                    **_filters(kind, name, since=since, until=until, before=before, limit=limit))
+        except (OwnerUnavailable, OSError) as exc:
+            return EventPage([], failed=str(exc))
         return _events_of(answer)
 
     async def close(self) -> None:
@@ -152,14 +171,26 @@ def _result_of(answer: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _events_of(answer: dict[str, Any] | None) -> list[EventView]:
+def _filters(kind: str | None, name: str | None, *, since: float | None, until: float | None, before: int | None,
+             limit: int) -> dict[str, Any]:
+    """The `events` op's keys: only the filters given (an older engine ignores none it knows)."""
+    given = {"kind": kind, "name": name, "since": since, "until": until, "before": before}
+    return {"limit": limit, **{k: v for k, v in given.items() if v is not None}}
+
+
+def _events_of(answer: dict[str, Any] | None) -> EventPage:
     """The `events` op's page, typed at the boundary: a refusal or a wrong shape is no history, not a crash."""
-    if not answer or not answer.get("ok"):
-        return []
+    if not answer:
+        return EventPage([], failed="no answer")
+    if not answer.get("ok"):
+        err = answer.get("error") or {}
+        return EventPage([], failed=f"{err.get('code', 'error')}: {err.get('message', 'refused')}")
     try:
-        return convert(list[EventView], answer.get("events") or [])
-    except DecodeError:
-        return []
+        nxt = answer.get("next")
+        return EventPage(convert(list[EventView], answer.get("events") or []),
+                         nxt if isinstance(nxt, int) and not isinstance(nxt, bool) else None)
+    except DecodeError as exc:
+        return EventPage([], failed=f"bad answer: {exc}")
 
 
 def _chunk_of(answer: dict[str, Any]) -> LogChunk | None:
@@ -225,17 +256,19 @@ class RemoteSource:
         finally:
             await stream.close()
 
-    async def events(self, kind: str, name: str, limit: int) -> list[EventView]:
+    async def events(self, kind: str | None = None, name: str | None = None, *, since: float | None = None,
+                     until: float | None = None, before: int | None = None, limit: int = 100) -> EventPage:
         """The far engine's `events` op over the same dialer."""
         try:
             stream = await self.dialer.open()
             try:
-                await stream.send({"id": 1, "op": "events", "kind": kind, "name": name, "limit": limit})
+                filters = _filters(kind, name, since=since, until=until, before=before, limit=limit)
+                await stream.send({"id": 1, "op": "events", **filters})
                 answer = await stream.read()
             finally:
                 await stream.close()
-        except (LoopctlError, OSError):
-            return []
+        except (LoopctlError, OSError) as exc:
+            return EventPage([], failed=str(exc))
         return _events_of(answer)
 
     @staticmethod
@@ -284,8 +317,14 @@ class FixedSource:
         if follow:
             await asyncio.Event().wait()  # a fixed log never grows
 
-    async def events(self, kind: str, name: str, limit: int) -> list[EventView]:
-        return [e for e in self.snapshot.events if (e.kind, e.name) == (kind, name)][:limit]
+    async def events(self, kind: str | None = None, name: str | None = None, *, since: float | None = None,
+                     until: float | None = None, before: int | None = None, limit: int = 100) -> EventPage:
+        """The scenario's events, filtered and paged as the engine's store does it."""
+        chosen = [e for e in self.snapshot.events
+                  if (kind is None or e.kind == kind) and (name is None or e.name == name)
+                  and (since is None or e.at >= since) and (until is None or e.at < until)
+                  and (before is None or e.id < before)]
+        return _page(chosen[:limit], limit)
 
     async def close(self) -> None:
         return None

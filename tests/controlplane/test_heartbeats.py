@@ -87,6 +87,10 @@ async def test_managed_alive_401_is_revived_persisted_and_heartbeats_resume(rig)
     verdict = await beats.beat(loop(), runner_alive=loops.scheduling("docs"))
     assert verdict.outcome.value == "live" and rig.state() == "active"
     assert rig.inspect()["revivals"] == 1
+    revived = rig.store.heartbeats()["docs"]  # the outcome is the store's, not the engine's memory
+    jti = rig.store.thing(BINDING_KIND, "docs").detail["jti"]
+    assert (revived.outcome, revived.verdict, revived.at) == ("ok", "live", rig.clock.time())
+    assert revived.reason == f"revived by proof of possession (token jti {jti}): heartbeat accepted"
     assert rig.token() != first_token  # the new token was adopted and persisted
     binding = rig.store.thing(BINDING_KIND, "docs")
     assert binding.reason.startswith("revived by proof of possession (token jti ")
@@ -94,7 +98,7 @@ async def test_managed_alive_401_is_revived_persisted_and_heartbeats_resume(rig)
     assert (await beats.beat(loop(), runner_alive=True)).outcome.value == "live"
     assert rig.inspect()["revivals"] == 1  # heartbeats resumed on the new token, no further revival
     view = loops.views()[0][0]
-    assert view.provenance == "managed" and view.token_expires_at > 0 and beats.last["docs"][0] == "live"
+    assert view.provenance == "managed" and view.token_expires_at > 0 and rig.store.heartbeats()["docs"].outcome == "ok"
 
 
 async def test_managed_dead_401_at_boot_sends_no_revival_and_finalizes(rig):
@@ -140,6 +144,9 @@ async def test_410_during_revival_finalizes(rig):
     verdict = await beats.beat(loop(), runner_alive=True)
     assert (verdict.outcome.value, verdict.why.value) == ("terminal", "gone")
     assert rig.state() == "finalized" and rig.inspect()["revivals"] == 1
+    refused = rig.store.heartbeats()["docs"]
+    assert (refused.outcome, refused.verdict) == ("refused", "terminal/gone")
+    assert refused.reason == "runner token refused, revival by proof of possession: heartbeat gone"
 
 
 @pytest.mark.parametrize("fault", [{"status": 503, "retry_after": "5"}, {"stall_seconds": 3}])
@@ -152,6 +159,8 @@ async def test_a_transient_failure_during_revival_keeps_the_loop_attached(rig, f
     verdict = await beats.beat(loop(), runner_alive=True)
     assert verdict.outcome.value == "transient"
     assert rig.state() == "transient" and "still live" in rig.store.thing(LOOP_KIND, "docs").reason
+    failed = rig.store.heartbeats()["docs"]
+    assert failed.outcome == "failed" and failed.verdict.startswith("transient/") and "still live" in failed.reason
     assert (await beats.beat(loop(), runner_alive=True)).outcome.value == "live"  # retried later: back
     assert rig.state() == "active"
 
@@ -218,16 +227,17 @@ async def test_every_loop_keeps_its_own_jittered_schedule(rig):
     loops, beats = rig.loops(*cfgs)
     await beats.start()
     loops.start_runners()
-    assert beats.last == {}
+    assert rig.store.heartbeats() == {}
     for _ in range(int(ROUND_SECONDS * 1.1) + 1):  # one round of fake time, a second at a time
         rig.clock.advance(1)
         await asyncio.sleep(0.02)
     for _ in range(50):
-        if len(beats.last) == 5:
+        if len(rig.store.heartbeats()) == 5:
             break
         await asyncio.sleep(0.05)
-    assert set(beats.last) == {f"l{i}" for i in range(5)} and all(v[0] == "live" for v in beats.last.values())
-    times = sorted(at for _v, at in beats.last.values())
+    last = rig.store.heartbeats()
+    assert set(last) == {f"l{i}" for i in range(5)} and all(v.outcome == "ok" for v in last.values())
+    times = sorted(v.at for v in last.values())
     assert times[0] < times[-1], "the loops heartbeat in step"  # spread, not one burst
     await beats.stop()
 

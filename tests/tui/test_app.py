@@ -144,8 +144,10 @@ class InHand:
     async def act(self, verb, target):
         raise AssertionError("no action in this test")
 
-    async def events(self, kind, name, limit):
-        return []  # the feed never delivers; nor does the log
+    async def events(self, kind=None, name=None, **_filters):
+        from console.tui.source import EventPage
+
+        return EventPage([])  # the feed never delivers; nor does the log
 
     async def close(self) -> None:
         return None
@@ -293,7 +295,7 @@ async def test_a_things_detail_shows_its_own_last_transitions_from_the_whole_log
         for i in range(120):
             owner.store.transition("sidecar", "web", "ready" if i % 2 else "starting", f"step {i}")
         await wait_snapshot(pilot, app, lambda s: len(s.events) == 50 and all(e.name != "db" for e in s.events))
-        events = await app.source.events("sidecar", "db", 5)
+        events = (await app.source.events("sidecar", "db", limit=5)).events
         assert [(e.new, e.reason) for e in events] == [("failed", "crash_loop, long ago")]
 
 

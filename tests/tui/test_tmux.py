@@ -48,6 +48,7 @@ def tmux(tmp_path):
     def run(*args: str) -> str:
         return subprocess.run(["tmux", "-L", socket, *args], capture_output=True, text=True, check=True).stdout
 
+    run.socket = socket  # type: ignore[attr-defined]
     yield run
     subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, check=False)
 
@@ -301,3 +302,24 @@ def test_an_observer_console_declines_then_follows_the_next_owner_then_takes_ove
     assert report["snapshot"]["host"]["config_path"] == str(config)
     tmux("send-keys", "-t", "console", "q")
     must_exit(console, "the console did not quit")
+
+
+def test_y_copies_the_selected_id_into_tmux_paste_buffer_by_osc_52(host: Host, tmux):
+    """OSC 52 through a real tmux: with `set-clipboard on` tmux keeps what the console wrote as a
+    paste buffer (and passes it on to the terminal outside, over SSH too)."""
+    loop_config(host)  # one loop, `worker`
+    tmux("new-session", "-d", "-s", "console", "-x", "100", "-y", "30", console_command(host))
+    tmux("set-option", "-g", "set-clipboard", "on")
+
+    def screen() -> str:
+        return tmux("capture-pane", "-p", "-t", "console")
+
+    wait_for(lambda: "owner" in screen(), timeout=20, what="the console to own the host")
+    tmux("send-keys", "-t", "console", "3")
+    wait_for(lambda: "worker" in screen() and "loop" in screen(), what="the loop on the Loops tab")
+    tmux("send-keys", "-t", "console", "y")
+    wait_for(lambda: "copied loop id worker" in screen(), what="the copy's toast")
+    wait_for(lambda: subprocess.run(["tmux", "-L", tmux.socket, "show-buffer"], check=False, capture_output=True,
+                                    text=True).stdout == "worker", what="the id in tmux's paste buffer")
+    tmux("send-keys", "-t", "console", "q")
+    wait_for(lambda: not (host.state / "engine.sock").exists(), what="the console's engine to stop")

@@ -29,7 +29,9 @@ KEYS = [
     ("p / P", "pause the selected loop here (a running run ends, asks first) / resume it"),
     ("l", "the selected sidecar's log or run's output, full screen: f follow, / search, n N, g G, w wrap, "
           "esc back"),
-    ("/", "filter the rows of this tab; esc clears it"),
+    ("/", "filter the rows of this tab; esc clears it. On Events it queries the whole log: kind:K, a thing "
+          "(sidecar:web, run:2QVPQ06K), since:30m, until:2h (or 2026-01-01T02:00), other words match the rows"),
+    ("6, End", "Events: the whole event log, newest first; End (or ↓ on the last row) reads the next older page"),
     ("esc", "dismiss the toasts, else clear the filter, else (opened from the fleet) back to it"),
     ("ctrl+p", "command palette: the same actions, and the tabs, by name"),
     ("d", "on a host with nothing configured: close, and open the demo host (`loopctl demo`)"),

@@ -22,10 +22,11 @@ class DetailPane(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(id="detail-body")
 
-    def show(self, snap: Snapshot | None, key: str | None, now: float, empty: str = SELECT_HINT,
-             events: list[EventView] | None = None) -> None:
-        """`events`: the selected thing's own last transitions, when they have been read."""
-        body = detail_for(snap, key, now, empty)
+    def show(self, snap: Snapshot | None, key: str | None, now: float, empty: str = SELECT_HINT, *,
+             events: list[EventView] | None = None, event: EventView | None = None) -> None:
+        """`events`: the selected thing's own last transitions, when they have been read; `event`:
+        the selected event's record, read from the log (it may be long gone from the snapshot)."""
+        body = detail_for(snap, key, now, empty, event)
         if events is not None:
             body = Group(body, Text(""), Text("last transitions", style="bold"), history(events, now))
         self.query_one("#detail-body", Static).update(body)

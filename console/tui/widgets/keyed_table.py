@@ -12,14 +12,18 @@ import re
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from rich.cells import cell_len
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.coordinate import Coordinate
+from textual.geometry import Size
 from textual.message import Message
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
 
 from console.core.printable import printable
+from console.tui.column_fit import fit
 from console.tui.rows import Cell, Row
 
 
@@ -56,8 +60,40 @@ class KeyedTable(DataTable[Cell]):
 
     def on_mount(self) -> None:
         for key, label in self._columns:
-            self.add_column(Text(label), key=key)
+            self.add_column(_label(label), key=key)
         self.post_message(self.Mounted(self))
+
+    # -- fitting the width it has ----------------------------------------------------------------
+
+    def on_resize(self, _event: events.Resize) -> None:
+        self._refresh_header()  # the columns fit the new width (see _update_dimensions)
+
+    def _update_dimensions(self, new_rows: Any) -> None:
+        """DataTable's measure, then the columns cut to fit the table's width (column_fit.py): a
+        table wider than its widget scrolled sideways, its scrollbar across the middle of the screen."""
+        super()._update_dimensions(new_rows)
+        # Room for the vertical scrollbar when the rows are taller than the table (it then shows).
+        tall = self.virtual_size.height > self.size.height
+        room = self.size.width - (self.styles.scrollbar_size_vertical if tall else 0)
+        if room <= 0:  # not laid out yet: fitted on its first resize
+            return
+        columns = list(self.columns.values())
+        padding = 2 * self.cell_padding * len(columns)
+        room -= padding + self._row_label_column_width
+        labels = [c.label.cell_len for c in columns]
+        natural = [c.content_width for c in columns]  # DataTable's measure: the cells and the label
+        if sum(natural) > room and self._cells:  # to be cut: what the cells themselves need
+            natural = [max(cell_len(printable(_plain(cells[i]), lines=False)) for cells in self._cells.values())
+                       for i in range(len(columns))]
+        for column, width in zip(columns, fit(natural, labels, room), strict=True):
+            cut = width < column.content_width
+            column.auto_width, column.width = not cut, width
+        width = sum(c.get_render_width(self) for c in columns) + self._row_label_column_width
+        if width != self.virtual_size.width:
+            self.virtual_size = Size(width, self.virtual_size.height)
+            self._clear_caches()
+        if self.show_horizontal_scrollbar:
+            self._refresh_scrollbars()  # decided on the width before the fit: again
 
     # -- sorting ---------------------------------------------------------------------------------------
 
@@ -86,7 +122,7 @@ class KeyedTable(DataTable[Cell]):
         selected = self.selected_key
         for index, (key, label) in enumerate(self._columns):
             mark = "" if index != self.sort_column else (" ↓" if self.sort_reverse else " ↑")
-            self.columns[key].label = Text(label + mark)  # type: ignore[index]
+            self.columns[key].label = _label(label + mark)  # type: ignore[index]
         self._refresh_header()
         self._order([(k, self._cells[k]) for k in self._canonical if k in self._cells])
         self._keep_cursor(selected)
@@ -192,14 +228,21 @@ def _plain(cell: object) -> str:
     return cell.plain if isinstance(cell, Text) else str(cell)
 
 
+def _label(label: str) -> Text:
+    return Text(label, no_wrap=True, overflow="ellipsis")
+
+
 def _shown(cell: Cell) -> Text:
     """Control characters as their pictures before Rich measures the cell: Rich counts an ESC as no
     cell and drops a BEL, while the screen filter draws each as one cell, so a row with escapes ran
-    past its column (`…bell (gave ut`)."""
+    past its column (`…bell (gave ut`). One line, ending in `…` where its column is cut to fit."""
     if isinstance(cell, Text):
-        return cell if printable(cell.plain, lines=False) == cell.plain else \
+        shown = cell.copy() if printable(cell.plain, lines=False) == cell.plain else \
             Text(printable(cell.plain, lines=False), style=cell.style)
-    return Text(printable(cell, lines=False))
+    else:
+        shown = Text(printable(cell, lines=False))
+    shown.no_wrap, shown.overflow = True, "ellipsis"
+    return shown
 
 
 class _FirstCell(Text):
@@ -210,7 +253,7 @@ class _FirstCell(Text):
 
 
 def _first(key: str, cell: Cell) -> _FirstCell:
-    first = _FirstCell()
+    first = _FirstCell(no_wrap=True, overflow="ellipsis")
     first.append(_shown(cell))
     first.row_key = key
     return first
