@@ -222,7 +222,19 @@ def empty_baseline(host: Host, seconds: float) -> list[Sample]:
     return sample_until(host, lambda _s: time.monotonic() > end)
 
 
-def cpu_per_request(host: Host, requests: int, idle: float = 3.0) -> tuple[float, float, int, int]:
+def sections(answer: bytes) -> str:
+    """Where a snapshot's bytes go: each top-level section's share, compactly encoded, biggest first."""
+    snap = json.loads(answer)["snapshot"]
+    sizes = {key: len(json.dumps(value, separators=(",", ":"))) for key, value in snap.items()}
+    parts = []
+    for key, size in sorted(sizes.items(), key=lambda kv: -kv[1])[:6]:
+        items = len(snap[key]) if isinstance(snap[key], list) else 0
+        each = f", {size / items:.0f} B each" if items else ""
+        parts.append(f"{key} {size / 1000:.1f} KB ({items or '-'}{each})")
+    return "; ".join(parts)
+
+
+def cpu_per_request(host: Host, requests: int, idle: float = 3.0) -> tuple[float, float, bytes, int]:
     """(engine CPU ms per snapshot request, idle CPU % of a core, bytes of one answer, requests that
     got no answer within 10 s). Measured between bursts where there are any: it waits (at most an
     interval) for a moment with no run in progress."""
@@ -246,16 +258,16 @@ def cpu_per_request(host: Host, requests: int, idle: float = 3.0) -> tuple[float
 
     before = idle_rate()
     c, t = cpu(), time.monotonic()
-    size, unanswered = 0, 0
+    answer, unanswered = b"", 0
     for _ in range(requests):
         try:
-            size = len(raw_snapshot(host.sock))
+            answer = raw_snapshot(host.sock)
         except TimeoutError:
             unanswered += 1
     used, spent = cpu() - c, time.monotonic() - t
     after = idle_rate()
     rate = (before + after) / 2
-    return max(0.0, used - rate * spent) / requests * 1000, rate * 100, size, unanswered
+    return max(0.0, used - rate * spent) / requests * 1000, rate * 100, answer, unanswered
 
 
 class Profiler:
@@ -388,9 +400,7 @@ def main() -> int:
         script = work / ("listener.pl" if _has_perl() else "listener.py")
         script.write_text(LISTENER_PL if script.suffix == ".pl" else LISTENER_PY)
         listener = ["perl", str(script)] if script.suffix == ".pl" else [sys.executable, str(script)]
-        ports = [free_port() for _ in range(args.sidecars)]
-        while len(set(ports)) < len(ports):
-            ports = [free_port() for _ in range(args.sidecars)]
+        ports = distinct_ports(args.sidecars)
 
         empty = Host("empty", work / "empty", loopctl)
         hosts.append(empty)
@@ -493,7 +503,8 @@ def main() -> int:
             return host, samples, startup_end[0]
 
         host, samples, startup = run_host("host", args.loops, args.bursts, args.profile is not None)
-        cpu_ms, idle_pct, size, unanswered = cpu_per_request(host, args.requests)
+        cpu_ms, idle_pct, answer, unanswered = cpu_per_request(host, args.requests)
+        size = len(answer)
         stop_mid = host.stop()
         if args.samples_json is not None:
             args.samples_json.write_text(json.dumps({"host": [x.__dict__ for x in samples], "startup": startup}))
@@ -544,6 +555,8 @@ def main() -> int:
                         unanswered == 0))
         rows.append(Row(f"snapshot bytes ({args.loops} loops, {args.sidecars} sidecars)", f"{size / 1000:.1f} KB",
                         f"<= {BASELINE_KB / 2:.0f} KB", size <= BASELINE_KB / 2 * 1000))
+        if answer:
+            print(f"snapshot by section: {sections(answer)}")
         rows.append(Row("SIGTERM to exit, after the bursts", f"{stop_mid:.1f} s", "(figure)", None))
         if big is not None:
             big_seen = answered(big_samples)
@@ -580,6 +593,16 @@ def main() -> int:
         for host in hosts:
             host.stop()
         stop_all(procs, work)
+
+
+def distinct_ports(count: int) -> list[int]:
+    """`count` loopback ports nothing listens on, no two alike (free_port may hand one out twice)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def _has_perl() -> bool:

@@ -35,9 +35,9 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import LISTENER_PL, LISTENER_PY, Host, _has_perl, counts, snapshot
+from bench_scale import LISTENER_PL, LISTENER_PY, Host, _has_perl, counts, distinct_ports, snapshot
 from bench_tui import FLOOR_APP
-from harness import REPO, free_port, make_venv, stop_all, wait_for
+from harness import REPO, make_venv, stop_all, wait_for
 
 
 class Tmux:
@@ -99,13 +99,15 @@ def main() -> int:
         script.write_text(LISTENER_PL if script.suffix == ".pl" else LISTENER_PY)
         listener = ["perl", str(script)] if script.suffix == ".pl" else [sys.executable, str(script)]
         host = Host("host", work / "host", str(bin_dir / "loopctl"), loops=args.loops,
-                    sidecars=[free_port() for _ in range(args.sidecars)], interval=args.interval)
+                    sidecars=distinct_ports(args.sidecars), interval=args.interval)
         host.write_config(listener)
         print(f"bench: {args.loops} loops every {args.interval:g} s and {args.sidecars} sidecars, start-up ...",
               flush=True)
         procs.append(host.start())
 
         def started_up() -> bool:
+            if host.proc is not None and host.proc.poll() is not None:
+                raise SystemExit(f"bench: the engine exited {host.proc.returncode}: {host.root / 'engine.log'}")
             snap = snapshot(host.sock)
             if snap is None:
                 return False
