@@ -12,7 +12,9 @@ first run finished). Then:
 2. the console's CPU over `--window` seconds (default 60, the loops' interval, so the window spans one of
    their bursts: the bench checks it saw loops running in it) with the Loops tab in view (target < 5 %
    of a core).
-Exit 1 while a target is missed.
+Exit 1 while a target is missed. `--profile DIR` records the console with py-spy (if installed) through
+the CPU window (the figure is then the console's with py-spy reading it) and prints where its main
+thread spends its time.
 
 The console is started as the README installs it: a virtualenv of its own made by this script with a
 regular `pip install` of this checkout, `loopctl` from its bin/, run from a directory of its own, as in
@@ -35,7 +37,17 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scale import LISTENER_PL, LISTENER_PY, Host, _has_perl, counts, distinct_ports, snapshot
+from bench_scale import (
+    LISTENER_PL,
+    LISTENER_PY,
+    Host,
+    Profiler,
+    _has_perl,
+    counts,
+    distinct_ports,
+    profile_summary,
+    snapshot,
+)
 from bench_tui import FLOOR_APP
 from harness import REPO, make_venv, stop_all, wait_for
 
@@ -87,11 +99,13 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=60.0, help="seconds of console CPU measured")
     parser.add_argument("--frames", type=int, default=7, help="first frames measured (each beside the floor's)")
     parser.add_argument("--tmux-prefix", default="loopctl-bench")
+    parser.add_argument("--profile", type=Path, help="py-spy the console through the CPU window, into this directory")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="loopctl-tui-scale-"))
     tmux = Tmux(args.tmux_prefix)
     procs: list[subprocess.Popen[bytes]] = []
     host = None
+    profiler = Profiler(args.profile)
     try:
         print("bench: installing loopctl into a temporary virtualenv ...", flush=True)
         bin_dir = make_venv(work / "venv", str(REPO))
@@ -146,9 +160,11 @@ def main() -> int:
 
         watcher = threading.Thread(target=watch_host, daemon=True)
         watcher.start()
+        profiler.start(console.pid, "console-window")
         before = console.cpu_times()
         time.sleep(args.window)
         after = console.cpu_times()
+        profiler.stop()
         stop.set()
         watcher.join()
         cpu = (after.user + after.system - before.user - before.system) / args.window * 100
@@ -172,10 +188,14 @@ def main() -> int:
         for name, figure, target, ok in rows:
             verdict = "" if ok is None else ("met" if ok else "MISSED")
             print(f"{name:<46} {figure:<34} {target:<16} {verdict}")
+        for path in profiler.files:
+            if path.exists():
+                print(profile_summary(path))
         missed = [name for name, _f, _t, ok in rows if ok is False]
         print(f"targets: {'met' if not missed else 'MISSED: ' + ', '.join(missed)}")
         return 0 if not missed else 1
     finally:
+        profiler.stop()
         tmux("kill-server")
         if host is not None:
             host.stop()

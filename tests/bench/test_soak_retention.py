@@ -25,7 +25,7 @@ LOOPS, KEEP = 40, 2
 @pytest.fixture(scope="module")
 def soaked() -> Iterator[tuple[Soak, dict[str, Check]]]:
     soak = Soak(duration=25.0, rate=20.0, loops=LOOPS, keep_runs_per_loop=KEEP, keep_events=200,
-                chatty_bytes_per_second=MiB, sample_every=0.5, warmup=1.0, retention_period=1.0)
+                chatty_bytes_per_second=MiB, sample_every=0.5, warmup=8.0, retention_period=1.0)
     with tempfile.TemporaryDirectory(prefix="lt-soak-") as work:  # short: the engine's socket lives in it
         run_soak(Path(work), soak)
     yield soak, {c.name: c for c in checks(soak)}
@@ -35,7 +35,10 @@ def test_the_soak_reached_its_retention_horizon_with_time_to_spare(soaked: tuple
     soak, _found = soaked
     after = [s for s in soak.samples if s.at >= soak.horizon]
     assert len(after) >= 20, f"only {len(after)} samples after the horizon ({soak.horizon:.1f} s)"
-    assert after[-1].runs_total - after[0].runs_total >= 5 * LOOPS, "too few runs after the horizon to say"
+    # Retention had work: well over what it keeps was run, and runs went on after the horizon (loosely:
+    # a loaded machine runs them slower; this is not a speed test).
+    assert after[-1].runs_total >= 1.5 * LOOPS * (KEEP + 2), f"{after[-1].runs_total} runs in all"
+    assert after[-1].runs_total - after[0].runs_total >= LOOPS, "too few runs after the horizon to say"
 
 
 def test_run_directories_and_the_database_stay_flat(soaked: tuple[Soak, dict[str, Check]]) -> None:
