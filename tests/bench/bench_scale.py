@@ -92,6 +92,7 @@ class Host:
     interval: float = 60.0
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
+    left_behind: int = 0  # processes found under its state dir after its engine exited
 
     @property
     def state(self) -> Path:
@@ -128,17 +129,43 @@ class Host:
         return self.proc
 
     def stop(self) -> float:
-        """SIGTERM and wait (the engine ends its runs and sidecars); seconds it took to exit."""
+        """SIGTERM and wait (the engine ends its runs and sidecars); seconds it took to exit. Then what
+        the engine left behind is ended: its children as they were just before the SIGTERM, and any
+        process whose command line names this host's scratch directory (its sidecars': the listener
+        script is there). Never a process the bench did not start."""
         if self.proc is None or self.proc.poll() is not None:
             return 0.0
+        children: list[psutil.Process] = []
+        with contextlib.suppress(psutil.Error):
+            children = psutil.Process(self.proc.pid).children(recursive=True)
         start = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
+            print(f"bench: the {self.name} engine did not exit within 60 s of SIGTERM: killed", flush=True)
             self.proc.kill()
             self.proc.wait()
-        return time.monotonic() - start
+        took = time.monotonic() - start
+        self.left_behind += self.sweep(children)
+        return took
+
+    def sweep(self, children: list[psutil.Process]) -> int:
+        _gone, alive = psutil.wait_procs(children, timeout=2)
+        found = {p.pid: p for p in alive}
+        scratch = str(self.root.parent)
+        for proc in psutil.process_iter(["cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                if proc.pid != os.getpid() and any(scratch in arg for arg in proc.info["cmdline"] or []) \
+                        and proc.ppid() == 1:
+                    found[proc.pid] = proc
+        for proc in found.values():
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(list(found.values()), timeout=5)
+        if found:
+            print(f"bench: the {self.name} engine left {len(found)} processes behind (ended)", flush=True)
+        return len(found)
 
     def once(self) -> tuple[float, int, bytes]:
         start = time.perf_counter()
@@ -558,6 +585,8 @@ def main() -> int:
         if answer:
             print(f"snapshot by section: {sections(answer)}")
         rows.append(Row("SIGTERM to exit, after the bursts", f"{stop_mid:.1f} s", "(figure)", None))
+        rows.append(Row("processes left behind by stopped engines", str(sum(h.left_behind for h in hosts)), "0",
+                        sum(h.left_behind for h in hosts) == 0))
         if big is not None:
             big_seen = answered(big_samples)
             unknown = sum(s.code == 3 for s in big_seen)
