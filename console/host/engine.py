@@ -33,6 +33,7 @@ from console.core.records import replace
 from console.core.spawn_gate import SpawnGate
 from console.core.store import Store
 from console.core.tasks import Tasks
+from console.core.testing_knobs import retention_period
 from console.readmodel.snapshot import (
     ENGINE_KIND,
     ENGINE_NAME,
@@ -166,7 +167,7 @@ class Engine:
             result = await prune(self.store, self.paths.state_dir / "runs", policy, self.clock.time())
             if result.runs or result.events:
                 log.info("retention: %d runs and %d events pruned", result.runs, result.events)
-            await self.clock.sleep(RETENTION_PERIOD)
+            await self.clock.sleep(retention_period(RETENTION_PERIOD))
 
     async def stop(self) -> None:
         """Loops (their runs ended), then sidecars, then the control-plane link and the remote config:
