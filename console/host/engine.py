@@ -48,6 +48,7 @@ from console.readmodel.snapshot import (
 from console.readmodel.tray import Reason, descriptor_reasons, reload_refused_reason, task_reasons
 from console.remote.plugin_error import PluginError
 from console.remote.plugins import Plugins, is_installed, missing_programs, resolve
+from console.runs.retention import CATCH_UP_SECONDS as RETENTION_CATCH_UP
 from console.runs.retention import PERIOD_SECONDS as RETENTION_PERIOD
 from console.runs.retention import RetentionPolicy, prune
 from console.runs.scheduler import Loops
@@ -167,7 +168,7 @@ class Engine:
             result = await prune(self.store, self.paths.state_dir / "runs", policy, self.clock.time())
             if result.runs or result.events:
                 log.info("retention: %d runs and %d events pruned", result.runs, result.events)
-            await self.clock.sleep(retention_period(RETENTION_PERIOD))
+            await self.clock.sleep(RETENTION_CATCH_UP if result.more else retention_period(RETENTION_PERIOD))
 
     async def stop(self) -> None:
         """Loops (their runs ended), then sidecars, then the control-plane link and the remote config:

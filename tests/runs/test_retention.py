@@ -123,3 +123,37 @@ async def test_what_a_continuation_or_a_retry_still_to_come_needs_is_kept(tmp_pa
     assert get_run(store, source) is not None and get_run(store, retried) is not None
     assert get_run(store, plain) is None
     store.close()
+
+
+async def test_more_than_a_batch_is_caught_up_by_passes_a_second_apart_not_a_minute(tmp_path: Path):
+    """20 runs/s is 1,200 a minute: a pass of at most BATCH a minute fell behind by the difference,
+    for ever (the one-hour soak: runs/ grew by 486 directories a minute)."""
+    from console.core.config import HostConfig, HostSection, LoadedConfig
+    from console.core.paths import Paths
+    from console.host.engine import Engine
+    from console.runs.retention import BATCH, CATCH_UP_SECONDS, PERIOD_SECONDS
+    from tests.conftest import drive
+
+    paths = Paths(state_dir=tmp_path / "state", config_path=tmp_path / "loopctl.toml", config_explicit=False)
+    paths.state_dir.mkdir()
+    clock = FakeClock()
+    store = Store.open(paths.database, clock)
+    ids = RunIds()
+    with store.batch():
+        runs = [_finished_run(store, ids, f"loop-{n % 7}", paths.state_dir / "runs") for n in range(2 * BATCH + 120)]
+    config = HostConfig(host=HostSection(keep_runs_per_loop=1, keep_runs_days=0, keep_events=100))
+    engine = Engine(paths=paths, loaded=LoadedConfig(config, paths.config_path, True), store=store, clock=clock)
+    await engine.start()
+    started = clock.monotonic()
+    try:
+        def caught_up() -> bool:  # rows first, then their directories (on a thread)
+            return sum(get_run(store, r) is not None for r in runs) == 7 and \
+                len(list((paths.state_dir / "runs").iterdir())) == 7
+
+        await drive(clock, caught_up, step=CATCH_UP_SECONDS / 2, what="the ledger and runs/ caught up")
+        assert clock.monotonic() - started < PERIOD_SECONDS  # three passes, a second apart
+        assert sorted(p.name for p in (paths.state_dir / "runs").iterdir()) == \
+            sorted(r for r in runs if get_run(store, r) is not None)
+    finally:
+        await engine.stop()
+        store.close()
