@@ -39,7 +39,6 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from console.runs.retention import PERIOD_SECONDS
-from console.sidecars import supervisor
 
 MiB = 1024 * 1024
 RUN_SECONDS = 0.15  # one run of HANDOFF, queued to settled, on the 2-core machine (median 0.12 s)
@@ -85,6 +84,7 @@ class Soak:
     keep_runs_per_loop: int = 5
     keep_events: int = 1000
     chatty_bytes_per_second: int = 64 * 1024
+    log_cap: int = 8 * MiB  # the chatty sidecar's log_max_bytes (8 MiB is the default)
     sample_every: float = 10.0
     warmup: float | None = None  # default: min(600, duration / 6)
     retention_period: float | None = None  # seconds between passes (testing knob); None: the engine's own
@@ -105,17 +105,14 @@ class Soak:
         filled = (self.keep_runs_per_loop + 1) * (self.interval + RUN_SECONDS) * 1.5
         return max(warmup, filled + 2 * (self.retention_period or PERIOD_SECONDS))
 
-    @property
-    def log_cap(self) -> int:
-        return int(supervisor.LOG_CAP_BYTES)
-
 
 def config(work: Path, soak: Soak) -> Path:
     interval = soak.interval
     lines = ["[host]", f"keep_runs_per_loop = {soak.keep_runs_per_loop}", "keep_runs_days = 0",
              f"keep_events = {soak.keep_events}", "",
              "[[sidecar]]", 'name = "chatty"',
-             f"command = {json.dumps([sys.executable, '-c', CHATTY, str(soak.chatty_bytes_per_second)])}", ""]
+             f"command = {json.dumps([sys.executable, '-c', CHATTY, str(soak.chatty_bytes_per_second)])}",
+             f"log_max_bytes = {soak.log_cap}", ""]
     for i in range(soak.loops):
         lines += ["[[loop]]", f'id = "soak-{i}"', f"command = {json.dumps(['sh', '-c', HANDOFF])}",
                   f"interval_seconds = {interval}", ""]
@@ -302,6 +299,7 @@ def main() -> int:
     parser.add_argument("--keep-runs-per-loop", type=int, default=5)
     parser.add_argument("--keep-events", type=int, default=1000)
     parser.add_argument("--chatty", type=int, default=64 * 1024, help="the chatty sidecar's bytes a second")
+    parser.add_argument("--log-cap", type=int, default=8 * MiB, help="the chatty sidecar's log_max_bytes")
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--warmup", type=float, default=None, help="the horizon, seconds (default min(600, d/6))")
     parser.add_argument("--retention-period", type=float, default=None,
@@ -310,7 +308,8 @@ def main() -> int:
     parser.add_argument("--samples-json", type=Path, help="write every sample here")
     args = parser.parse_args()
     soak = Soak(duration=args.duration, rate=args.rate, loops=args.loops, keep_runs_per_loop=args.keep_runs_per_loop,
-                keep_events=args.keep_events, chatty_bytes_per_second=args.chatty, sample_every=args.sample,
+                keep_events=args.keep_events, chatty_bytes_per_second=args.chatty, log_cap=args.log_cap,
+                sample_every=args.sample,
                 warmup=args.warmup, retention_period=args.retention_period)
     work = Path(tempfile.mkdtemp(prefix="loopctl-soak-"))
     print(f"soak: scratch directory {work}", flush=True)
