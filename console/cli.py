@@ -232,11 +232,10 @@ def _dispatch(args: argparse.Namespace) -> int:
                         report_format=getattr(args, "format", "text"))
     from console.core.paths import check_state_dir, resolve_paths
 
-    if args.command == "dial-stdio":
-        from console.host.dial import dial_stdio
+    if args.command == "dial-stdio":  # the forms launch.py does not take itself (options first, say)
+        from console.host.dial import dial_here
 
-        here = resolve_paths(getattr(args, "state_dir", None), None, os.environ, Path.home())
-        return dial_stdio(here.socket, here.state_dir)
+        return dial_here(getattr(args, "state_dir", None))
     if args.command == "fleet":
         from console.fleet_command import fleet
 
