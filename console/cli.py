@@ -290,10 +290,10 @@ def _host_entry(args: argparse.Namespace) -> HostEntry | None:
 
 def _remote(entry: HostEntry, args: argparse.Namespace) -> int:
     """--host ssh://...: the far engine's snapshot, an action sent to it, or a console on it."""
-    from console.host.transport import SshDialer, ssh_command
+    from console.host.transport import SshDialer, control_dir_for, ssh_command
 
     assert entry.ssh is not None
-    dialer = SshDialer(entry.name, entry.ssh, ssh_command(os.environ))
+    dialer = SshDialer(entry.name, entry.ssh, ssh_command(os.environ), control_dir_for(os.environ))
     if args.command in VERBS:
         if args.read_only:
             raise LoopctlError(f"{args.command} {args.target} refused: --read-only was given")

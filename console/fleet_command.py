@@ -12,7 +12,7 @@ from console.core.errors import ConfigError
 from console.core.printable import printable
 from console.fleet.contexts import HostEntry, hosts_file, load_hosts
 from console.fleet.table import Feed, fleet_exit_code
-from console.host.transport import ssh_command
+from console.host.transport import control_dir_for, ssh_command
 
 
 def fleet(env: Mapping[str, str], home: Path, *, once: bool, report_format: str, prometheus: str | None,
@@ -27,7 +27,7 @@ def fleet(env: Mapping[str, str], home: Path, *, once: bool, report_format: str,
                           f"url = \"ssh://ops@edge-1\"), or use --prometheus URL")
     from console.fleet.watcher import dialer_for  # noqa: PLC0415
 
-    dial = dialer_for(ssh_command(env))
+    dial = dialer_for(ssh_command(env), control_dir_for(env))
     clock = SystemClock()
     if once:
         import asyncio  # noqa: PLC0415
@@ -58,7 +58,7 @@ def _view(feed: Feed, openable: Callable[[str], HostEntry | None], title: str, e
     from console.tui.fleet_app import FleetApp  # noqa: PLC0415
     from console.tui.source import RemoteSource  # noqa: PLC0415
 
-    dial = dialer_for(ssh_command(env))
+    dial = dialer_for(ssh_command(env), control_dir_for(env))
     selected: str | None = None
     while True:
         app = FleetApp(feed, title=title, selected=selected,

@@ -11,12 +11,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import Host, wait_for
+from tests.conftest import Host, end_masters, wait_for
 
 SSHD = shutil.which("sshd", path="/usr/sbin:/usr/local/sbin:/sbin") or "/usr/sbin/sshd"
 
@@ -46,24 +47,27 @@ def _keygen(path: Path) -> None:
                    stdin=subprocess.DEVNULL)
 
 
-def start_sshd(root: Path, port: int, client_options: tuple[str, ...] = (), far_bin: Path | None = None) -> Sshd:
+def start_sshd(root: Path, port: int, client_options: tuple[str, ...] = (), far_bin: Path | None = None,
+               more_ports: tuple[int, ...] = ()) -> Sshd:
     """`client_options`: more ssh_config lines for the hosts (the benchmark's key-exchange choice);
-    `far_bin`: the directory whose `loopctl` the far side runs (default: this interpreter's venv)."""
+    `far_bin`: the directory whose `loopctl` the far side runs (default: this interpreter's venv);
+    `more_ports`: ports it also listens on, each its own endpoint to ssh (its own known_hosts line, its
+    own multiplexing master), as the benchmark's hosts are."""
     root.mkdir(parents=True, exist_ok=True)
     _keygen(root / "host_key")
     _keygen(root / "id_ed25519")
     (root / "authorized_keys").write_text((root / "id_ed25519.pub").read_text())
     (root / "authorized_keys").chmod(0o600)
     host_pub = (root / "host_key.pub").read_text().split()
-    (root / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
+    ports = (port, *more_ports)
+    (root / "known_hosts").write_text("".join(f"[127.0.0.1]:{p} {host_pub[0]} {host_pub[1]}\n" for p in ports))
     (root / "empty_known_hosts").write_text("")
     venv_bin = far_bin or Path(sys.executable).parent
     # SHLVL=1: bash reads ~/.bashrc for an ssh command only at SHLVL < 2, so the far side's PATH is the one
     # set here (this checkout's venv first), not what the machine's rc puts before it (pyenv's shims for
     # root here, at 0.2 s of CPU per session). A host in the field has its own rc; the tests are about
     # loopctl's part.
-    (root / "sshd_config").write_text(f"""\
-Port {port}
+    (root / "sshd_config").write_text("".join(f"Port {p}\n" for p in ports) + f"""\
 ListenAddress 127.0.0.1
 HostKey {root / 'host_key'}
 AuthorizedKeysFile {root / 'authorized_keys'}
@@ -157,6 +161,9 @@ def three_engines(root: Path, sshd: Sshd) -> Iterator[tuple[dict[str, Host], Hos
     }
     here = Host(root=root / "near", state=root / "near" / "state", config_dir=root / "near" / "config")
     (here.root / "home").mkdir(parents=True)
+    # The near side multiplexes its sessions as an operator's does (host/mux.py): its runtime dir is
+    # short enough for ssh's control sockets, and its masters are ended with the engines.
+    runtime = Path(tempfile.mkdtemp(prefix="lt-run-"))
     try:
         for h in far.values():
             h.spawn("run")
@@ -167,8 +174,10 @@ def three_engines(root: Path, sshd: Sshd) -> Iterator[tuple[dict[str, Host], Hos
         hosts = "".join(f'[[host]]\nname = "{n}"\nurl = "{sshd.url(h.state)}"\n\n' for n, h in far.items())
         (here.config_dir / "loopctl").mkdir(parents=True)
         (here.config_dir / "loopctl" / "hosts.toml").write_text(hosts)
-        yield far, here, {**here.env, "LOOPCTL_SSH": sshd.ssh}
+        yield far, here, {**here.env, "LOOPCTL_SSH": sshd.ssh, "XDG_RUNTIME_DIR": str(runtime)}
     finally:
+        end_masters(runtime)
+        shutil.rmtree(runtime, ignore_errors=True)
         for h in far.values():
             for proc in h.procs:
                 if proc.poll() is None:
