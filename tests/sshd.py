@@ -47,27 +47,24 @@ def _keygen(path: Path) -> None:
                    stdin=subprocess.DEVNULL)
 
 
-def start_sshd(root: Path, port: int, client_options: tuple[str, ...] = (), far_bin: Path | None = None,
-               more_ports: tuple[int, ...] = ()) -> Sshd:
+def start_sshd(root: Path, port: int, client_options: tuple[str, ...] = (), far_bin: Path | None = None) -> Sshd:
     """`client_options`: more ssh_config lines for the hosts (the benchmark's key-exchange choice);
-    `far_bin`: the directory whose `loopctl` the far side runs (default: this interpreter's venv);
-    `more_ports`: ports it also listens on, each its own endpoint to ssh (its own known_hosts line, its
-    own multiplexing master), as the benchmark's hosts are."""
+    `far_bin`: the directory whose `loopctl` the far side runs (default: this interpreter's venv)."""
     root.mkdir(parents=True, exist_ok=True)
     _keygen(root / "host_key")
     _keygen(root / "id_ed25519")
     (root / "authorized_keys").write_text((root / "id_ed25519.pub").read_text())
     (root / "authorized_keys").chmod(0o600)
     host_pub = (root / "host_key.pub").read_text().split()
-    ports = (port, *more_ports)
-    (root / "known_hosts").write_text("".join(f"[127.0.0.1]:{p} {host_pub[0]} {host_pub[1]}\n" for p in ports))
+    (root / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
     (root / "empty_known_hosts").write_text("")
     venv_bin = far_bin or Path(sys.executable).parent
     # SHLVL=1: bash reads ~/.bashrc for an ssh command only at SHLVL < 2, so the far side's PATH is the one
     # set here (this checkout's venv first), not what the machine's rc puts before it (pyenv's shims for
     # root here, at 0.2 s of CPU per session). A host in the field has its own rc; the tests are about
     # loopctl's part.
-    (root / "sshd_config").write_text("".join(f"Port {p}\n" for p in ports) + f"""\
+    (root / "sshd_config").write_text(f"""\
+Port {port}
 ListenAddress 127.0.0.1
 HostKey {root / 'host_key'}
 AuthorizedKeysFile {root / 'authorized_keys'}
