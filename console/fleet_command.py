@@ -54,9 +54,7 @@ def _view(feed: Feed, openable: Callable[[str], HostEntry | None], title: str, e
           read_only: bool) -> int:
     """The fleet, then a host's console and back, until the operator quits either."""
     from console.fleet.watcher import dialer_for  # noqa: PLC0415
-    from console.tui.app import LoopctlApp  # noqa: PLC0415
     from console.tui.fleet_app import FleetApp  # noqa: PLC0415
-    from console.tui.source import RemoteSource  # noqa: PLC0415
 
     dial = dialer_for(ssh_command(env), control_dir_for(env))
     selected: str | None = None
@@ -72,6 +70,10 @@ def _view(feed: Feed, openable: Callable[[str], HostEntry | None], title: str, e
         entry = openable(chosen)
         if entry is None:  # gone from the contexts file meanwhile
             continue
+        # a host's console loads on the first enter, not before the fleet's first frame
+        from console.tui.app import LoopctlApp  # noqa: PLC0415
+        from console.tui.source import RemoteSource  # noqa: PLC0415
+
         console = LoopctlApp(RemoteSource(dial(entry)), paths=None, read_only=read_only, quit_on_hangup=True,
                              back=True)
         console.run()
