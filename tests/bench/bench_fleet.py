@@ -66,7 +66,8 @@ def sidecar_pid(state: Path) -> int | None:
                          text=True, check=False).stdout
     import json
 
-    sidecars = json.loads(out)["snapshot"]["sidecars"] if out else []
+    report = json.loads(out) if out else {}
+    sidecars = report.get("snapshot", {}).get("sidecars", [])  # none while the engine is not answering yet
     return sidecars[0]["pid"] if sidecars and sidecars[0]["state"] == "ready" else None
 
 
