@@ -72,13 +72,15 @@ def sidecar_pid(state: Path) -> int | None:
 
 
 def masters(runtime: Path) -> list[psutil.Process]:
-    """The ssh masters of this benchmark's control dir (daemons of their own: not the pane's children)."""
-    mark = str(runtime / "loopctl-ssh")
-    return [p for p in psutil.process_iter(["cmdline"]) if mark in " ".join(p.info["cmdline"] or [])]
+    """The ssh masters of this benchmark's control dir (daemons of their own: not the pane's children).
+    A master retitles itself `ssh: SOCKET [mux]`; the sessions' own ssh name the socket too, in an option."""
+    mark = f"ssh: {runtime / 'loopctl-ssh'}/"
+    return [p for p in psutil.process_iter(["cmdline"]) if " ".join(p.info["cmdline"] or []).startswith(mark)]
 
 
 def near_side(pane: psutil.Process, runtime: Path) -> list[psutil.Process]:
-    return [pane, *pane.children(recursive=True), *masters(runtime)]
+    procs = {p.pid: p for p in [pane, *pane.children(recursive=True), *masters(runtime)]}  # each counted once
+    return list(procs.values())
 
 
 def cpu_of(procs: list[psutil.Process]) -> float:
