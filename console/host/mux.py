@@ -1,7 +1,7 @@
 """SSH connection multiplexing for every session loopctl opens to another host.
 
-A session costs a key exchange and a login: on this kind of 2-core machine about 0.12 s of the near
-side's CPU with OpenSSH's default post-quantum key exchange, and 0.15 to 0.3 s of wall time, for
+A session costs a key exchange and a login: on this kind of 2-core machine 0.12 to 0.14 s of the near
+side's CPU with OpenSSH's default post-quantum key exchange, and about 0.3 s of wall time, for
 every `--host` command, every `--once` check, each fleet watch, every reconnect and each host
 console opened from the fleet. With `ControlMaster=auto` the first session to a host becomes the
 master of one connection, and every later one (the console `enter` opens beside the fleet's watch,
