@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-
 def lean_dial(args: Sequence[str]) -> tuple[str, ...] | None:
     """The state dir (or none) of `dial-stdio`, `dial-stdio --state-dir D` or `dial-stdio --state-dir=D`;
     None for every other command line. As a tuple: () is "the default state dir"."""
