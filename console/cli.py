@@ -234,11 +234,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         _without_typing_extensions()
     from console.core.paths import check_state_dir, resolve_paths
 
-    if args.command == "dial-stdio":
-        from console.host.dial import dial_stdio
+    if args.command == "dial-stdio":  # the forms launch.py does not take itself (options first, say)
+        from console.host.dial import dial_here
 
-        here = resolve_paths(getattr(args, "state_dir", None), None, os.environ, Path.home())
-        return dial_stdio(here.socket, here.state_dir)
+        return dial_here(getattr(args, "state_dir", None))
     if args.command == "fleet":
         from console.fleet_command import fleet
 
@@ -293,10 +292,10 @@ def _host_entry(args: argparse.Namespace) -> HostEntry | None:
 
 def _remote(entry: HostEntry, args: argparse.Namespace) -> int:
     """--host ssh://...: the far engine's snapshot, an action sent to it, or a console on it."""
-    from console.host.transport import SshDialer, ssh_command
+    from console.host.transport import SshDialer, control_dir_for, ssh_command
 
     assert entry.ssh is not None
-    dialer = SshDialer(entry.name, entry.ssh, ssh_command(os.environ))
+    dialer = SshDialer(entry.name, entry.ssh, ssh_command(os.environ), control_dir_for(os.environ))
     if args.command in VERBS:
         if args.read_only:
             raise LoopctlError(f"{args.command} {args.target} refused: --read-only was given")

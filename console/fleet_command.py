@@ -12,7 +12,7 @@ from console.core.errors import ConfigError
 from console.core.printable import printable
 from console.fleet.contexts import HostEntry, hosts_file, load_hosts
 from console.fleet.table import Feed, fleet_exit_code
-from console.host.transport import ssh_command
+from console.host.transport import control_dir_for, ssh_command
 
 
 def fleet(env: Mapping[str, str], home: Path, *, once: bool, report_format: str, prometheus: str | None,
@@ -27,7 +27,7 @@ def fleet(env: Mapping[str, str], home: Path, *, once: bool, report_format: str,
                           f"url = \"ssh://ops@edge-1\"), or use --prometheus URL")
     from console.fleet.watcher import dialer_for  # noqa: PLC0415
 
-    dial = dialer_for(ssh_command(env))
+    dial = dialer_for(ssh_command(env), control_dir_for(env))
     clock = SystemClock()
     if once:
         import asyncio  # noqa: PLC0415
@@ -54,11 +54,9 @@ def _view(feed: Feed, openable: Callable[[str], HostEntry | None], title: str, e
           read_only: bool) -> int:
     """The fleet, then a host's console and back, until the operator quits either."""
     from console.fleet.watcher import dialer_for  # noqa: PLC0415
-    from console.tui.app import LoopctlApp  # noqa: PLC0415
     from console.tui.fleet_app import FleetApp  # noqa: PLC0415
-    from console.tui.source import RemoteSource  # noqa: PLC0415
 
-    dial = dialer_for(ssh_command(env))
+    dial = dialer_for(ssh_command(env), control_dir_for(env))
     selected: str | None = None
     while True:
         app = FleetApp(feed, title=title, selected=selected,
@@ -72,6 +70,10 @@ def _view(feed: Feed, openable: Callable[[str], HostEntry | None], title: str, e
         entry = openable(chosen)
         if entry is None:  # gone from the contexts file meanwhile
             continue
+        # a host's console loads on the first enter, not before the fleet's first frame
+        from console.tui.app import LoopctlApp  # noqa: PLC0415
+        from console.tui.source import RemoteSource  # noqa: PLC0415
+
         console = LoopctlApp(RemoteSource(dial(entry)), paths=None, read_only=read_only, quit_on_hangup=True,
                              back=True)
         console.run()

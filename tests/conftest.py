@@ -95,6 +95,10 @@ class Host:
             XDG_CONFIG_HOME=str(self.config_dir),
             XDG_STATE_HOME=str(self.root / "xdg-state"),
             HOME=str(self.root / "home"),
+            # where ssh's control sockets would go (host/mux.py): a directory that does not exist, so these
+            # hosts' ssh sessions are not multiplexed and no master outlives a test; tests of multiplexing
+            # give a short one of their own and end its masters (`end_masters`)
+            XDG_RUNTIME_DIR=str(self.root / "no-runtime-dir"),
             PYTHONUNBUFFERED="1",
         )
         return env
@@ -140,6 +144,20 @@ class Host:
 
     def wait_owner(self, proc: subprocess.Popen[str], timeout: float = 15.0) -> None:
         wait_for(lambda: self.engine_pid() == proc.pid, timeout, f"pid {proc.pid} to own {self.state}")
+
+
+def masters(runtime_dir: Path) -> list[Path]:
+    """The ssh control sockets loopctl made under this XDG_RUNTIME_DIR (host/mux.py)."""
+    control = runtime_dir / "loopctl-ssh"
+    return sorted(p for p in control.iterdir() if p.is_socket()) if control.is_dir() else []
+
+
+def end_masters(runtime_dir: Path) -> None:
+    """End every ssh master of this runtime dir (ControlPersist would keep each a while): by its own
+    control socket, so only the masters these tests started are asked, and they exit by themselves."""
+    for socket_path in masters(runtime_dir):
+        subprocess.run(["ssh", "-o", f"ControlPath={socket_path}", "-O", "exit", "loopctl-test"],
+                       capture_output=True, timeout=10, check=False, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture

@@ -11,12 +11,13 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import Host, wait_for
+from tests.conftest import Host, end_masters, wait_for
 
 SSHD = shutil.which("sshd", path="/usr/sbin:/usr/local/sbin:/sbin") or "/usr/sbin/sshd"
 
@@ -157,6 +158,9 @@ def three_engines(root: Path, sshd: Sshd) -> Iterator[tuple[dict[str, Host], Hos
     }
     here = Host(root=root / "near", state=root / "near" / "state", config_dir=root / "near" / "config")
     (here.root / "home").mkdir(parents=True)
+    # The near side multiplexes its sessions as an operator's does (host/mux.py): its runtime dir is
+    # short enough for ssh's control sockets, and its masters are ended with the engines.
+    runtime = Path(tempfile.mkdtemp(prefix="lt-run-"))
     try:
         for h in far.values():
             h.spawn("run")
@@ -167,8 +171,10 @@ def three_engines(root: Path, sshd: Sshd) -> Iterator[tuple[dict[str, Host], Hos
         hosts = "".join(f'[[host]]\nname = "{n}"\nurl = "{sshd.url(h.state)}"\n\n' for n, h in far.items())
         (here.config_dir / "loopctl").mkdir(parents=True)
         (here.config_dir / "loopctl" / "hosts.toml").write_text(hosts)
-        yield far, here, {**here.env, "LOOPCTL_SSH": sshd.ssh}
+        yield far, here, {**here.env, "LOOPCTL_SSH": sshd.ssh, "XDG_RUNTIME_DIR": str(runtime)}
     finally:
+        end_masters(runtime)
+        shutil.rmtree(runtime, ignore_errors=True)
         for h in far.values():
             for proc in h.procs:
                 if proc.poll() is None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from console.core.errors import StateDirError
 from console.core.records import View
+from console.core.state_home import state_dir_of
 
 # sockaddr_un.sun_path is 108 bytes including the terminating NUL.
 MAX_SOCKET_PATH = 107
@@ -36,19 +37,13 @@ def resolve_paths(
     state_dir: str | None, config: str | None, env: Mapping[str, str], home: Path
 ) -> Paths:
     """--state-dir, else $LOOPCTL_HOME, else $XDG_STATE_HOME/loopctl; --config, else $XDG_CONFIG_HOME."""
-    if state_dir:
-        state = Path(state_dir)
-    elif env.get("LOOPCTL_HOME"):
-        state = Path(env["LOOPCTL_HOME"])
-    else:
-        xdg_state = env.get("XDG_STATE_HOME") or str(home / ".local" / "state")
-        state = Path(xdg_state) / "loopctl"
+    state = Path(state_dir_of(state_dir, env, str(home)))
     if config:
         config_path, explicit = Path(config), True
     else:
         xdg_config = env.get("XDG_CONFIG_HOME") or str(home / ".config")
         config_path, explicit = Path(xdg_config) / "loopctl" / "loopctl.toml", False
-    return Paths(state_dir=state.expanduser().absolute(), config_path=config_path.expanduser().absolute(),
+    return Paths(state_dir=state, config_path=config_path.expanduser().absolute(),
                  config_explicit=explicit)
 
 

@@ -27,12 +27,13 @@ from console.host.watch import WATCH, snapshot_of
 DialerFor = Callable[[HostEntry], Dialer]
 
 
-def dialer_for(ssh: list[str]) -> DialerFor:
-    """ssh hosts through `ssh` (the command LOOPCTL_SSH names); local ones through their socket."""
+def dialer_for(ssh: list[str], control_dir: str | None = None) -> DialerFor:
+    """ssh hosts through `ssh` (the command LOOPCTL_SSH names), multiplexed through masters in
+    `control_dir` when there is one; local ones through their socket."""
 
     def dial(entry: HostEntry) -> Dialer:
         if entry.ssh is not None:
-            return SshDialer(entry.name, entry.ssh, ssh)
+            return SshDialer(entry.name, entry.ssh, ssh, control_dir)
         paths = resolve_paths(entry.state_dir, None, os.environ, Path.home())
         return LocalDialer(entry.name, paths.socket)
 

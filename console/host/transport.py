@@ -26,6 +26,7 @@ from console.core.errors import LoopctlError, OwnerUnavailable
 from console.core.processes import signal_group
 from console.core.records import View
 from console.host.dial import EXIT_FORBIDDEN, EXIT_NO_ENGINE, FORBIDDEN, NO_ENGINE
+from console.host.mux import multiplexing, private_control_dir
 from console.host.protocol import MAX_RESPONSE_BYTES, ProtocolError, decode_line, encode_line
 
 SSH_TIMEOUT = 20.0  # connect (ConnectTimeout below) plus the engine's answer
@@ -87,17 +88,28 @@ def ssh_command(env: Mapping[str, str]) -> list[str]:
     return command
 
 
-def ssh_argv(target: SshTarget, ssh: list[str]) -> list[str]:
+def control_dir_for(env: Mapping[str, str]) -> str | None:
+    """Where this user's ssh masters are (mux.py), or None: then sessions are not multiplexed."""
+    return private_control_dir(env, os.getuid())
+
+
+def ssh_argv(target: SshTarget, ssh: list[str], control_dir: str | None = None) -> list[str]:
+    """`control_dir`: multiplex through a master there (mux.py). Its options follow LOOPCTL_SSH's words,
+    and ssh takes the first value it is given for each option, so an `-o` there wins over them
+    (`LOOPCTL_SSH="ssh -o ControlMaster=no"` turns multiplexing off)."""
     remote = [target.loopctl, "dial-stdio"]
     if target.state_dir:
         remote += ["--state-dir", target.state_dir]
-    argv = [*ssh, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}"]
+    reach = [*ssh]
     if target.port:
-        argv += ["-p", str(target.port)]
+        reach += ["-p", str(target.port)]
     if target.user:
-        argv += ["-l", target.user]
+        reach += ["-l", target.user]
+    reach += ["--", target.host]
+    shared = multiplexing(control_dir, reach) if control_dir is not None else []
+    argv = [*ssh, "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}", *shared, *reach[len(ssh):]]
     # The far side's shell reads the command: quoted, so a state dir with spaces stays one argument.
-    return [*argv, "--", target.host, shlex.join(remote)]
+    return [*argv, shlex.join(remote)]
 
 
 def dial_failure(name: str, target: SshTarget, returncode: int | None, stderr: bytes) -> LoopctlError:
@@ -133,10 +145,10 @@ class SshDialer:
 
     kind = "ssh"
 
-    def __init__(self, name: str, target: SshTarget, ssh: list[str]) -> None:
+    def __init__(self, name: str, target: SshTarget, ssh: list[str], control_dir: str | None = None) -> None:
         self.name = name
         self.target = target
-        self.argv = ssh_argv(target, ssh)
+        self.argv = ssh_argv(target, ssh, control_dir)
 
     # -- one request, one answer (`--once`, the action verbs) ----------------------------------------
 

@@ -81,6 +81,7 @@ class FleetApp(App[str | None]):
         self.filter_text = ""
         self._statuses: list[HostStatus] = []
         self._header: Text | None = None
+        self._redraw_queued = False  # set on the watches' thread, cleared on this one
 
     def compose(self) -> ComposeResult:
         yield Static(id="fleet-tray")
@@ -92,8 +93,14 @@ class FleetApp(App[str | None]):
         loop = asyncio.get_running_loop()
 
         def changed() -> None:  # from the watches' thread: hop onto ours, never block theirs
+            # One redraw per burst: at launch every host answers within moments of the others (all at once
+            # when their ssh masters are up), and each redraw reads every host anyway. A change that comes
+            # while one is queued is in it: the redraw reads the statuses after it clears the flag.
+            if self._redraw_queued:
+                return
+            self._redraw_queued = True
             with contextlib.suppress(RuntimeError):  # this app's loop has closed: nothing to show it on
-                loop.call_soon_threadsafe(self._refresh)
+                loop.call_soon_threadsafe(self._pushed)
 
         self.feed.notify = changed
         self.query_one(KeyBar).show([("q", "quit", True), ("enter", "open host", True), ("/", "filter", True)])
@@ -101,6 +108,10 @@ class FleetApp(App[str | None]):
         self.query_one(KeyedTable).focus()
 
     def on_keyed_table_mounted(self, _event: KeyedTable.Mounted) -> None:
+        self._refresh()
+
+    def _pushed(self) -> None:
+        self._redraw_queued = False
         self._refresh()
 
     def _refresh(self) -> None:

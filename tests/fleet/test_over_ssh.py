@@ -17,7 +17,7 @@ from typing import TypeVar
 import psutil
 import pytest
 
-from tests.conftest import Host, loopctl_argv, wait_for
+from tests.conftest import Host, end_masters, loopctl_argv, masters, wait_for
 from tests.sshd import Sshd, sidecar_state, sleeper, three_engines
 
 pytestmark = pytest.mark.slow
@@ -94,6 +94,34 @@ def test_failures_are_one_line_each(tmp_path: Path, host: Host, sshd: Sshd):
     mixed = host.run("--once", "--host", "idle", "--state-dir", str(tmp_path), env=env)
     assert mixed.returncode == 2 and "put it in the URL" in mixed.stderr
     assert not nobody_home.exists()  # dial-stdio creates nothing on the far side
+
+
+def test_failures_read_the_same_through_a_shared_connection(host: Host, sshd: Sshd, short_tmp: Path):
+    """Multiplexed (host/mux.py), the first session to fleet-a becomes the master and the rest are channels
+    on it: the far side's exit status and last words come through it as they do over a connection of its
+    own, and ssh's own refusals are said before any master exists."""
+    (host.config_dir / "loopctl").mkdir(parents=True, exist_ok=True)
+    (host.config_dir / "loopctl" / "hosts.toml").write_text(
+        f'[[host]]\nname = "bare"\nurl = "ssh://fleet-a/usr"\nloopctl = "/nonexistent/loopctl"\n\n'
+        f'[[host]]\nname = "idle"\nurl = "{sshd.url(short_tmp / "none")}"\n\n'
+        f'[[host]]\nname = "stranger"\nurl = "ssh://stranger/tmp"\n\n'
+        f'[[host]]\nname = "closed"\nurl = "ssh://127.0.0.1:1/x"\n\n')
+    env = {**host.env, "LOOPCTL_SSH": sshd.ssh, "XDG_RUNTIME_DIR": str(short_tmp)}
+    said: dict[str, list[str]] = {}
+    try:
+        for _ in range(2):  # the first "bare" makes the master; every later session to fleet-a rides on it
+            for name in ("bare", "idle", "stranger", "closed"):
+                result = host.run("--once", "--host", name, env=env)
+                assert result.returncode == 3 and result.stderr.count("\n") == 1, (name, result.stderr)
+                said.setdefault(name, []).append(result.stderr)
+            assert len(masters(short_tmp)) == 1  # fleet-a's: the stranger and the closed port never logged in
+    finally:
+        end_masters(short_tmp)
+    assert {name: first == second for name, (first, second) in said.items()} == dict.fromkeys(said, True), said
+    assert said["bare"][0].startswith("loopctl: loopctl not installed on bare ('/nonexistent/loopctl': ")
+    assert said["idle"][0].startswith(f"loopctl: no engine owns {short_tmp / 'none'} on idle: ")
+    assert said["stranger"][0] == "loopctl: ssh stranger: Host key verification failed.\n"
+    assert said["closed"][0] == "loopctl: ssh closed: ssh: connect to host 127.0.0.1 port 1: Connection refused\n"
 
 
 def test_fleet_once_reports_every_host_and_exits_with_the_worst(three):
@@ -179,7 +207,7 @@ def test_the_fleet_follows_every_host_and_opens_one_in_place(three, sshd: Sshd, 
     if sidecar_state(far["beta"]) != "ready":  # run alone: what the action test leaves
         assert far["beta"].run("retry", "sidecar:job").returncode == 0
         wait_for(lambda: sidecar_state(far["beta"]) == "ready", what="beta ready")
-    keep = {k: env[k] for k in ("XDG_CONFIG_HOME", "HOME", "PATH", "LOOPCTL_SSH")}
+    keep = {k: env[k] for k in ("XDG_CONFIG_HOME", "XDG_RUNTIME_DIR", "HOME", "PATH", "LOOPCTL_SSH")}
     command = "env " + " ".join(f"{k}='{v}'" for k, v in keep.items()) + " " + " ".join(loopctl_argv())
     tmux("new-session", "-d", "-s", "fleet", "-x", "110", "-y", "30", f"{command} fleet")
     pane = psutil.Process(int(tmux("display-message", "-p", "-t", "fleet", "#{pane_pid}").strip()))
@@ -222,3 +250,9 @@ def test_the_fleet_follows_every_host_and_opens_one_in_place(three, sshd: Sshd, 
     config = str(sshd.client_config)
     left = [p for p in psutil.process_iter(["cmdline"]) if config in " ".join(p.info["cmdline"] or [])]
     assert left == []  # every watch's ssh ended with the fleet
+    # what stays is the one connection the three hosts' sessions (and beta's console) shared, for the next
+    # loopctl to find (ControlPersist): the three are one endpoint, fleet-a
+    [master] = masters(Path(env["XDG_RUNTIME_DIR"]))
+    check = subprocess.run(["ssh", "-o", f"ControlPath={master}", "-O", "check", "x"], capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 0 and "Master running" in check.stderr
