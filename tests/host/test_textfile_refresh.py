@@ -29,11 +29,15 @@ async def test_an_idle_engine_still_rewrites_its_textfile_every_minute(tmp_path)
                     clock=clock, pid=4242)
     await engine.start()
     target = tmp_path / "loopctl.prom"
-    exporter = asyncio.create_task(_export(engine, target, clock))
+    # The exporter's own clock: the engine's timers of a minute (retention, the reaper) sleep on the
+    # engine's, so a sleeper due a minute from now on this one can only be the exporter's (on a shared
+    # clock a late first write let theirs pass for it, and the exporter's minute began after the advance).
+    ticker = FakeClock(start=clock.time())
+    exporter = asyncio.create_task(_export(engine, target, ticker))
 
-    def minute_started() -> bool:  # the exporter asleep on the clock: a sleeper due a minute from now
-        due = clock.monotonic() + TEXTFILE_REFRESH
-        return any(at == due and not fut.done() for at, _seq, fut in clock._sleepers)
+    def minute_started() -> bool:  # the exporter asleep on its clock: a sleeper due a minute from now
+        due = ticker.monotonic() + TEXTFILE_REFRESH
+        return any(at == due and not fut.done() for at, _seq, fut in ticker._sleepers)
 
     try:
         # written, and its minute started on the clock (the deadline is set when it goes to sleep; the
@@ -41,9 +45,9 @@ async def test_an_idle_engine_still_rewrites_its_textfile_every_minute(tmp_path)
         await until(lambda: target.exists() and minute_started())
         old = 1_000_000_000
         os.utime(target, (old, old))  # as if written long ago: any rewrite moves it
-        await clock.advance_and_settle(TEXTFILE_REFRESH - 1, turns=20)
+        await ticker.advance_and_settle(TEXTFILE_REFRESH - 1, turns=20)
         assert target.stat().st_mtime == old  # nothing changed and the minute is not up: left alone
-        await clock.advance_and_settle(1)
+        await ticker.advance_and_settle(1)
         await until(lambda: target.stat().st_mtime != old)
         assert "loopctl_engine_up 1.0" in target.read_text()
         os.utime(target, (old, old))
