@@ -2,12 +2,13 @@
 it was launched with (so it outlives a crashed engine), and kept within its size by the engine.
 
 - At each launch the last launch's log moves aside to `<name>.log.1` (`set_aside`).
-- While it runs, `LogKeeper` looks at each log every CHECK_SECONDS and rotates it by size
-  (`rotate`): its content is copied to `<name>.log.1` and the log cut back to nothing, which the
-  sidecar's O_APPEND descriptor carries on writing at (logrotate's copytruncate: what is written in
-  the instant between the copy's end and the cut is lost). It rotates once the log is past
-  `log_max_bytes`, or would be by the next look at the rate it grew since the last, so a steady
-  writer's log stays within its cap; one that writes more than its cap between two looks cannot.
+- While it runs, `LogKeeper` looks at each log every CHECK_SECONDS (sooner as a fast writer nears
+  its cap) and rotates it by size (`rotate`): its content is copied to `<name>.log.1` and the log
+  cut back to nothing, which the sidecar's O_APPEND descriptor carries on writing at (logrotate's
+  copytruncate: what is written in the instant between the copy's end and the cut is lost). It
+  rotates once the log is past `log_max_bytes`, or would be within two more looks at the rate it
+  grew since the last, so a steady writer's log stays within its cap; one that writes more than its
+  cap between two looks cannot.
 - Reading a log (the snapshot's tail, `loopctl logs`) never writes or cuts anything.
 
 Every open is of a regular file reached without a link and without blocking (core/files.py): what
@@ -31,6 +32,7 @@ from console.core.files import append_regular, is_regular
 log = logging.getLogger("loopctl.sidecars")
 
 CHECK_SECONDS = 1.0
+MIN_LOOK_SECONDS = 0.1
 COPY_CHUNK = 1 << 20
 
 
@@ -39,8 +41,20 @@ def previous_of(logfile: Path) -> Path:
 
 
 def rotation_due(size: int, size_before: int, cap: int) -> bool:
-    """Rotate now: past the cap, or past it by the next look if it grows as it grew since the last."""
-    return size > 0 and size + max(size - size_before, 0) > cap
+    """Rotate now: past the cap, or past it within two more looks if it grows as it grew since the
+    last (two: a look may come late on a busy host)."""
+    return size > 0 and size + 2 * max(size - size_before, 0) > cap
+
+
+def next_look(size: int, size_before: int, cap: int, seconds: float) -> float:
+    """How soon to look again at a log that grew from `size_before` to `size` in `seconds`: at most
+    CHECK_SECONDS, sooner as it nears its cap (a quarter of the time it takes to reach it at this rate,
+    never under MIN_LOOK_SECONDS), so a fast writer is looked at before it passes the cap."""
+    growth = size - size_before
+    if growth <= 0 or seconds <= 0:
+        return CHECK_SECONDS
+    to_cap = max(cap - size, 0) / (growth / seconds)
+    return min(CHECK_SECONDS, max(MIN_LOOK_SECONDS, to_cap / 4))
 
 
 def set_aside(logfile: Path) -> None:
@@ -81,18 +95,25 @@ def rotate(logfile: Path, at_most: int) -> int:
 
 
 class LogKeeper:
-    """The size watch over every sidecar's log, one pass per CHECK_SECONDS (a stat each)."""
+    """The size watch over every sidecar's log: a stat each per look, a look at least every
+    CHECK_SECONDS, sooner when a log grows fast towards its cap (`next_look`)."""
 
     def __init__(self, clock: Clock, logs: Callable[[], list[tuple[Path, int]]]) -> None:
         self.clock = clock
         self.logs = logs  # (path, cap) of each configured sidecar's log, asked each pass
         self.sizes: dict[Path, int] = {}
         self.rotations = 0
+        self.pause = CHECK_SECONDS  # until the next look, as the last look found the logs
+        self._looked_at: float | None = None
 
     def due(self) -> list[tuple[Path, int]]:
-        """The logs to rotate now; remembers every log's size for the next pass."""
+        """The logs to rotate now; remembers every log's size for the next pass, and when to look again."""
+        now = self.clock.monotonic()
+        since = now - self._looked_at if self._looked_at is not None else 0.0
+        self._looked_at = now
         found: list[tuple[Path, int]] = []
         sizes: dict[Path, int] = {}
+        pause = CHECK_SECONDS
         for path, cap in self.logs():
             try:
                 info = os.lstat(path)
@@ -101,9 +122,13 @@ class LogKeeper:
             if not stat.S_ISREG(info.st_mode):
                 continue
             sizes[path] = info.st_size
-            if rotation_due(info.st_size, self.sizes.get(path, info.st_size), cap):
+            before = self.sizes.get(path, info.st_size)
+            if rotation_due(info.st_size, before, cap):
                 found.append((path, cap))
+            else:
+                pause = min(pause, next_look(info.st_size, before, cap, since))
         self.sizes = sizes
+        self.pause = pause
         return found
 
     async def pass_once(self) -> None:
@@ -121,4 +146,4 @@ class LogKeeper:
     async def run(self) -> None:
         while True:
             await self.pass_once()
-            await self.clock.sleep(CHECK_SECONDS)
+            await self.clock.sleep(self.pause)

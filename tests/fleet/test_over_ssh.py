@@ -239,7 +239,9 @@ def test_the_fleet_follows_every_host_and_opens_one_in_place(three, sshd: Sshd, 
     wait_for(lambda: not row(screen(), "alpha") and row(screen(), "beta"), what="the filter to keep beta")
     tmux("send-keys", "-t", "fleet", "Enter")  # the filter's enter: back to the table
     tmux("send-keys", "-t", "fleet", "Enter")  # the table's: open beta
-    wait_for(lambda: "observer via ssh beta" in screen(), timeout=20, what="beta's console over ssh")
+    # the host console loads on the first enter (Textual app modules, then an ssh session): a loaded
+    # machine takes its time, so the bound is generous (it is a bound, not a wait)
+    wait_for(lambda: "observer via ssh beta" in screen(), timeout=45, what="beta's console over ssh")
     tmux("send-keys", "-t", "fleet", "2")
     wait_for(lambda: " job " in screen() and "ready" in screen(), what="beta's sidecars in its console")
     tmux("send-keys", "-t", "fleet", "Escape")

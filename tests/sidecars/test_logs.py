@@ -12,7 +12,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from console.core.config import SidecarConfig
-from console.sidecars.logs import CHECK_SECONDS, LogKeeper, previous_of, rotate, rotation_due
+from console.core.fake_clock import FakeClock
+from console.sidecars.logs import (
+    CHECK_SECONDS,
+    MIN_LOOK_SECONDS,
+    LogKeeper,
+    next_look,
+    previous_of,
+    rotate,
+    rotation_due,
+)
 from console.sidecars.supervisor import LOG_KEEPER
 from tests.sidecars.test_supervisor import script, state
 
@@ -30,12 +39,21 @@ def test_rotation_is_due_past_the_cap_or_before_the_next_look_would_be(size, bef
         assert size + max(size - before, 0) <= CAP
 
 
+@given(st.integers(0, 10 * CAP), st.integers(0, 10 * CAP), st.floats(0.01, 5))
+def test_a_log_nearing_its_cap_fast_is_looked_at_sooner(size, before, seconds):
+    pause = next_look(size, before, CAP, seconds)
+    assert MIN_LOOK_SECONDS <= pause <= CHECK_SECONDS
+    growth = size - before
+    if growth > 0 and size < CAP and pause > MIN_LOOK_SECONDS:  # looked at again before it reaches the cap
+        assert size + growth / seconds * pause <= CAP
+
+
 async def test_a_steady_writer_between_looks_never_finds_its_log_past_the_cap(tmp_path):
     """The keeper's passes over a log appended to at a steady rate (through an O_APPEND descriptor, as
     a sidecar's is): each look finds it within the cap; what is cut away is in `.1`."""
     log = tmp_path / "web.log"
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    keeper = LogKeeper(clock=None, logs=lambda: [(log, CAP)])  # type: ignore[arg-type]  # pass_once needs no clock
+    keeper = LogKeeper(FakeClock(), logs=lambda: [(log, CAP)])
     written = 0
     try:
         for look in range(60):
