@@ -368,9 +368,13 @@ class LoopctlApp(App[int]):
             self._main.query_one("#counts", Static).update(Group(*counts))
         if full:  # a table out of sight (or not mounted yet) costs nothing until its tab is shown
             self._stale = set(TABLES)
-        self._sync(self.active_tab(), now)
+            self._sync(self.active_tab(), now)
+        else:  # the tick: only the cells that move with the clock, in the rows in view (issue 19)
+            table = self._table(self.active_tab())
+            if table is not None and self.active_tab() not in self._stale:
+                table.tick(now)
         if full or ticks(snap, self.selected_key()):
-            self._show_detail(now)
+            self._show_detail(now, layout=full)
 
     def _sync(self, tab: str, now: float) -> None:
         table = self._table(tab)
@@ -379,10 +383,10 @@ class LoopctlApp(App[int]):
         self._stale.discard(tab)
         if tab == "events" and self._event_log.query is not None:  # the pages read of the whole log
             text = self._event_log.query.text
-            table.sync([row for row in history_rows(self._event_log.events, now) if matches(row, text)])
+            table.sync([row for row in history_rows(self._event_log.events, now) if matches(row, text)], now)
             self._main.query_one("#events-status", Static).update(Text(self._event_log.status(), style="dim"))
             return
-        table.sync([row for row in TABLES[tab].rows(self.snapshot, now) if matches(row, self.filter_text)])
+        table.sync([row for row in TABLES[tab].rows(self.snapshot, now) if matches(row, self.filter_text)], now)
 
     def _table(self, tab: str) -> KeyedTable | None:
         """The tab's table; None for Config, and for a table not mounted yet (see compose)."""
@@ -409,9 +413,10 @@ class LoopctlApp(App[int]):
         self._show_detail(now)
         self._refresh_keys()
 
-    def _show_detail(self, now: float) -> None:
+    def _show_detail(self, now: float, *, layout: bool = True) -> None:
         """The selected row in full; with no row, why the tab's table is empty. The Config tab has no
-        rows, and its body takes the pane's room."""
+        rows, and its body takes the pane's room. `layout=False` (the tick): the same detail with its
+        clock's digits moved, the same shape; laying the screen out again for it was most of a tick."""
         tab = self.active_tab()
         pane = self._main.query_one(DetailPane)
         pane.display = tab in TABLES
@@ -430,7 +435,7 @@ class LoopctlApp(App[int]):
         record = next((e for e in self._event_log.events if f"event:{e.id}" == subject), None) \
             if kind == "event" else None  # an event read from the log, maybe long gone from the snapshot
         pane.show(self.snapshot, table.selected_key, now, placeholder(tab, table.row_count, self.filter_text),
-                  events=events if kind in HISTORY_KINDS else None, event=record)
+                  events=events if kind in HISTORY_KINDS else None, event=record, layout=layout)
 
     async def _read_history(self, subject: str) -> None:
         from console.tui.detail import HISTORY  # noqa: PLC0415

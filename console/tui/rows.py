@@ -11,20 +11,13 @@ from rich.text import Text
 
 from console.core.records import View
 from console.core.time_text import duration
-from console.readmodel.snapshot import Snapshot
+from console.readmodel.snapshot import RunView, Snapshot
 from console.readmodel.tray import Reason
-from console.tui.format import (
-    ago,
-    continuation_text,
-    countdown,
-    liveness_badge,
-    run_duration,
-    short_id,
-    stop_text,
-)
+from console.tui.format import continuation_text, liveness_badge, run_duration, short_id, stop_text
 from console.tui.palette import GLYPHS, LEVEL_STYLES, STATE_STYLES
+from console.tui.ticking import Ticking, ago_cell, countdown_cell
 
-Cell = str | Text
+Cell = str | Text | Ticking  # a Ticking cell's text is the table's to write, at each second (ticking.py)
 Row = tuple[str, tuple[Cell, ...]]
 
 
@@ -73,7 +66,7 @@ def subject_of(key: str) -> str:
 def sidecar_rows(snap: Snapshot, now: float) -> list[Row]:
     return [(s.key, (s.name, state(s.state), str(s.pid or "-"), str(s.port or "-"),
                      f"{s.restarts}/{s.max_restarts}" if s.attempts else "-",
-                     countdown(s.next_retry_at, now) if s.state == "backoff" else "-",
+                     countdown_cell(s.next_retry_at) if s.state == "backoff" else "-",
                      s.reason or "-"))
             for s in snap.sidecars]
 
@@ -90,7 +83,7 @@ def loop_rows(snap: Snapshot, now: float) -> list[Row]:
         liveness = lp.last_liveness if lp.last_run_id is not None else carried.get(lp.id)
         shown = Text.assemble(state(lp.state), (" · paused here", "yellow")) if lp.held_by else state(lp.state)
         rows.append((lp.key, (lp.id, shown, short_id(lp.current_run) if lp.current_run else "-",
-                              countdown(lp.next_run_at, now) if lp.next_run_at else "-",
+                              countdown_cell(lp.next_run_at) if lp.next_run_at else "-",
                               liveness_badge(liveness) if liveness else "-",
                               lp.reason if lp.state != "active" else "-")))
     return rows
@@ -98,8 +91,15 @@ def loop_rows(snap: Snapshot, now: float) -> list[Row]:
 
 def run_rows(snap: Snapshot, now: float) -> list[Row]:
     return [(r.key, (short_id(r.id), r.loop_id, state(r.status), liveness_badge(r.liveness), stop_text(r),
-                     continuation_text(r), run_duration(r, now), ago(r.last_useful_action_at, now)))
+                     continuation_text(r), _run_duration(r, now), ago_cell(r.last_useful_action_at)))
             for r in snap.runs]
+
+
+def _run_duration(run: RunView, now: float) -> Cell:
+    """A running run's duration ticks; a finished one's is fixed."""
+    if run.started_at is not None and run.finished_at is None:
+        return Ticking("elapsed", run.started_at)
+    return run_duration(run, now)
 
 
 def event_rows(snap: Snapshot, now: float) -> list[Row]:
@@ -142,12 +142,14 @@ def placeholder(tab: str, rows: int, filter_text: str) -> str:
 
 
 def matches(row: Row, needle: str) -> bool:
-    """The filter: any cell, or the row's key (a run's whole id, where its cell shows the short one)."""
+    """The filter: any cell, or the row's key (a run's whole id, where its cell shows the short one).
+    Not a ticking cell (a countdown): a row it matched would leave the table a second later."""
     if not needle:
         return True
     needle = needle.lower()
     key, cells = row
-    return needle in key.lower() or any(needle in (c.plain if isinstance(c, Text) else c).lower() for c in cells)
+    return needle in key.lower() or any(needle in (c.plain if isinstance(c, Text) else c).lower()
+                                        for c in cells if not isinstance(c, Ticking))
 
 
 def counts(snap: Snapshot) -> list[str]:
