@@ -35,7 +35,7 @@ from console.tui.alerts import new_failures
 from console.tui.config_tab import config_body
 from console.tui.detail import ticks
 from console.tui.event_history import PAGE, History, history_rows, parse_query
-from console.tui.rows import SELECT_HINT, TABLES, counts, matches, placeholder, subject_of
+from console.tui.rows import SELECT_HINT, TABLES, RowMemo, counts, matches, placeholder, subject_of
 from console.tui.screen_filter import ControlPictures
 from console.tui.selection import DESTRUCTIVE, applicable, logs_refusal
 from console.tui.source import ObservedSource, OwnedSource, RemoteSource, Source
@@ -155,6 +155,7 @@ class LoopctlApp(App[int]):
         self._history: dict[str, list[EventView]] = {}  # a thing's own last transitions, read on selection
         self._history_pending: str | None = None  # the subject being read now: asked once, not once a tick
         self._event_log = History()  # the Events tab: pages of the whole event log, read as it asks
+        self._memos: dict[str, RowMemo] = {}  # each tab's rows of its last sync, by the facts built from
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -386,7 +387,8 @@ class LoopctlApp(App[int]):
             table.sync([row for row in history_rows(self._event_log.events, now) if matches(row, text)], now)
             self._main.query_one("#events-status", Static).update(Text(self._event_log.status(), style="dim"))
             return
-        table.sync([row for row in TABLES[tab].rows(self.snapshot, now) if matches(row, self.filter_text)], now)
+        memo = self._memos.setdefault(tab, RowMemo())
+        table.sync([row for row in TABLES[tab].rows(self.snapshot, now, memo) if matches(row, self.filter_text)], now)
 
     def _table(self, tab: str) -> KeyedTable | None:
         """The tab's table; None for Config, and for a table not mounted yet (see compose)."""

@@ -17,7 +17,7 @@ from console.readmodel.snapshot import EngineView, HostView, LoopView, Snapshot,
 from console.tui import app as app_module
 from console.tui.app import LoopctlApp
 from console.tui.format import countdown
-from console.tui.rows import loop_rows, matches, run_rows
+from console.tui.rows import RowMemo, loop_rows, matches, run_rows
 from console.tui.scenario import NOW, run_id, scenario_snapshot
 from console.tui.source import FixedSource
 from console.tui.ticking import Ticking
@@ -193,3 +193,16 @@ async def test_a_running_runs_duration_ticks_on_the_runs_tab(tmp_path):
         app._tick()
         await pilot.pause()
         assert table.get_row_at(index)[6].plain == "2m05s"
+
+
+def test_a_push_builds_again_only_the_rows_of_records_that_changed():
+    snap = big_snapshot()
+    memo = RowMemo()
+    first = loop_rows(snap, T0, memo)
+    loops = list(snap.loops)
+    loops[3] = replace(loops[3], state="paused", reason="paused by the control plane")
+    second = loop_rows(replace(snap, loops=loops[:-1]), T0 + 1, memo)  # and the last loop is gone
+    assert sum(a is b for a, b in zip(first[:-1], second, strict=True)) == LOOPS - 2  # the very tuples: skipped
+    assert second[3][1][1].plain == "paused"
+    third = loop_rows(snap, T0 + 2, memo)  # the gone loop back: built anew, not a stale row
+    assert third[-1] == first[-1] and third[-1] is not first[-1]

@@ -170,11 +170,13 @@ class KeyedTable(DataTable[Cell]):
                 self.add_row(*_row(key, cells, now), key=key)
                 self.cells_written += len(cells)
                 changed_membership = True
-            elif old != cells:
+            elif old is cells or old == cells:  # the same facts (the same tuple, from RowMemo): nothing to do
+                continue
+            else:
                 for i, (before, after) in enumerate(zip(old, cells, strict=True)):
                     if before != after:
                         dirty.append((key, i))
-                        if not self._write(key, i, after):
+                        if not self._write(key, i, after) and self._was_widest(before, i):
                             narrower.add(i)
             self._cells[key] = cells
             self._track_ticking(key, cells)
@@ -272,12 +274,17 @@ class KeyedTable(DataTable[Cell]):
         for index in indexes:  # every row here is one line high: cells never wrap
             self._refresh_region(Region(0, index + header, width, 1))
 
+    def _was_widest(self, before: Cell, i: int) -> bool:
+        """Could the value replaced have been what made its column as wide as it is? Only then can the
+        column narrow (a loop's current run cleared to "-" beside 999 others: no pass over them)."""
+        return _width(before, self._now) >= self.columns[ColumnKey(self._columns[i][0])].content_width
+
     def _narrow(self, columns: set[int]) -> None:
-        """Each column that got a narrower value: its width from one pass over its cells."""
+        """Each column that lost its widest value: its width from one pass over its cells."""
         changed = False
         for i in columns:
             column = self.columns[ColumnKey(self._columns[i][0])]
-            widest = max((_shown(cells[i], self._now).cell_len for cells in self._cells.values()), default=0)
+            widest = max((_width(cells[i], self._now) for cells in self._cells.values()), default=0)
             width = max(widest, column.label.cell_len)
             if width < column.content_width:
                 column.content_width = width
@@ -330,6 +337,11 @@ def _plain(cell: object) -> str:
 
 def _text(cell: Cell, now: float) -> str:
     return cell.text(now) if isinstance(cell, Ticking) else _plain(cell)
+
+
+def _width(cell: Cell, now: float) -> int:
+    """The cells the value takes on screen, as `_shown` draws it, without building its Text."""
+    return cell_len(printable(_text(cell, now), lines=False))
 
 
 def _sort_key(shown: object, now: float) -> tuple[tuple[int, float, str], ...]:
