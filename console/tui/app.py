@@ -35,6 +35,7 @@ from console.tui.alerts import new_failures
 from console.tui.config_tab import config_body
 from console.tui.detail import ticks
 from console.tui.event_history import PAGE, History, history_rows, parse_query
+from console.tui.pacing import Pacer
 from console.tui.rows import SELECT_HINT, TABLES, RowMemo, counts, matches, placeholder, subject_of
 from console.tui.screen_filter import ControlPictures
 from console.tui.selection import DESTRUCTIVE, applicable, logs_refusal
@@ -156,6 +157,7 @@ class LoopctlApp(App[int]):
         self._history_pending: str | None = None  # the subject being read now: asked once, not once a tick
         self._event_log = History()  # the Events tab: pages of the whole event log, read as it asks
         self._memos: dict[str, RowMemo] = {}  # each tab's rows of its last sync, by the facts built from
+        self._pacer: Pacer[Snapshot] = Pacer(self._show_pushed)  # the feed's pushes, four a second at most
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -195,7 +197,7 @@ class LoopctlApp(App[int]):
 
     async def _follow(self) -> None:
         try:
-            await self.source.follow(self.show_snapshot)
+            await self.source.follow(self._pacer)
         except (OSError, OwnerUnavailable) as exc:
             self.notify(f"lost the engine: {exc}", severity="error", timeout=15)
         except LoopctlError as exc:
@@ -316,6 +318,7 @@ class LoopctlApp(App[int]):
         rack.styles.max_height = max(1, pages.height)
 
     async def on_unmount(self) -> None:
+        self._pacer.cancel()
         await self.source.close()
 
     # -- rendering ------------------------------------------------------------------------------------
@@ -331,6 +334,10 @@ class LoopctlApp(App[int]):
     def _up(self) -> bool:
         """False while the app is starting or being torn down: late events must not touch widgets."""
         return bool(self.screen_stack) and self.screen_stack[0].is_attached and self.is_running
+
+    def _show_pushed(self, snap: Snapshot) -> None:
+        if self._up():  # a render the pacer held until after teardown began
+            self.show_snapshot(snap)
 
     def show_snapshot(self, snap: Snapshot) -> None:
         if snap is self.snapshot:  # the feed delivers again what `ready()` gave the first frame
