@@ -34,7 +34,7 @@ from console.readmodel.snapshot import EventView, Snapshot
 from console.tui.alerts import new_failures
 from console.tui.config_tab import config_body
 from console.tui.detail import ticks
-from console.tui.event_history import PAGE, History, history_rows, parse_query
+from console.tui.event_history import PAGE, History, grown_histories, history_rows, parse_query
 from console.tui.pacing import Pacer
 from console.tui.rows import SELECT_HINT, TABLES, RowMemo, counts, matches, placeholder, subject_of
 from console.tui.screen_filter import ControlPictures
@@ -344,7 +344,11 @@ class LoopctlApp(App[int]):
             return
         self._lost = 0
         before, self.snapshot = self.snapshot, snap
-        self._history.clear()  # read again for the selection: the log may have grown
+        grown = grown_histories(before.events if before is not None else None, snap.events)
+        if grown is None:
+            self._history.clear()  # read again for the selection: the log may have grown
+        for subject in grown or ():
+            self._history.pop(subject, None)
         merged = self._event_log.merge(snap.events)
         if merged is None:  # more new events than the snapshot carries: the Events tab reads afresh
             self._query_events()
