@@ -176,6 +176,18 @@ def test_once_in_every_format_works_without_typing_extensions(host: Host, fmt):
     assert "Traceback" not in result.stderr and result.stdout.strip()
 
 
+def test_an_engine_loads_http_client_only_for_a_sidecars_http_check():
+    """http.client (and email's parser behind it) was a sixth of what the owning console imports past
+    the code before msgspec (issue 18); only an HTTP health check needs it."""
+    probe = textwrap.dedent("""
+        import sys
+        import console.host.owner, console.sidecars.health
+        print("http.client" in sys.modules)
+    """)
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30, check=True)
+    assert result.stdout.strip() == "False"
+
+
 def test_the_engine_package_never_imports_textual():
     probe = textwrap.dedent("""
         import importlib, pkgutil, sys

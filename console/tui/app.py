@@ -34,8 +34,9 @@ from console.readmodel.snapshot import EventView, Snapshot
 from console.tui.alerts import new_failures
 from console.tui.config_tab import config_body
 from console.tui.detail import ticks
-from console.tui.event_history import PAGE, History, history_rows, parse_query
-from console.tui.rows import SELECT_HINT, TABLES, counts, matches, placeholder, subject_of
+from console.tui.event_history import PAGE, History, grown_histories, history_rows, parse_query
+from console.tui.pacing import Pacer
+from console.tui.rows import SELECT_HINT, TABLES, RowMemo, counts, matches, placeholder, subject_of
 from console.tui.screen_filter import ControlPictures
 from console.tui.selection import DESTRUCTIVE, applicable, logs_refusal
 from console.tui.source import ObservedSource, OwnedSource, RemoteSource, Source
@@ -155,6 +156,8 @@ class LoopctlApp(App[int]):
         self._history: dict[str, list[EventView]] = {}  # a thing's own last transitions, read on selection
         self._history_pending: str | None = None  # the subject being read now: asked once, not once a tick
         self._event_log = History()  # the Events tab: pages of the whole event log, read as it asks
+        self._memos: dict[str, RowMemo] = {}  # each tab's rows of its last sync, by the facts built from
+        self._pacer: Pacer[Snapshot] = Pacer(self._show_pushed)  # the feed's pushes, four a second at most
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -194,7 +197,7 @@ class LoopctlApp(App[int]):
 
     async def _follow(self) -> None:
         try:
-            await self.source.follow(self.show_snapshot)
+            await self.source.follow(self._pacer)
         except (OSError, OwnerUnavailable) as exc:
             self.notify(f"lost the engine: {exc}", severity="error", timeout=15)
         except LoopctlError as exc:
@@ -315,6 +318,7 @@ class LoopctlApp(App[int]):
         rack.styles.max_height = max(1, pages.height)
 
     async def on_unmount(self) -> None:
+        self._pacer.cancel()
         await self.source.close()
 
     # -- rendering ------------------------------------------------------------------------------------
@@ -331,12 +335,20 @@ class LoopctlApp(App[int]):
         """False while the app is starting or being torn down: late events must not touch widgets."""
         return bool(self.screen_stack) and self.screen_stack[0].is_attached and self.is_running
 
+    def _show_pushed(self, snap: Snapshot) -> None:
+        if self._up():  # a render the pacer held until after teardown began
+            self.show_snapshot(snap)
+
     def show_snapshot(self, snap: Snapshot) -> None:
         if snap is self.snapshot:  # the feed delivers again what `ready()` gave the first frame
             return
         self._lost = 0
         before, self.snapshot = self.snapshot, snap
-        self._history.clear()  # read again for the selection: the log may have grown
+        grown = grown_histories(before.events if before is not None else None, snap.events)
+        if grown is None:
+            self._history.clear()  # read again for the selection: the log may have grown
+        for subject in grown or ():
+            self._history.pop(subject, None)
         merged = self._event_log.merge(snap.events)
         if merged is None:  # more new events than the snapshot carries: the Events tab reads afresh
             self._query_events()
@@ -368,9 +380,13 @@ class LoopctlApp(App[int]):
             self._main.query_one("#counts", Static).update(Group(*counts))
         if full:  # a table out of sight (or not mounted yet) costs nothing until its tab is shown
             self._stale = set(TABLES)
-        self._sync(self.active_tab(), now)
+            self._sync(self.active_tab(), now)
+        else:  # the tick: only the cells that move with the clock, in the rows in view (issue 19)
+            table = self._table(self.active_tab())
+            if table is not None and self.active_tab() not in self._stale:
+                table.tick(now)
         if full or ticks(snap, self.selected_key()):
-            self._show_detail(now)
+            self._show_detail(now, layout=full)
 
     def _sync(self, tab: str, now: float) -> None:
         table = self._table(tab)
@@ -379,10 +395,11 @@ class LoopctlApp(App[int]):
         self._stale.discard(tab)
         if tab == "events" and self._event_log.query is not None:  # the pages read of the whole log
             text = self._event_log.query.text
-            table.sync([row for row in history_rows(self._event_log.events, now) if matches(row, text)])
+            table.sync([row for row in history_rows(self._event_log.events, now) if matches(row, text)], now)
             self._main.query_one("#events-status", Static).update(Text(self._event_log.status(), style="dim"))
             return
-        table.sync([row for row in TABLES[tab].rows(self.snapshot, now) if matches(row, self.filter_text)])
+        memo = self._memos.setdefault(tab, RowMemo())
+        table.sync([row for row in TABLES[tab].rows(self.snapshot, now, memo) if matches(row, self.filter_text)], now)
 
     def _table(self, tab: str) -> KeyedTable | None:
         """The tab's table; None for Config, and for a table not mounted yet (see compose)."""
@@ -409,9 +426,10 @@ class LoopctlApp(App[int]):
         self._show_detail(now)
         self._refresh_keys()
 
-    def _show_detail(self, now: float) -> None:
+    def _show_detail(self, now: float, *, layout: bool = True) -> None:
         """The selected row in full; with no row, why the tab's table is empty. The Config tab has no
-        rows, and its body takes the pane's room."""
+        rows, and its body takes the pane's room. `layout=False` (the tick): the same detail with its
+        clock's digits moved, the same shape; laying the screen out again for it was most of a tick."""
         tab = self.active_tab()
         pane = self._main.query_one(DetailPane)
         pane.display = tab in TABLES
@@ -430,7 +448,7 @@ class LoopctlApp(App[int]):
         record = next((e for e in self._event_log.events if f"event:{e.id}" == subject), None) \
             if kind == "event" else None  # an event read from the log, maybe long gone from the snapshot
         pane.show(self.snapshot, table.selected_key, now, placeholder(tab, table.row_count, self.filter_text),
-                  events=events if kind in HISTORY_KINDS else None, event=record)
+                  events=events if kind in HISTORY_KINDS else None, event=record, layout=layout)
 
     async def _read_history(self, subject: str) -> None:
         from console.tui.detail import HISTORY  # noqa: PLC0415

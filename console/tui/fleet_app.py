@@ -126,7 +126,7 @@ class FleetApp(App[str | None]):
             header.update(line)
         rows = [row for row in fleet_rows(self._statuses, now) if matches(row, self.filter_text)]
         table = self.query_one(KeyedTable)
-        table.sync(rows)
+        table.sync(rows, now)
         if self.selected is not None and table.row_count:  # once: back from a host, on that host's row
             keys = [key for key, _cells in rows]
             if self.selected in keys:

@@ -5,26 +5,20 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from rich.text import Text
 
 from console.core.records import View
 from console.core.time_text import duration
-from console.readmodel.snapshot import Snapshot
+from console.readmodel.snapshot import LoopView, RunView, SidecarView, Snapshot
 from console.readmodel.tray import Reason
-from console.tui.format import (
-    ago,
-    continuation_text,
-    countdown,
-    liveness_badge,
-    run_duration,
-    short_id,
-    stop_text,
-)
+from console.tui.format import continuation_text, liveness_badge, run_duration, short_id, stop_text
 from console.tui.palette import GLYPHS, LEVEL_STYLES, STATE_STYLES
+from console.tui.ticking import Ticking, ago_cell, countdown_cell
 
-Cell = str | Text
+Cell = str | Text | Ticking  # a Ticking cell's text is the table's to write, at each second (ticking.py)
 Row = tuple[str, tuple[Cell, ...]]
 
 
@@ -32,14 +26,34 @@ def state(value: str) -> Text:
     return Text(value, style=STATE_STYLES.get(value, ""))
 
 
+class RowMemo:
+    """The rows of the last build, each with the facts it was built from. A push at 1,000 loops
+    builds again only the rows of the things whose record changed (records compare in C), and the
+    table is handed the very tuples it holds for the others, which it passes over by identity."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, tuple[object, Row]] = {}
+        self._next: dict[str, tuple[object, Row]] = {}
+
+    def row(self, key: str, facts: object, build: Callable[[], tuple[Cell, ...]]) -> Row:
+        kept = self._rows.get(key)
+        row = kept[1] if kept is not None and kept[0] == facts else (key, build())
+        self._next[key] = (facts, row)
+        return row
+
+    def done(self) -> None:
+        """The build is over: what it did not ask for (things gone) is forgotten."""
+        self._rows, self._next = self._next, {}
+
+
 class Table(View, frozen=True):
     columns: tuple[tuple[str, str], ...]  # (key, label)
-    rows: Callable[[Snapshot, float], list[Row]]
+    rows: Callable[..., list[Row]]  # (snapshot, now[, memo]) -> rows
     empty: str  # what a table without rows means, said in the detail pane
     newest_first: Callable[[str], Any] | None = None  # for tables listed newest first: sort key of a row's key
 
 
-def reason_rows(snap: Snapshot, now: float) -> list[Row]:
+def reason_rows(snap: Snapshot, now: float, _memo: RowMemo | None = None) -> list[Row]:
     """Keyed `subject#code`: one thing can have several reasons (a remote config rolled back while its
     polls fail), and each is a row of its own; "" is the host's own subject."""
     rows: list[Row] = []
@@ -70,39 +84,57 @@ def subject_of(key: str) -> str:
     return key.partition("#")[0]
 
 
-def sidecar_rows(snap: Snapshot, now: float) -> list[Row]:
-    return [(s.key, (s.name, state(s.state), str(s.pid or "-"), str(s.port or "-"),
-                     f"{s.restarts}/{s.max_restarts}" if s.attempts else "-",
-                     countdown(s.next_retry_at, now) if s.state == "backoff" else "-",
-                     s.reason or "-"))
-            for s in snap.sidecars]
+def sidecar_rows(snap: Snapshot, now: float, memo: RowMemo | None = None) -> list[Row]:
+    memo = memo or RowMemo()
+    rows = [memo.row(s.key, s, partial(_sidecar_cells, s)) for s in snap.sidecars]
+    memo.done()
+    return rows
 
 
-def loop_rows(snap: Snapshot, now: float) -> list[Row]:
+def _sidecar_cells(s: SidecarView) -> tuple[Cell, ...]:
+    return (s.name, state(s.state), str(s.pid or "-"), str(s.port or "-"),
+            f"{s.restarts}/{s.max_restarts}" if s.attempts else "-",
+            countdown_cell(s.next_retry_at) if s.state == "backoff" else "-", s.reason or "-")
+
+
+def loop_rows(snap: Snapshot, now: float, memo: RowMemo | None = None) -> list[Row]:
     # A loop's last liveness comes from the owner's per-loop index; read offline (no index then), from
     # the newest finished run the snapshot has (runs are newest first: the first one seen per loop).
     carried: dict[str, str | None] = {}
     for r in snap.runs:
         if r.finished_at is not None:
             carried.setdefault(r.loop_id, r.liveness)
+    memo = memo or RowMemo()
     rows: list[Row] = []
     for lp in snap.loops:
         liveness = lp.last_liveness if lp.last_run_id is not None else carried.get(lp.id)
-        shown = Text.assemble(state(lp.state), (" · paused here", "yellow")) if lp.held_by else state(lp.state)
-        rows.append((lp.key, (lp.id, shown, short_id(lp.current_run) if lp.current_run else "-",
-                              countdown(lp.next_run_at, now) if lp.next_run_at else "-",
-                              liveness_badge(liveness) if liveness else "-",
-                              lp.reason if lp.state != "active" else "-")))
+        rows.append(memo.row(lp.key, (lp, liveness), partial(_loop_cells, lp, liveness)))
+    memo.done()
     return rows
 
 
-def run_rows(snap: Snapshot, now: float) -> list[Row]:
+def _loop_cells(lp: LoopView, liveness: str | None) -> tuple[Cell, ...]:
+    shown = Text.assemble(state(lp.state), (" · paused here", "yellow")) if lp.held_by else state(lp.state)
+    return (lp.id, shown, short_id(lp.current_run) if lp.current_run else "-",
+            countdown_cell(lp.next_run_at) if lp.next_run_at else "-",
+            liveness_badge(liveness) if liveness else "-",
+            lp.reason if lp.state != "active" else "-")
+
+
+def run_rows(snap: Snapshot, now: float, _memo: RowMemo | None = None) -> list[Row]:
     return [(r.key, (short_id(r.id), r.loop_id, state(r.status), liveness_badge(r.liveness), stop_text(r),
-                     continuation_text(r), run_duration(r, now), ago(r.last_useful_action_at, now)))
+                     continuation_text(r), _run_duration(r, now), ago_cell(r.last_useful_action_at)))
             for r in snap.runs]
 
 
-def event_rows(snap: Snapshot, now: float) -> list[Row]:
+def _run_duration(run: RunView, now: float) -> Cell:
+    """A running run's duration ticks; a finished one's is fixed."""
+    if run.started_at is not None and run.finished_at is None:
+        return Ticking("elapsed", run.started_at)
+    return run_duration(run, now)
+
+
+def event_rows(snap: Snapshot, now: float, _memo: RowMemo | None = None) -> list[Row]:
     """The snapshot's newest events; the Events tab shows the whole log's (event_history.py)."""
     from console.tui.event_history import history_rows  # noqa: PLC0415  (it imports this module's peers)
 
@@ -142,12 +174,14 @@ def placeholder(tab: str, rows: int, filter_text: str) -> str:
 
 
 def matches(row: Row, needle: str) -> bool:
-    """The filter: any cell, or the row's key (a run's whole id, where its cell shows the short one)."""
+    """The filter: any cell, or the row's key (a run's whole id, where its cell shows the short one).
+    Not a ticking cell (a countdown): a row it matched would leave the table a second later."""
     if not needle:
         return True
     needle = needle.lower()
     key, cells = row
-    return needle in key.lower() or any(needle in (c.plain if isinstance(c, Text) else c).lower() for c in cells)
+    return needle in key.lower() or any(needle in (c.plain if isinstance(c, Text) else c).lower()
+                                        for c in cells if not isinstance(c, Ticking))
 
 
 def counts(snap: Snapshot) -> list[str]:

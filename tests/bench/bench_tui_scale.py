@@ -2,6 +2,7 @@
 tab in view, in a 120x40 tmux.
 
     .venv/bin/python tests/bench/bench_tui_scale.py [--loops 1000] [--sidecars 200] [--interval 60] [--window 60]
+                                                     [--base COMMIT]
     short: .venv/bin/python tests/bench/bench_tui_scale.py --loops 100 --sidecars 20 --interval 10 --window 15
 
 The host is bench_scale.py's (a real `loopctl run`, each sidecar a tiny TCP listener on a loopback port,
@@ -12,9 +13,12 @@ first run finished). Then:
 2. the console's CPU over `--window` seconds (default 60, the loops' interval, so the window spans one of
    their bursts: the bench checks it saw loops running in it) with the Loops tab in view (target < 5 %
    of a core).
-Exit 1 while a target is missed. `--profile DIR` records the console with py-spy (if installed) through
-the CPU window (the figure is then the console's with py-spy reading it) and prints where its main
-thread spends its time.
+Exit 1 while a target is missed. `--base COMMIT` also installs that commit (checked out with `git
+worktree`, as bench_snapshot.py does) and runs its console beside this checkout's: first frames
+interleaved with both, and both consoles observing the host through the same CPU window, each in a
+tmux session of its own (a pair no drift of the machine's speed can split). `--profile DIR` records the
+console with py-spy (if installed) through the CPU window (the figure is then the console's with py-spy
+reading it) and prints where its main thread spends its time.
 
 The console is started as the README installs it: a virtualenv of its own made by this script with a
 regular `pip install` of this checkout, `loopctl` from its bin/, run from a directory of its own, as in
@@ -66,28 +70,29 @@ class Tmux:
             raise SystemExit(f"bench: tmux {args[0]} failed: {result.stderr.strip()}")
         return result.stdout
 
-    def screen(self) -> str:
-        return self("capture-pane", "-p", "-t", self.pane)
+    def screen(self, pane: str | None = None) -> str:
+        return self("capture-pane", "-p", "-t", pane or self.pane)
 
-    def pane_pid(self) -> int | None:
-        pid = self("display-message", "-p", "-t", self.pane, "#{pane_pid}").strip()
+    def pane_pid(self, pane: str | None = None) -> int | None:
+        pid = self("display-message", "-p", "-t", pane or self.pane, "#{pane_pid}").strip()
         return int(pid) if pid.isdigit() else None
 
-    def first_frame(self, command: str, marker: str) -> float:
+    def first_frame(self, command: str, marker: str, pane: str | None = None) -> float:
         """Seconds from starting `command` in a fresh 120x40 session to `marker` on its screen."""
+        pane = pane or self.pane
         previous: list[psutil.Process] = []
-        pid = self.pane_pid()
+        pid = self.pane_pid(pane)
         if pid is not None:
             with contextlib.suppress(psutil.NoSuchProcess):
                 previous = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-        self("kill-session", "-t", self.pane)
+        self("kill-session", "-t", pane)
         psutil.wait_procs(previous, timeout=10)  # its exit must not compete with this start
         start = time.perf_counter()
-        self("new-session", "-d", "-s", self.pane, "-x", "120", "-y", "40", command, check=True)
-        while marker not in self.screen():
+        self("new-session", "-d", "-s", pane, "-x", "120", "-y", "40", command, check=True)
+        while marker not in self.screen(pane):
             time.sleep(0.005)
             if time.perf_counter() - start > 30:
-                raise SystemExit(f"bench: no first frame from {command!r}; screen:\n{self.screen()}")
+                raise SystemExit(f"bench: no first frame from {command!r}; screen:\n{self.screen(pane)}")
         return time.perf_counter() - start
 
 
@@ -100,6 +105,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=7, help="first frames measured (each beside the floor's)")
     parser.add_argument("--tmux-prefix", default="loopctl-bench")
     parser.add_argument("--profile", type=Path, help="py-spy the console through the CPU window, into this directory")
+    parser.add_argument("--base", help="a commit whose console runs beside this checkout's (paired)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="loopctl-tui-scale-"))
     tmux = Tmux(args.tmux_prefix)
@@ -109,6 +115,15 @@ def main() -> int:
     try:
         print("bench: installing loopctl into a temporary virtualenv ...", flush=True)
         bin_dir = make_venv(work / "venv", str(REPO))
+        base_bin = None
+        if args.base:
+            tree = work / "base-tree"
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(tree), args.base],
+                           check=True)
+            try:
+                base_bin = make_venv(work / "base-venv", str(tree))
+            finally:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
         script = work / ("listener.pl" if _has_perl() else "listener.py")
         script.write_text(LISTENER_PL if script.suffix == ".pl" else LISTENER_PY)
         listener = ["perl", str(script)] if script.suffix == ".pl" else [sys.executable, str(script)]
@@ -136,17 +151,29 @@ def main() -> int:
         console_cmd = f"env -C {work} {env} {bin_dir / 'loopctl'}"
         floor = work / "floor.py"
         floor.write_text(FLOOR_APP)
-        firsts, floors = [], []
-        for _ in range(args.frames):  # interleaved: the machine's speed drifts, both see the same drift
+        base_cmd = f"env -C {work} {env} {base_bin / 'loopctl'}" if base_bin is not None else None
+        base_pane = f"{args.tmux_prefix}-base"
+        firsts, floors, base_firsts = [], [], []
+        for _ in range(args.frames):  # interleaved: the machine's speed drifts, all see the same drift
             firsts.append(tmux.first_frame(console_cmd, "observer of pid"))
+            if base_cmd is not None:
+                base_firsts.append(tmux.first_frame(base_cmd, "observer of pid", base_pane))
             floors.append(tmux.first_frame(f"{bin_dir / 'python'} {floor}", "hello floor"))
-        tmux.first_frame(console_cmd, "observer of pid")  # the console whose CPU is measured
-        pid = tmux.pane_pid()
-        assert pid is not None
-        console = psutil.Process(pid)
-        assert console.cmdline()[-1].endswith("loopctl"), console.cmdline()
-        tmux("send-keys", "-t", tmux.pane, "3")
-        wait_for(lambda: "loop-0" in tmux.screen() or "loop-1" in tmux.screen(), 30, "the Loops tab")
+        panes = [tmux.pane] + ([base_pane] if base_cmd is not None else [])
+        tmux.first_frame(console_cmd, "observer of pid")  # the consoles whose CPU is measured
+        if base_cmd is not None:
+            tmux.first_frame(base_cmd, "observer of pid", base_pane)
+        consoles = []
+        for pane in panes:
+            pid = tmux.pane_pid(pane)
+            assert pid is not None
+            consoles.append(psutil.Process(pid))
+            assert consoles[-1].cmdline()[-1].endswith("loopctl"), consoles[-1].cmdline()
+            tmux("send-keys", "-t", pane, "3")
+        for pane in panes:
+            wait_for(lambda pane=pane: "loop-0" in tmux.screen(pane) or "loop-1" in tmux.screen(pane), 30,
+                     "the Loops tab")
+        console = consoles[0]
         time.sleep(3)  # settle
 
         running: list[int] = []
@@ -161,26 +188,31 @@ def main() -> int:
         watcher = threading.Thread(target=watch_host, daemon=True)
         watcher.start()
         profiler.start(console.pid, "console-window")
-        before = console.cpu_times()
+        before = [c.cpu_times() for c in consoles]
         time.sleep(args.window)
-        after = console.cpu_times()
+        after = [c.cpu_times() for c in consoles]
         profiler.stop()
         stop.set()
         watcher.join()
-        cpu = (after.user + after.system - before.user - before.system) / args.window * 100
+        cpu, *base_cpu = [(a.user + a.system - b.user - b.system) / args.window * 100
+                          for b, a in zip(before, after, strict=True)]
         on_screen = "loop-" in tmux.screen()
 
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, load average "
               f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}; host: {args.loops} loops every {args.interval:g} s, "
               f"{args.sidecars} sidecars")
         over = statistics.median(c - f for c, f in zip(firsts, floors, strict=True))
+        base_over = statistics.median(b - f for b, f in zip(base_firsts, floors, strict=True)) if base_firsts else 0
         rows = [
             ("first frame, observing (120x40)", f"median {statistics.median(firsts) * 1000:.0f} ms, "
              f"max {max(firsts) * 1000:.0f} ms", "median < 0.5 s", statistics.median(firsts) < 0.5),
             ("  floor: a bare Textual app", f"median {statistics.median(floors) * 1000:.0f} ms, "
              f"max {max(floors) * 1000:.0f} ms", "", None),
             ("  console over the floor, paired", f"median {over * 1000:.0f} ms", "", None),
+            *([(f"  base {args.base}: first frame", f"median {statistics.median(base_firsts) * 1000:.0f} ms, "
+                f"over the floor {base_over * 1000:.0f} ms", "", None)] if base_firsts else []),
             (f"console CPU over {args.window:g} s, Loops tab", f"{cpu:.1f} % of a core", "< 5 %", cpu < 5.0),
+            *([(f"  base {args.base}, same window", f"{base_cpu[0]:.1f} % of a core", "", None)] if base_cpu else []),
             ("  loops running in that window (1 s samples)", f"max {max(running, default=0)}",
              "a burst: > 0", max(running, default=0) > 0),
             ("  Loops tab still on screen at the end", str(on_screen), "True", on_screen),

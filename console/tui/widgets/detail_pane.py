@@ -23,10 +23,10 @@ class DetailPane(VerticalScroll):
         yield Static(id="detail-body")
 
     def show(self, snap: Snapshot | None, key: str | None, now: float, empty: str = SELECT_HINT, *,
-             events: list[EventView] | None = None, event: EventView | None = None) -> None:
+             events: list[EventView] | None = None, event: EventView | None = None, layout: bool = True) -> None:
         """`events`: the selected thing's own last transitions, when they have been read; `event`:
         the selected event's record, read from the log (it may be long gone from the snapshot)."""
         body = detail_for(snap, key, now, empty, event)
         if events is not None:
             body = Group(body, Text(""), Text("last transitions", style="bold"), history(events, now))
-        self.query_one("#detail-body", Static).update(body)
+        self.query_one("#detail-body", Static).update(body, layout=layout)

@@ -1,0 +1,68 @@
+"""The feed's pushes are drawn four a second at most, the latest of them, and at once on a quiet host."""
+
+from __future__ import annotations
+
+import asyncio
+
+from console.core.fake_clock import FakeClock
+from console.core.records import replace
+from console.tui.app import LoopctlApp
+from console.tui.pacing import SPACING, Pacer
+from console.tui.scenario import NOW, scenario_snapshot
+from console.tui.source import FixedSource
+
+
+async def test_the_pacer_hands_on_the_latest_at_most_once_per_spacing_and_at_once_after_quiet():
+    got: list[int] = []
+    pacer: Pacer[int] = Pacer(got.append, spacing=0.1)
+    pacer(0)
+    assert got == [0]  # nothing drawn lately: at once
+    for i in range(1, 30):  # a burst, 300 a second
+        pacer(i)
+        await asyncio.sleep(0.003)
+    await asyncio.sleep(0.15)
+    assert got[-1] == 29  # the latest, never a queue of old ones
+    assert len(got) <= 1 + 0.09 / 0.1 + 2 and got == sorted(got)
+    await asyncio.sleep(0.15)
+    pacer(30)
+    assert got[-1] == 30  # quiet again: at once, not a spacing later
+    pacer(31)
+    pacer.cancel()  # teardown: what was held is dropped
+    await asyncio.sleep(0.15)
+    assert got[-1] == 30
+
+
+class BurstSource(FixedSource):
+    """A host whose engine pushes 40 versions in 0.4 s (a 1,000-loop burst pushes about eight a second)."""
+
+    def __init__(self) -> None:
+        super().__init__(scenario_snapshot())
+        self.pushed = [replace(self.snapshot, generated_at=NOW + i) for i in range(1, 41)]
+
+    async def follow(self, sink):
+        sink(self.snapshot)
+        for snap in self.pushed:
+            await asyncio.sleep(0.01)
+            sink(snap)
+        await asyncio.Event().wait()
+
+
+async def test_a_burst_of_pushes_is_drawn_a_few_times_ending_on_the_latest():
+    source = BurstSource()
+    app = LoopctlApp(source, paths=None, clock=FakeClock(start=NOW))
+    shown: list[float] = []
+    real = app.show_snapshot
+
+    def counting(snap):
+        shown.append(snap.generated_at)
+        real(snap)
+
+    app.show_snapshot = counting  # type: ignore[method-assign]
+    async with app.run_test(size=(120, 40)) as pilot:
+        for _ in range(100):
+            if app.snapshot is source.pushed[-1]:
+                break
+            await pilot.pause(0.05)
+        assert app.snapshot is source.pushed[-1]  # the last push is on screen
+        renders = [at for at in shown if at > NOW]
+        assert 1 <= len(renders) <= 0.4 / SPACING + 3, renders  # not 40
