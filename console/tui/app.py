@@ -217,6 +217,7 @@ class LoopctlApp(App[int]):
         assert self.paths is not None  # an ObservedSource is this host's
 
         await asyncio.to_thread(wait_until_released, self.paths.lock)
+        self._pacer.cancel()  # a push the pacer still holds is older than the offline view shown next
         self.role = "observer (owner gone)"
         loaded = self._local_config()
         if loaded is None:  # said why; the host is still shown as it was left, and no take-over is offered
