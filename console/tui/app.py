@@ -341,6 +341,7 @@ class LoopctlApp(App[int]):
             self.show_snapshot(snap)
 
     def show_snapshot(self, snap: Snapshot) -> None:
+        self._pacer.cancel()  # a push it still holds is older than this one (the owner gone: its last state)
         if snap is self.snapshot:  # the feed delivers again what `ready()` gave the first frame
             return
         self._lost = 0

@@ -66,3 +66,18 @@ async def test_a_burst_of_pushes_is_drawn_a_few_times_ending_on_the_latest():
         assert app.snapshot is source.pushed[-1]  # the last push is on screen
         renders = [at for at in shown if at > NOW]
         assert 1 <= len(renders) <= 0.4 / SPACING + 3, renders  # not 40
+
+
+async def test_a_push_held_never_lands_over_a_snapshot_shown_since():
+    """The owner gone: the console shows the last recorded state; the engine's last push, still held by
+    the pacer, must not come down over it a moment later (the tray said OK of a stopped host)."""
+    snap = scenario_snapshot()
+    app = LoopctlApp(FixedSource(snap), paths=None, clock=FakeClock(start=NOW))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        late, offline = replace(snap, generated_at=NOW + 1), replace(snap, generated_at=NOW + 2)
+        app._pacer(replace(snap, generated_at=NOW + 0.5))
+        app._pacer(late)  # within the spacing: held
+        app.show_snapshot(offline)
+        await pilot.pause(SPACING * 2)
+        assert app.snapshot is offline
