@@ -29,21 +29,34 @@ class NoEngine(Exception):
 
 def request(socket_path: Path, op: str, *, timeout: float = DEFAULT_TIMEOUT, **fields: Any) -> dict[str, Any] | None:
     """One request/response. None when no engine listens (no socket, or a dead engine's socket)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
     try:
-        try:
-            sock.connect(os.fspath(socket_path))
-        except (FileNotFoundError, ConnectionRefusedError):
-            return None
-        except PermissionError:
-            raise NotPermitted(str(socket_path)) from None
-        except BlockingIOError:  # EAGAIN: the listen backlog is full
-            raise busy(socket_path, "its queue of new connections is full") from None
+        sock = connect(socket_path, timeout)
+    except NoEngine:
+        return None
+    try:
         answer, _rest = exchange(sock, socket_path, {"id": 1, "op": op, **fields}, timeout)
         return answer
     finally:
         sock.close()
+
+
+def connect(socket_path: Path, timeout: float) -> socket.socket:
+    """A connected socket to the engine. Raises NoEngine (no socket, or a dead engine's), NotPermitted
+    (another user's), or OwnerUnavailable when its queue of new connections is full."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(os.fspath(socket_path))
+    except (FileNotFoundError, ConnectionRefusedError):
+        sock.close()
+        raise NoEngine(str(socket_path)) from None
+    except PermissionError:
+        sock.close()
+        raise NotPermitted(str(socket_path)) from None
+    except BlockingIOError:  # EAGAIN: the listen backlog is full
+        sock.close()
+        raise busy(socket_path, "its queue of new connections is full") from None
+    return sock
 
 
 def busy(socket_path: Path, why: str) -> OwnerUnavailable:
@@ -98,15 +111,8 @@ def tail(socket_path: Path, target: str, lines: int, *, follow: bool,
     ends it too). Raises NoEngine, NotPermitted, or OwnerUnavailable for an engine that stops answering.
     While following, the engine may stay quiet as long as the log does: only the first answer has a
     deadline."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
+    sock = connect(socket_path, timeout)
     try:
-        try:
-            sock.connect(os.fspath(socket_path))
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise NoEngine(str(socket_path)) from None
-        except PermissionError:
-            raise NotPermitted(str(socket_path)) from None
         answer, rest = exchange(sock, socket_path, {"id": 1, "op": "tail", "target": target, "lines": lines,
                                                     "follow": follow}, timeout)
         sock.settimeout(None if follow else timeout)

@@ -18,6 +18,7 @@ from console.core.actions import ActionError, Target, parse_target
 from console.core.logtail import Follower, LogChunk, LogFileError, clamp_lines
 from console.runs.executor import run_dir
 from console.runs.liveness import RunStatus
+from console.sidecars.logs import previous_of
 
 if TYPE_CHECKING:
     from console.host.engine import Engine
@@ -43,7 +44,7 @@ def plan(engine: Engine, target_text: object) -> LogPlan:
     if target.kind == "sidecar":
         runner = engine.supervisor.runner(target)
         log = runner.logfile
-        previous = log.with_name(log.name + ".1")
+        previous = previous_of(log)
         return LogPlan(target, [(previous, f"{previous.name} (older)"), (log, log.name)], lambda: False)
     if target.kind == "run":
         run = engine.loops.find_run(target)
