@@ -62,22 +62,27 @@ def replace(record: R, **changes: Any) -> R:
     return msgspec.structs.replace(record, **changes)
 
 
-def to_builtins(record: View) -> Any:
-    """A record as plain JSON-ready data (nested records, lists and dicts included; enums by value)."""
-    return msgspec.to_builtins(record)
+def to_builtins(value: object) -> Any:
+    """A record (or plain data holding records) as plain JSON-ready data (enums by value)."""
+    return msgspec.to_builtins(value)
 
 
 def field_names(cls: type[View]) -> tuple[str, ...]:
     return cls.__struct_fields__
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def full_builtins(value: Any) -> Any:
     """Plain data with every field of every record, defaults included (CompactView leaves them out of
-    its encoding; a report keeps one shape whatever the values)."""
+    its encoding; a report keeps one shape whatever the values). Scalars are taken as they are: a
+    report of 1,000 loops walks 23,000 fields, so the walk descends only into what holds more."""
     if isinstance(value, msgspec.Struct):
-        return {name: full_builtins(item) for name, item in msgspec.structs.asdict(value).items()}
+        return {name: item if type(item) in _SCALARS else full_builtins(item)
+                for name, item in zip(value.__struct_fields__, msgspec.structs.astuple(value), strict=True)}
     if isinstance(value, list | tuple):
-        return [full_builtins(item) for item in value]
+        return [item if type(item) in _SCALARS else full_builtins(item) for item in value]
     if isinstance(value, dict):
-        return {key: full_builtins(item) for key, item in value.items()}
+        return {key: item if type(item) in _SCALARS else full_builtins(item) for key, item in value.items()}
     return value

@@ -24,7 +24,6 @@ from console.core.child_watch import wait_for_children_by_pidfd
 from console.core.clock import Clock
 from console.core.config import HostConfig, LoadedConfig
 from console.core.crashpoints import CrashPoints
-from console.core.decode import encode_json
 from console.core.errors import ConfigError
 from console.core.holds import Holds
 from console.core.paths import Paths
@@ -264,7 +263,7 @@ class Engine:
         else:
             snap = self.snapshot()
         if self._encoded is None or self._encoded[0] is not snap:
-            self._encoded = (snap, msgspec.Raw(encode_json(snap)))
+            self._encoded = (snap, msgspec.Raw(snap.to_json()))
             self._built(started)
         self._build_now = False
         self._encoded_version = (version, self._encoded[1])

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from console.controlplane.view import ControlPlaneView
 from console.core.decode import DecodeError, convert, decode_json, encode_json
-from console.core.records import View, field, replace, to_builtins
+from console.core.records import View, field, replace
+from console.core.tables import records_of, table_of
 from console.core.things import ThingView
 from console.readmodel.tray import (
     Reason,
@@ -58,7 +59,9 @@ __all__ = [
     "compose",
 ]
 
-SNAPSHOT_SCHEMA = 1
+# 2: each list of records (things, events, sidecars, loops, runs, plugins) travels as a table
+# (console.core.tables); a decoder still reads schema 1's lists of objects.
+SNAPSHOT_SCHEMA = 2
 
 
 class HostView(View, frozen=True):
@@ -120,19 +123,34 @@ class Snapshot(View, frozen=True):
         return replace(self, generated_at=now, remote_config=rc)
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = to_builtins(self)
+        """The wire form as plain data (what `from_dict` reads)."""
+        data: dict[str, Any] = decode_json(dict, self.to_json())  # its rows lists, as a reader parses them
         return data
 
     def to_json(self) -> bytes:
-        return encode_json(self)
+        """The wire form: the record lists as tables, a thousand loops' keys written once."""
+        return encode_json(self._wire())
+
+    def _wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {name: getattr(self, name) for name in self.__struct_fields__}
+        for name, cls in _TABLED.items():
+            wire[name] = table_of(cls, wire[name])
+        return wire
 
     @classmethod
     def from_dict(cls, data: object) -> Snapshot:
+        if isinstance(data, dict) and any(isinstance(data.get(name), dict) for name in _TABLED):
+            data = {**data, **{name: records_of(data[name], path=name) for name in _TABLED if name in data}}
         return convert(cls, data)
 
     @classmethod
     def from_json(cls, text: bytes | str) -> Snapshot:
-        return decode_json(cls, text)
+        return cls.from_dict(decode_json(dict, text))
+
+
+# The snapshot's lists of records, each sent as a table.
+_TABLED: dict[str, type[View]] = {"things": ThingView, "events": EventView, "sidecars": SidecarView,
+                                  "loops": LoopView, "runs": RunView, "plugins": PluginView}
 
 
 ENGINE_KIND = "engine"

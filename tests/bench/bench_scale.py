@@ -191,12 +191,22 @@ def raw_snapshot(sock: Path, timeout: float = 10.0) -> bytes:
     return b"".join(chunks)
 
 
+def records(section: object) -> list[dict[str, object]]:
+    """A snapshot's list of records as dicts: on the wire a table (`columns`, `rows`) since schema 2,
+    a list of objects before it and in the `--format json` report."""
+    if isinstance(section, dict) and "columns" in section:
+        return [dict(zip(section["columns"], row, strict=True)) for row in section["rows"]]
+    return section if isinstance(section, list) else []
+
+
 def snapshot(sock: Path) -> dict[str, object] | None:
+    """The engine's answer to one snapshot request, its tables as lists of dicts (as a report has them)."""
     with contextlib.suppress(OSError, ValueError):
         answer = json.loads(raw_snapshot(sock))
         if answer.get("ok"):
             snap: dict[str, object] = answer["snapshot"]
-            return snap
+            return {key: records(value) if key in ("loops", "sidecars", "runs", "events") else value
+                    for key, value in snap.items()}
     return None
 
 
@@ -255,7 +265,7 @@ def sections(answer: bytes) -> str:
     sizes = {key: len(json.dumps(value, separators=(",", ":"))) for key, value in snap.items()}
     parts = []
     for key, size in sorted(sizes.items(), key=lambda kv: -kv[1])[:6]:
-        items = len(snap[key]) if isinstance(snap[key], list) else 0
+        items = len(records(snap[key]))
         each = f", {size / items:.0f} B each" if items else ""
         parts.append(f"{key} {size / 1000:.1f} KB ({items or '-'}{each})")
     return "; ".join(parts)

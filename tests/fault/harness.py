@@ -32,6 +32,7 @@ from pathlib import Path
 import psutil
 
 from console.host.client import request
+from console.readmodel.snapshot import Snapshot
 from console.remote.slots import Slots
 
 AGENT = """
@@ -182,10 +183,10 @@ class Chaos:
         loops keep running runs into the kills for the whole run, not only its first cycles."""
         with contextlib.suppress(Exception):
             answer = request(self.state / "engine.sock", "snapshot", timeout=5.0) or {}
-            for loop in answer.get("snapshot", {}).get("loops", []):
-                if loop.get("state") == "escalated":
+            for loop in Snapshot.from_dict(answer["snapshot"]).loops:
+                if loop.state == "escalated":
                     request(self.state / "engine.sock", "action", timeout=10.0, verb="retry",
-                            target=f"loop:{loop['id']}")
+                            target=f"loop:{loop.id}")
                     self.figures.operator_retries += 1
 
     def check_now(self) -> None:

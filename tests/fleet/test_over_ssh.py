@@ -17,6 +17,7 @@ from typing import TypeVar
 import psutil
 import pytest
 
+from console.readmodel.snapshot import Snapshot
 from tests.conftest import Host, end_masters, loopctl_argv, masters, wait_for
 from tests.sshd import Sshd, sidecar_state, sleeper, three_engines
 
@@ -167,7 +168,7 @@ def test_an_action_over_ssh_changes_the_far_engine_and_a_watch_over_ssh_sees_it(
         await stream.send({"id": 1, "op": "watch"})
         first = await stream.read()
         assert first is not None
-        states = [first["snapshot"]["sidecars"][0]["state"]]
+        states = [Snapshot.from_dict(first["snapshot"]).sidecars[0].state]
         read_only = await asyncio.to_thread(near, "--read-only", "retry", "sidecar:job", "--host", "beta")
         assert read_only.returncode == 2 and "--read-only" in read_only.stderr
         done = await asyncio.to_thread(near, "retry", "sidecar:job", "--host", "beta")
@@ -175,7 +176,7 @@ def test_an_action_over_ssh_changes_the_far_engine_and_a_watch_over_ssh_sees_it(
         while states[-1] != "ready":
             answer = await stream.read()
             assert answer is not None
-            states.append(answer["snapshot"]["sidecars"][0]["state"])
+            states.append(Snapshot.from_dict(answer["snapshot"]).sidecars[0].state)
         await stream.close()
         assert stream.proc.returncode == 0  # ended by EOF, not by a signal
         return states

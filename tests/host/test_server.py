@@ -187,17 +187,15 @@ def test_peers_of_another_uid_are_refused_by_so_peercred(shared_dir):
 
 async def test_a_version_is_encoded_once_whoever_asks(served, monkeypatch):
     """Two watchers and a snapshot request of one version cost one encode, and get the same bytes."""
-    import console.host.engine as engine_module
-
     engine, _server, paths = served
     encodes: list[int] = []
-    real = engine_module.encode_json
+    real = Snapshot.to_json
 
-    def counting(value):
+    def counting(snap):
         encodes.append(1)
-        return real(value)
+        return real(snap)
 
-    monkeypatch.setattr(engine_module, "encode_json", counting)
+    monkeypatch.setattr(Snapshot, "to_json", counting)
     engine.store.transition("sidecar", "web", "ready", "health check passed")  # a new version
     one, two = watch(paths.socket), watch(paths.socket)
     first, second = await anext(one), await anext(two)
@@ -319,8 +317,8 @@ async def test_under_descriptor_pressure_a_version_is_still_encoded_once(served,
     monkeypatch.setattr(engine_module.descriptors, "usage", lambda: (1000, 1024))
     monkeypatch.setattr(engine_module.descriptors, "under_pressure", lambda held, limit: True)
     encodes: list[int] = []
-    real = engine_module.encode_json
-    monkeypatch.setattr(engine_module, "encode_json", lambda value: encodes.append(1) or real(value))
+    real = Snapshot.to_json
+    monkeypatch.setattr(Snapshot, "to_json", lambda snap: encodes.append(1) or real(snap))
     first = engine.snapshot_json()
     assert all(engine.snapshot_json() == first for _ in range(4))
     assert len(encodes) == 1
