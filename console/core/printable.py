@@ -24,8 +24,15 @@ def _picture(match: re.Match[str]) -> str:
     return "\u2421" if code == 0x7F else "\ufffd"
 
 
+# The ASCII characters that are not controls, and those plus the layout ones.
+_SHOWN = bytes(range(0x20, 0x7F))
+_SHOWN_AND_LINES = _SHOWN + b"\n\t"
+
+
 def printable(text: str, *, lines: bool = True) -> str:
     """`text` with every control character shown as a picture. `lines`: keep newlines and tabs
     (a report of several lines); without, they become pictures too (one cell of a screen)."""
+    if text.isascii() and not text.encode("ascii").translate(None, _SHOWN_AND_LINES if lines else _SHOWN):
+        return text  # the common case, found in C: a 900 KB JSON report took the regex 7 ms to search
     pattern = _CONTROLS_BUT_LINES if lines else _CONTROLS
     return pattern.sub(_picture, text) if pattern.search(text) else text
