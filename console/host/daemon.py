@@ -32,8 +32,9 @@ log = logging.getLogger("loopctl.daemon")
 TEXTFILE_REFRESH = 60.0  # the fleet's --prometheus calls a host stale after 5 of these (300 s)
 # Between two writes at least this, and 10x what the last one cost: at 1,000 loops a write is ~130 ms
 # of pure Python (prometheus_client), and written on every change it held the interpreter through a
-# whole burst. node_exporter is scraped every 15 s or more; the changes of a pause are written together.
-TEXTFILE_SPACING = 1.0
+# whole burst. node_exporter is scraped every 15 s or more, so a change is at most a third of a scrape
+# late; the changes of a pause are written together.
+TEXTFILE_SPACING = 5.0
 
 
 def run(paths: Paths, loaded: LoadedConfig, *, standby: bool = False, read_only: bool = False,
