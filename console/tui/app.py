@@ -26,6 +26,7 @@ from textual.widgets._toast import ToastRack
 
 from console.core.actions import ActionError
 from console.core.clock import Clock, SystemClock
+from console.core.decode import DecodeError
 from console.core.errors import LoopctlError, OwnerUnavailable
 from console.core.paths import Paths
 from console.core.printable import printable
@@ -35,6 +36,7 @@ from console.tui.alerts import new_failures
 from console.tui.config_tab import config_body
 from console.tui.detail import ticks
 from console.tui.event_history import PAGE, History, grown_histories, history_rows, parse_query
+from console.tui.feed import Push, snapshot_of_push
 from console.tui.pacing import Pacer
 from console.tui.rows import SELECT_HINT, TABLES, RowMemo, counts, matches, placeholder, subject_of
 from console.tui.screen_filter import ControlPictures
@@ -58,6 +60,7 @@ if TYPE_CHECKING:  # what only some paths need is imported there: the first fram
 CONTROL_PICTURES = ControlPictures()
 TABS = [("overview", "Overview"), ("sidecars", "Sidecars"), ("loops", "Loops"), ("runs", "Runs"),
         ("config", "Config"), ("events", "Events")]
+TABS_BY_NAME = dict(TABS)
 NEXT_OWNER_LOOK = 0.5  # seconds between looks for the next owner, after a declined takeover
 ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel", "R": "restart", "x": "stop", "u": "start", "T": "trigger",
                "p": "pause", "P": "resume"}
@@ -148,7 +151,7 @@ class LoopctlApp(App[int]):
         self.snapshot: Snapshot | None = None
         self.filter_text = ""
         self._shown_counts: list[Text] = []
-        self._stale: set[str] = set()  # tables behind the latest snapshot: synced when their tab shows
+        self._stale: set[str] = set()  # tabs behind the latest snapshot: synced when shown
         self._offered: tuple[bool, ...] | None = None
         self.next_step: str | None = None  # "demo": open the demo host once this console has closed
         self.back = back  # "fleet" is the next step on esc
@@ -157,7 +160,7 @@ class LoopctlApp(App[int]):
         self._history_pending: str | None = None  # the subject being read now: asked once, not once a tick
         self._event_log = History()  # the Events tab: pages of the whole event log, read as it asks
         self._memos: dict[str, RowMemo] = {}  # each tab's rows of its last sync, by the facts built from
-        self._pacer: Pacer[Snapshot] = Pacer(self._show_pushed)  # the feed's pushes, four a second at most
+        self._pacer: Pacer[Push] = Pacer(self._show_pushed)  # the feed's pushes, four a second at most
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -336,9 +339,16 @@ class LoopctlApp(App[int]):
         """False while the app is starting or being torn down: late events must not touch widgets."""
         return bool(self.screen_stack) and self.screen_stack[0].is_attached and self.is_running
 
-    def _show_pushed(self, snap: Snapshot) -> None:
-        if self._up():  # a render the pacer held until after teardown began
-            self.show_snapshot(snap)
+    def _show_pushed(self, push: Push) -> None:
+        """A push the pacer lets through, decoded now (the ones it dropped never are: feed.py)."""
+        if not self._up():  # a render the pacer held until after teardown began
+            return
+        try:
+            snap = snapshot_of_push(push)
+        except DecodeError as exc:  # an engine of another version: say so, keep the last good view
+            self.notify(f"a snapshot from the engine could not be read: {exc}", severity="error", timeout=15)
+            return
+        self.show_snapshot(snap)
 
     def show_snapshot(self, snap: Snapshot) -> None:
         self._pacer.cancel()  # a push it still holds is older than this one (the owner gone: its last state)
@@ -370,38 +380,55 @@ class LoopctlApp(App[int]):
         snap = self.snapshot
         if snap is None:
             return
+        tab = self.active_tab()
         if full:
             role = self.role if self.role != "observer" else f"observer of pid {snap.engine.pid}"
             self._main.query_one(TrayBar).show(snap, f"{role} · read-only" if self.read_only else role)
-        ticking = snap.remote_config is not None and snap.remote_config.probation_deadline is not None
-        if full or (ticking and self.active_tab() == "config"):  # the probation countdown moves each second
-            self._main.query_one("#config-body", Static).update(config_body(snap, now))
-        counts = self._counts(snap, now)
-        if full or counts != self._shown_counts:
-            self._shown_counts = counts
-            self._main.query_one("#counts", Static).update(Group(*counts))
-        if full:  # a table out of sight (or not mounted yet) costs nothing until its tab is shown
-            self._stale = set(TABLES)
-            self._sync(self.active_tab(), now)
-        else:  # the tick: only the cells that move with the clock, in the rows in view (issue 19)
-            table = self._table(self.active_tab())
-            if table is not None and self.active_tab() not in self._stale:
+            # What is out of sight (or not mounted yet) costs nothing until its tab is shown: a hidden
+            # Static's update still laid the whole screen out, once per push (issue 19).
+            self._stale = set(TABS_BY_NAME)
+            self._sync(tab, now)
+        elif tab == "config":  # the probation countdown moves each second
+            rc = snap.remote_config
+            if rc is not None and rc.probation_deadline is not None:
+                self._main.query_one("#config-body", Static).update(config_body(snap, now))
+        elif tab == "overview":  # the engine's uptime
+            self._show_counts(snap, now)
+        if not full:  # the tick: only the cells that move with the clock, in the rows in view (issue 19)
+            table = self._table(tab)
+            if table is not None and tab not in self._stale:
                 table.tick(now)
         if full or ticks(snap, self.selected_key()):
             self._show_detail(now, layout=full)
 
+    def _show_counts(self, snap: Snapshot, now: float) -> None:
+        counts = self._counts(snap, now)
+        if counts != self._shown_counts:
+            self._shown_counts = counts
+            self._main.query_one("#counts", Static).update(Group(*counts))
+
     def _sync(self, tab: str, now: float) -> None:
+        """The tab's content from the snapshot (the tab in view, or about to be)."""
+        snap = self.snapshot
+        if snap is None:
+            return
+        if tab == "config":
+            self._stale.discard(tab)
+            self._main.query_one("#config-body", Static).update(config_body(snap, now))
+            return
         table = self._table(tab)
-        if self.snapshot is None or table is None:
+        if table is None:  # not mounted yet: synced by on_keyed_table_mounted
             return
         self._stale.discard(tab)
+        if tab == "overview":
+            self._show_counts(snap, now)
         if tab == "events" and self._event_log.query is not None:  # the pages read of the whole log
             text = self._event_log.query.text
             table.sync([row for row in history_rows(self._event_log.events, now) if matches(row, text)], now)
             self._main.query_one("#events-status", Static).update(Text(self._event_log.status(), style="dim"))
             return
         memo = self._memos.setdefault(tab, RowMemo())
-        table.sync([row for row in TABLES[tab].rows(self.snapshot, now, memo) if matches(row, self.filter_text)], now)
+        table.sync([row for row in TABLES[tab].rows(snap, now, memo) if matches(row, self.filter_text)], now)
 
     def _table(self, tab: str) -> KeyedTable | None:
         """The tab's table; None for Config, and for a table not mounted yet (see compose)."""
@@ -424,6 +451,8 @@ class LoopctlApp(App[int]):
             self._query_events()  # the first look at the tab: its first page of the log
         if self.active_tab() in self._stale:
             self._sync(self.active_tab(), now)
+        elif self.active_tab() == "overview" and self.snapshot is not None:  # its uptime, not ticked while away
+            self._show_counts(self.snapshot, now)
         self._focus_table()
         self._show_detail(now)
         self._refresh_keys()

@@ -271,8 +271,10 @@ class KeyedTable(DataTable[Cell]):
         forget_rendered(self, cells, indexes)
         header = self.header_height if self.show_header else 0
         width = max(self.size.width, self.virtual_size.width)
+        in_view = self.rows_in_view()
         for index in indexes:  # every row here is one line high: cells never wrap
-            self._refresh_region(Region(0, index + header, width, 1))
+            if index in in_view:  # a row out of view is drawn from its data when it scrolls in
+                self._refresh_region(Region(0, index + header, width, 1))
 
     def _was_widest(self, before: Cell, i: int) -> bool:
         """Could the value replaced have been what made its column as wide as it is? Only then can the
