@@ -103,3 +103,24 @@ async def test_a_tick_draws_the_detail_again_only_when_its_words_moved():
         app._tick()
         await pilot.pause()
         assert pane.draws == draws + 1
+
+
+async def test_a_push_that_moved_only_the_clocks_words_draws_the_detail_without_a_layout():
+    app, clock = await loops_console()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        pane = app.query_one(DetailPane)
+        snap = app.snapshot
+        assert snap is not None
+        draws, layouts = pane.draws, pane.layouts
+        clock.advance(1.0)  # loop-0's countdown a second nearer; its facts as they were
+        app.show_snapshot(replace(snap, generated_at=snap.generated_at + 1))
+        await pilot.pause()
+        assert pane.draws == draws + 1 and pane.layouts == layouts
+        loops = list(snap.loops)
+        loops[0] = replace(loops[0], state="paused", reason="paused by the control plane")
+        app.show_snapshot(replace(snap, loops=loops))  # its facts changed: the shape may have
+        await pilot.pause()
+        assert pane.draws == draws + 2 and pane.layouts == layouts + 1
+        assert "paused by the control plane" in screen_text(app)
