@@ -62,6 +62,7 @@ TABS = [("overview", "Overview"), ("sidecars", "Sidecars"), ("loops", "Loops"), 
         ("config", "Config"), ("events", "Events")]
 TABS_BY_NAME = dict(TABS)
 NEXT_OWNER_LOOK = 0.5  # seconds between looks for the next owner, after a declined takeover
+HISTORY_AGAIN = 2.0  # seconds between reads of the selected thing's transitions while pushes skip events
 ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel", "R": "restart", "x": "stop", "u": "start", "T": "trigger",
                "p": "pause", "P": "resume"}
 ACTION_VERBS = sorted(set(ACTION_KEYS.values()))
@@ -158,6 +159,12 @@ class LoopctlApp(App[int]):
         self._lost = 0  # reconnects in a row to a far engine, for the backoff
         self._history: dict[str, list[EventView]] = {}  # a thing's own last transitions, read on selection
         self._history_pending: str | None = None  # the subject being read now: asked once, not once a tick
+        # When a history read is due again (the clock's time): at once when a push brought new events about
+        # the thing, HISTORY_AGAIN after the last read when pushes skipped events (any may be about it).
+        # The history read before stays on screen meanwhile.
+        self._history_due: dict[str, float] = {}
+        self._history_read_at: dict[str, float] = {}
+        self._events_behind = False  # the Events tab's pages are to be read afresh when it is next shown
         self._event_log = History()  # the Events tab: pages of the whole event log, read as it asks
         self._memos: dict[str, RowMemo] = {}  # each tab's rows of its last sync, by the facts built from
         self._pacer: Pacer[Push] = Pacer(self._show_pushed)  # the feed's pushes, four a second at most
@@ -357,13 +364,19 @@ class LoopctlApp(App[int]):
         self._lost = 0
         before, self.snapshot = self.snapshot, snap
         grown = grown_histories(before.events if before is not None else None, snap.events)
-        if grown is None:
-            self._history.clear()  # read again for the selection: the log may have grown
+        if grown is None:  # the log may have grown about anything: read again, but not on every push of a
+            for subject in self._history:  # burst (each read was a round trip and a detail drawn twice)
+                due = self._history_read_at.get(subject, 0.0) + HISTORY_AGAIN
+                self._history_due[subject] = min(due, self._history_due.get(subject, due))
         for subject in grown or ():
-            self._history.pop(subject, None)
+            if subject in self._history:
+                self._history_due[subject] = 0.0
         merged = self._event_log.merge(snap.events)
         if merged is None:  # more new events than the snapshot carries: the Events tab reads afresh
-            self._query_events()
+            if self._up() and self.active_tab() == "events":
+                self._query_events()
+            else:  # when it is next shown: a page of 200 read per push of a burst, out of sight, was waste
+                self._events_behind = True
         self._render(self.clock.time(), full=True)
         self._refresh_keys()
         for alert in new_failures(before, snap):
@@ -398,8 +411,9 @@ class LoopctlApp(App[int]):
             table = self._table(tab)
             if table is not None and tab not in self._stale:
                 table.tick(now)
-        if full or ticks(snap, self.selected_key()):
-            self._show_detail(now, layout=full)
+        selected = self.selected_key()
+        if full or ticks(snap, selected) or (selected is not None and self._history_due.get(selected, now + 1) <= now):
+            self._show_detail(now, layout=full)  # (a history due is read by it: a quiet host pushes no more)
 
     def _show_counts(self, snap: Snapshot, now: float) -> None:
         counts = self._counts(snap, now)
@@ -447,8 +461,9 @@ class LoopctlApp(App[int]):
     def _tab_shown(self) -> None:
         """The tab in view (just opened, or its table just mounted): its rows, focus, detail and keys."""
         now = self.clock.time()
-        if self.active_tab() == "events" and self._event_log.query is None:
-            self._query_events()  # the first look at the tab: its first page of the log
+        if self.active_tab() == "events" and (self._event_log.query is None or self._events_behind):
+            self._events_behind = False
+            self._query_events()  # the first look at the tab (or pushes skipped events): its first page
         if self.active_tab() in self._stale:
             self._sync(self.active_tab(), now)
         elif self.active_tab() == "overview" and self.snapshot is not None:  # its uptime, not ticked while away
@@ -471,7 +486,8 @@ class LoopctlApp(App[int]):
         subject = self.selected_key()
         kind = subject.partition(":")[0] if subject else ""
         events = self._history.get(subject) if subject else None
-        if subject and kind in HISTORY_KINDS and events is None and self._history_pending != subject:
+        due = events is None or (subject is not None and self._history_due.get(subject, now + 1) <= now)
+        if subject and kind in HISTORY_KINDS and due and self._history_pending != subject:
             self._history_pending = subject
             # Not exclusive: a read cancelled before it started left its coroutine unawaited. Each is a
             # few ms (an indexed query, or one socket round trip) and fills the cache for its subject.
@@ -491,6 +507,8 @@ class LoopctlApp(App[int]):
             if self._history_pending == subject:
                 self._history_pending = None
         self._history[subject] = events
+        self._history_due.pop(subject, None)
+        self._history_read_at[subject] = self.clock.time()
         if self._up() and self.selected_key() == subject:
             self._show_detail(self.clock.time())
 
