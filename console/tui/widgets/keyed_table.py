@@ -153,7 +153,7 @@ class KeyedTable(DataTable[Cell]):
             self._now = now
         now = self._now
         selected = self.selected_key
-        previous = dict(self._cells)
+        previous = dict(self._cells) if self.sort_column is not None else {}  # a sorted table compares them
         wanted = dict(rows)
         narrower: set[int] = set()
         changed_membership = False
