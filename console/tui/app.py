@@ -167,7 +167,7 @@ class LoopctlApp(App[int]):
         self._events_behind = False  # the Events tab's pages are to be read afresh when it is next shown
         self._event_log = History()  # the Events tab: pages of the whole event log, read as it asks
         self._memos: dict[str, RowMemo] = {}  # each tab's rows of its last sync, by the facts built from
-        self._pacer: Pacer[Push] = Pacer(self._show_pushed)  # the feed's pushes, four a second at most
+        self._pacer: Pacer[Push] = Pacer(self._show_pushed)  # the feed's pushes, one a second at most in a burst
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -387,6 +387,9 @@ class LoopctlApp(App[int]):
         visible table's cells, the counts line, and the detail pane when it shows a countdown."""
         if self.snapshot is None or not self._up():  # the timer can fire once more during teardown
             return
+        shown = self.snapshot
+        if self._pacer.flush() and self.snapshot is not shown:
+            return  # a held push, drawn now with this second's countdowns: one frame, not two
         self._render(self.clock.time(), full=False)
 
     def _render(self, now: float, *, full: bool = True) -> None:
@@ -687,6 +690,7 @@ class LoopctlApp(App[int]):
         except ActionError as exc:
             self.notify(f"{verb} {key} refused ({exc.code}): {exc.message}", severity="error", timeout=10)
             return
+        self._pacer.expedite()  # its outcome shows as it comes, not after the pacing of a burst
         self.notify(str(result.get("message") or f"{verb} {key}: done"), timeout=6)
 
     def make_action_runner(self, verb: str) -> Callable[[], None]:

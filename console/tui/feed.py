@@ -1,7 +1,7 @@
 """The owner's pushes as they come down the watch, each decoded into records only if it is drawn.
 
 A 1,000-loop host pushes a 360 KB snapshot several times a second while its loops run, and the
-console draws four a second at most (pacing.py): the pacer keeps only the latest. Decoding every
+console draws one a second at most in a burst (pacing.py): the pacer keeps only the latest. Decoding every
 push (to plain data, then to records) was a fifth of the console's CPU (issue 19); here a push is
 read only far enough to know the engine said ok, and held as its bytes (`Encoded`) until it is
 drawn, then decoded once, straight into the records. Textual-free.
