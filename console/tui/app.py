@@ -26,6 +26,7 @@ from textual.widgets._toast import ToastRack
 
 from console.core.actions import ActionError
 from console.core.clock import Clock, SystemClock
+from console.core.decode import DecodeError
 from console.core.errors import LoopctlError, OwnerUnavailable
 from console.core.paths import Paths
 from console.core.printable import printable
@@ -35,6 +36,7 @@ from console.tui.alerts import new_failures
 from console.tui.config_tab import config_body
 from console.tui.detail import ticks
 from console.tui.event_history import PAGE, History, grown_histories, history_rows, parse_query
+from console.tui.feed import Push, snapshot_of_push
 from console.tui.pacing import Pacer
 from console.tui.rows import SELECT_HINT, TABLES, RowMemo, counts, matches, placeholder, subject_of
 from console.tui.screen_filter import ControlPictures
@@ -58,7 +60,9 @@ if TYPE_CHECKING:  # what only some paths need is imported there: the first fram
 CONTROL_PICTURES = ControlPictures()
 TABS = [("overview", "Overview"), ("sidecars", "Sidecars"), ("loops", "Loops"), ("runs", "Runs"),
         ("config", "Config"), ("events", "Events")]
+TABS_BY_NAME = dict(TABS)
 NEXT_OWNER_LOOK = 0.5  # seconds between looks for the next owner, after a declined takeover
+HISTORY_AGAIN = 2.0  # seconds between reads of the selected thing's transitions while pushes skip events
 ACTION_KEYS = {"r": "reclaim", "t": "retry", "c": "cancel", "R": "restart", "x": "stop", "u": "start", "T": "trigger",
                "p": "pause", "P": "resume"}
 ACTION_VERBS = sorted(set(ACTION_KEYS.values()))
@@ -148,16 +152,22 @@ class LoopctlApp(App[int]):
         self.snapshot: Snapshot | None = None
         self.filter_text = ""
         self._shown_counts: list[Text] = []
-        self._stale: set[str] = set()  # tables behind the latest snapshot: synced when their tab shows
+        self._stale: set[str] = set()  # tabs behind the latest snapshot: synced when shown
         self._offered: tuple[bool, ...] | None = None
         self.next_step: str | None = None  # "demo": open the demo host once this console has closed
         self.back = back  # "fleet" is the next step on esc
         self._lost = 0  # reconnects in a row to a far engine, for the backoff
         self._history: dict[str, list[EventView]] = {}  # a thing's own last transitions, read on selection
         self._history_pending: str | None = None  # the subject being read now: asked once, not once a tick
+        # When a history read is due again (the clock's time): at once when a push brought new events about
+        # the thing, HISTORY_AGAIN after the last read when pushes skipped events (any may be about it).
+        # The history read before stays on screen meanwhile.
+        self._history_due: dict[str, float] = {}
+        self._history_read_at: dict[str, float] = {}
+        self._events_behind = False  # the Events tab's pages are to be read afresh when it is next shown
         self._event_log = History()  # the Events tab: pages of the whole event log, read as it asks
         self._memos: dict[str, RowMemo] = {}  # each tab's rows of its last sync, by the facts built from
-        self._pacer: Pacer[Snapshot] = Pacer(self._show_pushed)  # the feed's pushes, four a second at most
+        self._pacer: Pacer[Push] = Pacer(self._show_pushed)  # the feed's pushes, one a second at most in a burst
 
     # -- layout ---------------------------------------------------------------------------------------
 
@@ -336,9 +346,16 @@ class LoopctlApp(App[int]):
         """False while the app is starting or being torn down: late events must not touch widgets."""
         return bool(self.screen_stack) and self.screen_stack[0].is_attached and self.is_running
 
-    def _show_pushed(self, snap: Snapshot) -> None:
-        if self._up():  # a render the pacer held until after teardown began
-            self.show_snapshot(snap)
+    def _show_pushed(self, push: Push) -> None:
+        """A push the pacer lets through, decoded now (the ones it dropped never are: feed.py)."""
+        if not self._up():  # a render the pacer held until after teardown began
+            return
+        try:
+            snap = snapshot_of_push(push)
+        except DecodeError as exc:  # an engine of another version: say so, keep the last good view
+            self.notify(f"a snapshot from the engine could not be read: {exc}", severity="error", timeout=15)
+            return
+        self.show_snapshot(snap)
 
     def show_snapshot(self, snap: Snapshot) -> None:
         self._pacer.cancel()  # a push it still holds is older than this one (the owner gone: its last state)
@@ -347,13 +364,19 @@ class LoopctlApp(App[int]):
         self._lost = 0
         before, self.snapshot = self.snapshot, snap
         grown = grown_histories(before.events if before is not None else None, snap.events)
-        if grown is None:
-            self._history.clear()  # read again for the selection: the log may have grown
+        if grown is None:  # the log may have grown about anything: read again, but not on every push of a
+            for subject in self._history:  # burst (each read was a round trip and a detail drawn twice)
+                due = self._history_read_at.get(subject, 0.0) + HISTORY_AGAIN
+                self._history_due[subject] = min(due, self._history_due.get(subject, due))
         for subject in grown or ():
-            self._history.pop(subject, None)
+            if subject in self._history:
+                self._history_due[subject] = 0.0
         merged = self._event_log.merge(snap.events)
         if merged is None:  # more new events than the snapshot carries: the Events tab reads afresh
-            self._query_events()
+            if self._up() and self.active_tab() == "events":
+                self._query_events()
+            else:  # when it is next shown: a page of 200 read per push of a burst, out of sight, was waste
+                self._events_behind = True
         self._render(self.clock.time(), full=True)
         self._refresh_keys()
         for alert in new_failures(before, snap):
@@ -364,44 +387,65 @@ class LoopctlApp(App[int]):
         visible table's cells, the counts line, and the detail pane when it shows a countdown."""
         if self.snapshot is None or not self._up():  # the timer can fire once more during teardown
             return
+        shown = self.snapshot
+        if self._pacer.flush() and self.snapshot is not shown:
+            return  # a held push, drawn now with this second's countdowns: one frame, not two
         self._render(self.clock.time(), full=False)
 
     def _render(self, now: float, *, full: bool = True) -> None:
         snap = self.snapshot
         if snap is None:
             return
+        tab = self.active_tab()
         if full:
             role = self.role if self.role != "observer" else f"observer of pid {snap.engine.pid}"
             self._main.query_one(TrayBar).show(snap, f"{role} · read-only" if self.read_only else role)
-        ticking = snap.remote_config is not None and snap.remote_config.probation_deadline is not None
-        if full or (ticking and self.active_tab() == "config"):  # the probation countdown moves each second
-            self._main.query_one("#config-body", Static).update(config_body(snap, now))
+            # What is out of sight (or not mounted yet) costs nothing until its tab is shown: a hidden
+            # Static's update still laid the whole screen out, once per push (issue 19).
+            self._stale = set(TABS_BY_NAME)
+            self._sync(tab, now)
+        elif tab == "config":  # the probation countdown moves each second
+            rc = snap.remote_config
+            if rc is not None and rc.probation_deadline is not None:
+                self._main.query_one("#config-body", Static).update(config_body(snap, now))
+        elif tab == "overview":  # the engine's uptime
+            self._show_counts(snap, now)
+        if not full:  # the tick: only the cells that move with the clock, in the rows in view (issue 19)
+            table = self._table(tab)
+            if table is not None and tab not in self._stale:
+                table.tick(now)
+        selected = self.selected_key()
+        if full or ticks(snap, selected) or (selected is not None and self._history_due.get(selected, now + 1) <= now):
+            self._show_detail(now, layout=full)  # (a history due is read by it: a quiet host pushes no more)
+
+    def _show_counts(self, snap: Snapshot, now: float) -> None:
         counts = self._counts(snap, now)
-        if full or counts != self._shown_counts:
+        if counts != self._shown_counts:
             self._shown_counts = counts
             self._main.query_one("#counts", Static).update(Group(*counts))
-        if full:  # a table out of sight (or not mounted yet) costs nothing until its tab is shown
-            self._stale = set(TABLES)
-            self._sync(self.active_tab(), now)
-        else:  # the tick: only the cells that move with the clock, in the rows in view (issue 19)
-            table = self._table(self.active_tab())
-            if table is not None and self.active_tab() not in self._stale:
-                table.tick(now)
-        if full or ticks(snap, self.selected_key()):
-            self._show_detail(now, layout=full)
 
     def _sync(self, tab: str, now: float) -> None:
+        """The tab's content from the snapshot (the tab in view, or about to be)."""
+        snap = self.snapshot
+        if snap is None:
+            return
+        if tab == "config":
+            self._stale.discard(tab)
+            self._main.query_one("#config-body", Static).update(config_body(snap, now))
+            return
         table = self._table(tab)
-        if self.snapshot is None or table is None:
+        if table is None:  # not mounted yet: synced by on_keyed_table_mounted
             return
         self._stale.discard(tab)
+        if tab == "overview":
+            self._show_counts(snap, now)
         if tab == "events" and self._event_log.query is not None:  # the pages read of the whole log
             text = self._event_log.query.text
             table.sync([row for row in history_rows(self._event_log.events, now) if matches(row, text)], now)
             self._main.query_one("#events-status", Static).update(Text(self._event_log.status(), style="dim"))
             return
         memo = self._memos.setdefault(tab, RowMemo())
-        table.sync([row for row in TABLES[tab].rows(self.snapshot, now, memo) if matches(row, self.filter_text)], now)
+        table.sync([row for row in TABLES[tab].rows(snap, now, memo) if matches(row, self.filter_text)], now)
 
     def _table(self, tab: str) -> KeyedTable | None:
         """The tab's table; None for Config, and for a table not mounted yet (see compose)."""
@@ -420,10 +464,13 @@ class LoopctlApp(App[int]):
     def _tab_shown(self) -> None:
         """The tab in view (just opened, or its table just mounted): its rows, focus, detail and keys."""
         now = self.clock.time()
-        if self.active_tab() == "events" and self._event_log.query is None:
-            self._query_events()  # the first look at the tab: its first page of the log
+        if self.active_tab() == "events" and (self._event_log.query is None or self._events_behind):
+            self._events_behind = False
+            self._query_events()  # the first look at the tab (or pushes skipped events): its first page
         if self.active_tab() in self._stale:
             self._sync(self.active_tab(), now)
+        elif self.active_tab() == "overview" and self.snapshot is not None:  # its uptime, not ticked while away
+            self._show_counts(self.snapshot, now)
         self._focus_table()
         self._show_detail(now)
         self._refresh_keys()
@@ -442,7 +489,8 @@ class LoopctlApp(App[int]):
         subject = self.selected_key()
         kind = subject.partition(":")[0] if subject else ""
         events = self._history.get(subject) if subject else None
-        if subject and kind in HISTORY_KINDS and events is None and self._history_pending != subject:
+        due = events is None or (subject is not None and self._history_due.get(subject, now + 1) <= now)
+        if subject and kind in HISTORY_KINDS and due and self._history_pending != subject:
             self._history_pending = subject
             # Not exclusive: a read cancelled before it started left its coroutine unawaited. Each is a
             # few ms (an indexed query, or one socket round trip) and fills the cache for its subject.
@@ -462,6 +510,8 @@ class LoopctlApp(App[int]):
             if self._history_pending == subject:
                 self._history_pending = None
         self._history[subject] = events
+        self._history_due.pop(subject, None)
+        self._history_read_at[subject] = self.clock.time()
         if self._up() and self.selected_key() == subject:
             self._show_detail(self.clock.time())
 
@@ -640,6 +690,7 @@ class LoopctlApp(App[int]):
         except ActionError as exc:
             self.notify(f"{verb} {key} refused ({exc.code}): {exc.message}", severity="error", timeout=10)
             return
+        self._pacer.expedite()  # its outcome shows as it comes, not after the pacing of a burst
         self.notify(str(result.get("message") or f"{verb} {key}: done"), timeout=6)
 
     def make_action_runner(self, verb: str) -> Callable[[], None]:

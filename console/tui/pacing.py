@@ -2,8 +2,10 @@
 long enough ago, else when the spacing is up (never a queue of old ones).
 
 A 1,000-loop host pushes about eight snapshots a second while its loops run, and each one drawn
-cost the console its decode, its rows and a screen's layout: most of its CPU (issue 19). Four a
-second is more than an operator reads; a change on a quiet host still shows at once.
+cost the console its decode, its rows and a frame: most of its CPU (issue 19). One a second is
+what an operator reads during a burst (top redraws every 3 s); a change on a quiet host still shows
+at once, and so does the outcome of an operator's own action (`expedite`). The console's 1 s tick
+draws a held push itself (`flush`), so a push and the second's countdowns make one frame.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-SPACING = 0.25  # seconds between renders of pushes, at most four a second
+SPACING = 1.0  # seconds between renders of pushes during a burst, at most one a second
 
 
 class Pacer(Generic[T]):
@@ -48,6 +50,20 @@ class Pacer(Generic[T]):
             return
         self._last = self._now()
         self._sink(item)
+
+    def flush(self) -> bool:
+        """The held item now, if there is one (the tick draws it): True if one was handed on."""
+        if self._pending is None:
+            return False
+        if self._timer is not None:
+            self._timer.cancel()
+        self._flush()
+        return True
+
+    def expedite(self) -> None:
+        """An operator acted: what is held now, and the next item (the action's outcome) at once."""
+        self.flush()
+        self._last = float("-inf")
 
     def cancel(self) -> None:
         if self._timer is not None:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.text import Text
 
@@ -20,6 +19,7 @@ from console.tui.ticking import Ticking, ago_cell, countdown_cell
 
 Cell = str | Text | Ticking  # a Ticking cell's text is the table's to write, at each second (ticking.py)
 Row = tuple[str, tuple[Cell, ...]]
+F = TypeVar("F")
 
 
 def state(value: str) -> Text:
@@ -33,17 +33,21 @@ class RowMemo:
 
     def __init__(self) -> None:
         self._rows: dict[str, tuple[object, Row]] = {}
-        self._next: dict[str, tuple[object, Row]] = {}
 
-    def row(self, key: str, facts: object, build: Callable[[], tuple[Cell, ...]]) -> Row:
-        kept = self._rows.get(key)
-        row = kept[1] if kept is not None and kept[0] == facts else (key, build())
-        self._next[key] = (facts, row)
-        return row
-
-    def done(self) -> None:
-        """The build is over: what it did not ask for (things gone) is forgotten."""
-        self._rows, self._next = self._next, {}
+    def rows(self, facts: list[tuple[str, F]], build: Callable[[str, F], tuple[Cell, ...]]) -> list[Row]:
+        """The rows for `facts`, (key, facts) in order: a row whose facts equal its last build's is that
+        row; the others are built. What was not asked for (things gone) is forgotten. One loop, no call
+        per row: 1,000 loops a push."""
+        kept = self._rows
+        rows: list[Row] = []
+        fresh: dict[str, tuple[object, Row]] = {}
+        for key, fact in facts:
+            old = kept.get(key)
+            row = old[1] if old is not None and old[0] == fact else (key, build(key, fact))
+            fresh[key] = (fact, row)
+            rows.append(row)
+        self._rows = fresh
+        return rows
 
 
 class Table(View, frozen=True):
@@ -85,10 +89,7 @@ def subject_of(key: str) -> str:
 
 
 def sidecar_rows(snap: Snapshot, now: float, memo: RowMemo | None = None) -> list[Row]:
-    memo = memo or RowMemo()
-    rows = [memo.row(s.key, s, partial(_sidecar_cells, s)) for s in snap.sidecars]
-    memo.done()
-    return rows
+    return (memo or RowMemo()).rows([(s.key, s) for s in snap.sidecars], lambda _key, s: _sidecar_cells(s))
 
 
 def _sidecar_cells(s: SidecarView) -> tuple[Cell, ...]:
@@ -105,12 +106,12 @@ def loop_rows(snap: Snapshot, now: float, memo: RowMemo | None = None) -> list[R
         if r.finished_at is not None:
             carried.setdefault(r.loop_id, r.liveness)
     memo = memo or RowMemo()
-    rows: list[Row] = []
-    for lp in snap.loops:
-        liveness = lp.last_liveness if lp.last_run_id is not None else carried.get(lp.id)
-        rows.append(memo.row(lp.key, (lp, liveness), partial(_loop_cells, lp, liveness)))
-    memo.done()
-    return rows
+    return memo.rows([(lp.key, (lp, lp.last_liveness if lp.last_run_id is not None else carried.get(lp.id)))
+                      for lp in snap.loops], _loop_row)
+
+
+def _loop_row(_key: str, facts: tuple[LoopView, str | None]) -> tuple[Cell, ...]:
+    return _loop_cells(*facts)
 
 
 def _loop_cells(lp: LoopView, liveness: str | None) -> tuple[Cell, ...]:

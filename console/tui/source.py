@@ -21,14 +21,15 @@ from console.core.errors import LoopctlError, OwnerUnavailable
 from console.core.logtail import LogChunk
 from console.core.paths import Paths, ensure_state_dir
 from console.core.records import View
-from console.host.watch import WATCH, EarlyWatch, arequest, atail, snapshot_of, watch
+from console.host.watch import WATCH, EarlyWatch, arequest, atail, snapshot_of
 from console.readmodel.snapshot import EventView, Snapshot
+from console.tui.feed import Push, watch_encoded
 
 if TYPE_CHECKING:  # an observing console never loads the engine stack
     from console.host.owner import Owner
     from console.host.transport import Dialer
 
-SnapshotSink = Callable[[Snapshot], None]
+SnapshotSink = Callable[[Push], None]  # a snapshot, or one held encoded until it is drawn (feed.py)
 
 
 class EventPage(View, frozen=True):
@@ -132,8 +133,8 @@ class ObservedSource:
 
     async def follow(self, sink: SnapshotSink) -> None:
         early, self.early = self.early, None  # a second follow (after a lost feed) connects afresh
-        async for snap in watch(self.socket_path, early):
-            sink(snap)
+        async for push in watch_encoded(self.socket_path, early):
+            sink(push)
 
     async def act(self, verb: str, target: str) -> dict[str, Any]:
         try:

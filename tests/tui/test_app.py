@@ -80,7 +80,7 @@ async def test_an_observer_sees_the_owner_go_and_can_take_over(host: Host):
                 break
             await pilot.pause(0.02)
         assert isinstance(app.screen, ConfirmScreen) and "has stopped" in app.screen.question
-        for _ in range(100):  # pushes are drawn four a second at most (tui/pacing.py): the last within 0.25 s
+        for _ in range(100):  # a burst's pushes are drawn one a second at most (tui/pacing.py): the last within 1 s
             if "✖ DOWN" in app.query_one(TrayBar).render().plain:
                 break
             await pilot.pause(0.02)

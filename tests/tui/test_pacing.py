@@ -81,3 +81,48 @@ async def test_a_push_held_never_lands_over_a_snapshot_shown_since():
         app.show_snapshot(offline)
         await pilot.pause(SPACING * 2)
         assert app.snapshot is offline
+
+
+async def test_flush_hands_on_what_is_held_now_and_expedite_lets_the_next_through_at_once():
+    got: list[int] = []
+    pacer: Pacer[int] = Pacer(got.append, spacing=60.0)
+    pacer(0)
+    pacer(1)  # held: the spacing is a minute
+    assert got == [0] and pacer.flush() and got == [0, 1]
+    assert not pacer.flush()  # nothing held: nothing handed on
+    pacer(2)
+    pacer.expedite()  # an operator acted: what is held goes now, and the next too
+    pacer(3)
+    assert got == [0, 1, 2, 3]
+    pacer(4)  # then paced again
+    assert got == [0, 1, 2, 3]
+    pacer.cancel()
+
+
+async def test_the_tick_draws_a_held_push_in_its_own_frame():
+    snap = scenario_snapshot()
+    clock = FakeClock(start=NOW)
+    app = LoopctlApp(FixedSource(snap), paths=None, clock=clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        held = replace(snap, generated_at=NOW + 0.7)
+        app._pacer(held)  # within the spacing of the feed's first push: held
+        assert app.snapshot is not held
+        clock.advance(1.0)
+        app._tick()
+        assert app.snapshot is held  # the tick drew it, not a timer up to a second later
+
+
+async def test_the_outcome_of_an_operators_action_is_drawn_as_it_comes():
+    snap = scenario_snapshot()
+
+    async def handler(verb: str, target: str) -> dict[str, object]:
+        return {"message": f"{verb} {target}: done"}
+
+    app = LoopctlApp(FixedSource(snap, handler=handler), paths=None, clock=FakeClock(start=NOW))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await app._perform("trigger", "loop:docs")
+        outcome = replace(snap, generated_at=NOW + 0.3)
+        app._pacer(outcome)  # within the spacing of the feed's first push, but after an action
+        assert app.snapshot is outcome

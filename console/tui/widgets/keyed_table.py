@@ -153,7 +153,7 @@ class KeyedTable(DataTable[Cell]):
             self._now = now
         now = self._now
         selected = self.selected_key
-        previous = dict(self._cells)
+        previous = dict(self._cells) if self.sort_column is not None else {}  # a sorted table compares them
         wanted = dict(rows)
         narrower: set[int] = set()
         changed_membership = False
@@ -271,8 +271,10 @@ class KeyedTable(DataTable[Cell]):
         forget_rendered(self, cells, indexes)
         header = self.header_height if self.show_header else 0
         width = max(self.size.width, self.virtual_size.width)
+        in_view = self.rows_in_view()
         for index in indexes:  # every row here is one line high: cells never wrap
-            self._refresh_region(Region(0, index + header, width, 1))
+            if index in in_view:  # a row out of view is drawn from its data when it scrolls in
+                self._refresh_region(Region(0, index + header, width, 1))
 
     def _was_widest(self, before: Cell, i: int) -> bool:
         """Could the value replaced have been what made its column as wide as it is? Only then can the

@@ -36,9 +36,18 @@ class TrayBar(Static):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._shown: tuple[Snapshot, str] | None = None
+        self._facts: tuple[object, ...] | None = None  # what tray_line reads of the snapshot shown
+        self.draws = 0  # refreshes asked for (tests count them)
 
     def show(self, snap: Snapshot, role: str) -> None:
+        """Redrawn only when what the line says changed: a push that moved a loop's countdown leaves
+        the tray as it was, and each redraw cost a render of the line and a pass of the compositor."""
         self._shown = (snap, role)
+        facts = (snap.tray, snap.control_plane.status if snap.control_plane else None, snap.host.name, role)
+        if facts == self._facts:
+            return
+        self._facts = facts
+        self.draws += 1
         self.refresh()
 
     def render(self) -> Text:

@@ -1,0 +1,103 @@
+"""The owner's pushes as they come down the watch, each decoded into records only if it is drawn.
+
+A 1,000-loop host pushes a 360 KB snapshot several times a second while its loops run, and the
+console draws one a second at most in a burst (pacing.py): the pacer keeps only the latest. Decoding every
+push (to plain data, then to records) was a fifth of the console's CPU (issue 19); here a push is
+read only far enough to know the engine said ok, and held as its bytes (`Encoded`) until it is
+drawn, then decoded once, straight into the records. Textual-free.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import msgspec
+
+from console.host.protocol import MAX_RESPONSE_BYTES, decode_line, encode_line
+from console.host.watch import WATCH, EarlyWatch, snapshot_of
+from console.readmodel.snapshot import Snapshot
+
+
+class _Head(msgspec.Struct):
+    """What a frame is, without its snapshot (msgspec skips what no field names, without building it)."""
+
+    ok: bool = False
+
+
+class _Frame(msgspec.Struct):
+    ok: bool = False
+    snapshot: Snapshot | None = None
+
+
+class Encoded:
+    """A push as its line came: `snapshot()` decodes it the first time it is asked for, and only then."""
+
+    __slots__ = ("_line", "_snapshot", "decodes")
+
+    def __init__(self, line: bytes) -> None:
+        self._line = line
+        self._snapshot: Snapshot | None = None
+        self.decodes = 0  # tests count them: a held push is decoded once, a dropped one never
+
+    def snapshot(self) -> Snapshot:
+        if self._snapshot is None:
+            self.decodes += 1
+            self._snapshot = decode_push(self._line)
+        return self._snapshot
+
+
+Push = Snapshot | Encoded
+
+
+def snapshot_of_push(push: Push) -> Snapshot:
+    return push if isinstance(push, Snapshot) else push.snapshot()
+
+
+def decode_push(line: bytes) -> Snapshot:
+    """One pass from JSON to the records. A frame of another shape goes the socket's own way, which
+    says what was wrong with it (or reads a newer framing the same way the rest of the console does)."""
+    try:
+        frame = msgspec.json.decode(line, type=_Frame)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        frame = None
+    if frame is None or not frame.ok or frame.snapshot is None:
+        return snapshot_of(decode_line(line))
+    return frame.snapshot
+
+
+def _checked(line: bytes) -> Encoded:
+    """The frame said ok (else it raises what the socket's reading raises: OwnerUnavailable with the
+    engine's refusal, ProtocolError for a line that is not JSON); its snapshot is left encoded."""
+    try:
+        ok = msgspec.json.decode(line, type=_Head).ok
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        ok = False
+    if not ok:
+        snapshot_of(decode_line(line))  # raises, as it did when every push was decoded here
+    return Encoded(line)
+
+
+async def watch_encoded(socket_path: Path, early: EarlyWatch | None = None) -> AsyncIterator[Push]:
+    """host.watch.watch, each push after the first held encoded: the owner's snapshot now and after
+    every change; returns when the owner goes away. With `early`, its connection is carried on."""
+    if early is None:
+        reader, writer = await asyncio.open_unix_connection(os.fspath(socket_path), limit=MAX_RESPONSE_BYTES)
+        writer.write(encode_line(WATCH))
+    else:
+        yield await early.first_snapshot()
+        reader, writer = await early.stream()
+    try:
+        await writer.drain()
+        while True:
+            try:
+                line = await reader.readline()
+            except (ConnectionError, ValueError):
+                return
+            if not line:
+                return
+            yield _checked(line)
+    finally:
+        writer.close()

@@ -1,0 +1,107 @@
+"""The watch's pushes held encoded until drawn (tui/feed.py): a real Unix socket speaking the watch's
+JSON lines, and a real console observing it through a burst."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from console.core.decode import DecodeError
+from console.core.errors import OwnerUnavailable
+from console.core.fake_clock import FakeClock
+from console.core.records import replace
+from console.host.protocol import decode_line, encode_line
+from console.host.watch import snapshot_of
+from console.readmodel.snapshot import Snapshot
+from console.tui import feed
+from console.tui.app import LoopctlApp
+from console.tui.feed import Encoded, decode_push, watch_encoded
+from console.tui.pacing import SPACING
+from console.tui.scenario import NOW, scenario_snapshot
+from console.tui.source import ObservedSource
+
+
+def frame(snap: Snapshot) -> bytes:
+    return encode_line({"id": 1, "ok": True, "snapshot": snap})
+
+
+def test_a_push_decodes_straight_to_the_records_the_sockets_own_reading_gives():
+    snap = scenario_snapshot()
+    line = frame(snap)
+    assert decode_push(line) == snapshot_of(decode_line(line)) == snap
+    newer = line.replace(b'{"id":1,', b'{"id":1,"version":7,', 1)  # a key this console does not know
+    assert decode_push(newer) == snap
+    with pytest.raises(DecodeError):  # a snapshot of the wrong shape: worded as before, by the socket's path
+        decode_push(encode_line({"id": 1, "ok": True, "snapshot": {"schema": "x"}}))
+
+
+def test_a_held_push_is_decoded_once_however_often_it_is_asked_for(monkeypatch):
+    calls: list[bytes] = []
+    real = feed.decode_push
+    monkeypatch.setattr(feed, "decode_push", lambda line: calls.append(line) or real(line))
+    push = Encoded(frame(scenario_snapshot()))
+    assert not calls  # held: nothing decoded yet
+    assert push.snapshot() is push.snapshot()
+    assert len(calls) == 1 and push.decodes == 1
+
+
+async def serve(path: Path, lines: list[bytes], gap: float) -> asyncio.Server:
+    """An engine's socket that answers a watch with `lines`, `gap` seconds apart, then stays open."""
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        for line in lines:
+            writer.write(line)
+            await writer.drain()
+            await asyncio.sleep(gap)
+        await asyncio.Event().wait()
+
+    return await asyncio.start_unix_server(client, path=str(path))
+
+
+async def test_a_refusal_on_the_watch_raises_as_the_sockets_own_reading_does(tmp_path):
+    path = tmp_path / "engine.sock"
+    refusal = encode_line({"id": 1, "ok": False, "error": {"code": "busy", "message": "too many watchers"}})
+    async with await serve(path, [frame(scenario_snapshot()), refusal], 0.0):
+        pushes = watch_encoded(path)
+        first = await anext(pushes)
+        assert isinstance(first, Encoded) and first.snapshot() == scenario_snapshot()
+        with pytest.raises(OwnerUnavailable, match="too many watchers"):
+            await anext(pushes)
+        await pushes.aclose()
+
+
+async def test_an_observer_decodes_only_the_pushes_it_draws(tmp_path, monkeypatch):
+    """40 pushes in 0.4 s: the pacer draws a few, the latest last; each drawn push is decoded once and
+    the ones it dropped never are (each decode was milliseconds at 1,000 loops, for nothing)."""
+    base = scenario_snapshot()
+    pushed = [replace(base, generated_at=NOW + i) for i in range(41)]
+    decoded: list[float] = []
+    real = feed.decode_push
+
+    def counting(line: bytes) -> Snapshot:
+        snap = real(line)
+        decoded.append(snap.generated_at)
+        return snap
+
+    monkeypatch.setattr(feed, "decode_push", counting)
+    path = tmp_path / "engine.sock"
+    async with await serve(path, [frame(s) for s in pushed], 0.01):
+        app = LoopctlApp(ObservedSource(path), paths=None, clock=FakeClock(start=NOW))
+        shown: list[float] = []
+        real_show = app.show_snapshot
+
+        def show(snap: Snapshot) -> None:
+            shown.append(snap.generated_at)
+            real_show(snap)
+
+        app.show_snapshot = show  # type: ignore[method-assign]
+        async with app.run_test(size=(120, 40)) as pilot:
+            for _ in range(100):
+                if app.snapshot is not None and app.snapshot.generated_at == pushed[-1].generated_at:
+                    break
+                await pilot.pause(0.05)
+            assert app.snapshot == pushed[-1]  # the last push is on screen
+    assert sorted(decoded) == sorted(shown) and len(set(decoded)) == len(decoded)  # each drawn one, once
+    assert 1 <= len(decoded) <= 0.4 / SPACING + 3, decoded  # not 41
