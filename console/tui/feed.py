@@ -1,10 +1,10 @@
 """The owner's pushes as they come down the watch, each decoded into records only if it is drawn.
 
-A 1,000-loop host pushes a 360 KB snapshot several times a second while its loops run, and the
+A 1,000-loop host pushes a 180 KB snapshot several times a second while its loops run, and the
 console draws one a second at most in a burst (pacing.py): the pacer keeps only the latest. Decoding every
-push (to plain data, then to records) was a fifth of the console's CPU (issue 19); here a push is
-read only far enough to know the engine said ok, and held as its bytes (`Encoded`) until it is
-drawn, then decoded once, straight into the records. Textual-free.
+push was a fifth of the console's CPU (issue 19); here a push is read only far enough to know the
+engine said ok, and held as its bytes (`Encoded`) until it is drawn, then decoded once, the socket's
+own way (its record lists are tables, console.core.tables). Textual-free.
 """
 
 from __future__ import annotations
@@ -25,11 +25,6 @@ class _Head(msgspec.Struct):
     """What a frame is, without its snapshot (msgspec skips what no field names, without building it)."""
 
     ok: bool = False
-
-
-class _Frame(msgspec.Struct):
-    ok: bool = False
-    snapshot: Snapshot | None = None
 
 
 class Encoded:
@@ -57,15 +52,9 @@ def snapshot_of_push(push: Push) -> Snapshot:
 
 
 def decode_push(line: bytes) -> Snapshot:
-    """One pass from JSON to the records. A frame of another shape goes the socket's own way, which
-    says what was wrong with it (or reads a newer framing the same way the rest of the console does)."""
-    try:
-        frame = msgspec.json.decode(line, type=_Frame)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        frame = None
-    if frame is None or not frame.ok or frame.snapshot is None:
-        return snapshot_of(decode_line(line))
-    return frame.snapshot
+    """The push's records, read as every other reader of the socket reads them (a refusal or a wrong
+    shape raises what they raise)."""
+    return snapshot_of(decode_line(line))
 
 
 def _checked(line: bytes) -> Encoded:
