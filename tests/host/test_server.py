@@ -321,6 +321,7 @@ async def test_under_descriptor_pressure_a_version_is_still_encoded_once(served,
     encodes: list[int] = []
     real = engine_module.encode_json
     monkeypatch.setattr(engine_module, "encode_json", lambda value: encodes.append(1) or real(value))
+    engine.store.transition("sidecar", "web", "ready", "health check passed")  # a version not yet encoded
     first = engine.snapshot_json()
     assert all(engine.snapshot_json() == first for _ in range(4))
     assert len(encodes) == 1
