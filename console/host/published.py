@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from console.core.records import View
-from console.core.waiting import first_done
+from console.core.waiting import cancel_and_wait, first_done
 from console.readmodel.snapshot import EngineView
 
 if TYPE_CHECKING:
@@ -85,11 +85,10 @@ class Publisher:
         self._task = self._loop.create_task(self._run(), name="snapshot-publisher")
 
     async def stop(self) -> None:
+        self._loop = None  # want() is a no-op from now on
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            task, self._task = self._task, None
+            await cancel_and_wait(task)
 
     def want(self) -> None:
         """Ask for a build of the current version (from any thread; a no-op once stopped)."""

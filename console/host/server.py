@@ -59,8 +59,10 @@ MAX_CONNECTIONS = 128
 IDLE_SECONDS = 30.0  # a connection that sends no complete request for this long is closed
 WRITE_SECONDS = 10.0  # an answer (or a watch push) the peer does not take within this ends the connection
 # A request that finds the state moved on waits this long at most for a build, then takes the latest
-# published one (at most MAX_BUILD_SPACING older than the state). A quiet host builds in well under it.
-BUILD_WAIT = 0.1
+# published one. An idle loop builds 1,000 loops in about 35 ms; a busy one (where the wait ends
+# unmet) is where `--once` has the least time to spare: 0.1 s here was most of the engine's part of
+# the slowest samples (bench_scale --phases).
+BUILD_WAIT = 0.05
 FLUSH_SECONDS = 0.5  # at close, how long watchers get to receive the last version
 
 
