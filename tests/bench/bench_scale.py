@@ -217,6 +217,8 @@ def phases_table(samples: list[Sample], worst: int = 12) -> str:
     lines = [head]
     med = {m: statistics.median([s.phases.get(m, 0.0) for s in have]) for m in PHASE_MARKS}
     lines.append(f"  {'median of each':<22}" + "".join(f"{med[m]:15.1f}" for m in PHASE_MARKS))
+    top = {m: max(s.phases.get(m, 0.0) for s in have) for m in PHASE_MARKS}
+    lines.append(f"  {'max of each':<22}" + "".join(f"{top[m]:15.1f}" for m in PHASE_MARKS))
     for s in sorted(have, key=lambda x: -x.seconds)[:worst]:
         label = f"at {s.at:6.1f} s: {s.seconds * 1000:5.0f} ms"
         lines.append(f"  {label:<22}" + "".join(f"{s.phases.get(m, 0.0):15.1f}" for m in PHASE_MARKS))
