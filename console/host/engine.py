@@ -221,8 +221,7 @@ class Engine:
         snap = compose(
             now=self.clock.time(),
             host=host_view(self.paths, replace(self.loaded, config=self.config)),
-            engine=EngineView(running=True, source="owner", pid=self.pid, started_at=self.started_at,
-                              version=__version__, read_only=self.read_only),
+            engine=self.engine_view(),
             things=things_view(things),  # compose leaves out what its typed sections carry
             events=events_view(self.store.recent_events(SNAPSHOT_EVENTS)),
             sidecars=self.supervisor.views(),
@@ -239,23 +238,27 @@ class Engine:
         self._built(started)  # what the encode adds is counted by encoded_snapshot
         return snap
 
+    def engine_view(self) -> EngineView:
+        return EngineView(running=True, source="owner", pid=self.pid, started_at=self.started_at,
+                          version=__version__, read_only=self.read_only)
+
     def snapshot_json(self) -> msgspec.Raw:
         """The snapshot encoded once per version: every request and every watcher of that version gets
         these same bytes (at 1,000 loops an encode is most of what a request costs)."""
         return self.encoded_snapshot()[1]
 
-    def encoded_snapshot(self) -> tuple[int, msgspec.Raw]:
-        """(version, bytes) as the socket answers them: the latest encoded version, built anew only when
-        the state moved on and the last build is at least `build_spacing()` old (or an action asked
-        for it). While 1,000 loops start or fire, the version moves every few milliseconds and a build
-        costs tens of them: a request is answered from what was built instead of waiting for another
-        build, and builds take at most about a quarter of the engine's time."""
+    def encoded_snapshot(self, *, now: bool = False) -> tuple[int, msgspec.Raw]:
+        """(version, bytes): the latest encoded version, built anew only when the state moved on and
+        the last build is at least `build_spacing()` old (or an action asked for it, or `now`: the
+        socket's publisher keeps the spacing itself). While 1,000 loops start or fire, the version
+        moves every few milliseconds and a build costs tens of them: builds take at most about a
+        quarter of the engine's time."""
         version = self.changes.version
         built = self._encoded_version
         if built is not None and built[0] == version:
             return built
         started = time.monotonic()
-        if built is not None and not self._build_now and started - self._built_at < self.build_spacing():
+        if built is not None and not (now or self._build_now) and started - self._built_at < self.build_spacing():
             # Too soon for another build: the newest one made (by the owner's console, say) is encoded.
             if self._cached is None or self._cached[0] == built[0]:
                 return built

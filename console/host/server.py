@@ -1,5 +1,12 @@
 """The owner's Unix socket (`engine.sock`, mode 0600): observers on the same host read snapshots,
 watch for changes and send actions. Peers must be our uid or root (SO_PEERCRED).
+
+Served at a fixed priority (issue 19): the socket has a thread and an event loop of its own, so
+accepting, `hello`, `snapshot` and `watch` never wait behind what the engine's loop is doing (1,000
+loops firing: spawns, commits, builds). They are answered from the latest published encoding
+(published.py); a request that finds the state moved on asks for a build and waits for it at most
+`BUILD_WAIT`, then takes the latest there is. What only the engine may do (actions, the event log,
+a log's tail) is handed to its loop (on_loop.py). The limits are the socket's own, on its thread.
 """
 
 from __future__ import annotations
@@ -10,16 +17,20 @@ import logging
 import os
 import socket
 import struct
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from console.core.actions import ActionError
-from console.core.logtail import split_chunk
+from console.core.changes import ChangeFeed
+from console.core.logtail import LogChunk, split_chunk
 from console.core.records import to_builtins
 from console.core.waiting import cancel_and_wait, first_done
 from console.host.engine import Engine
 from console.host.lease import peer_allowed
 from console.host.logs import plan, stream
+from console.host.on_loop import on_loop
 from console.host.protocol import (
     MAX_EVENTS_PAGE,
     MAX_REQUEST_BYTES,
@@ -33,9 +44,11 @@ from console.host.protocol import (
     error,
     ok,
 )
+from console.host.published import Latest, Publisher
 from console.readmodel.snapshot import events_view
 
 log = logging.getLogger("loopctl.socket")
+T = TypeVar("T")
 
 # Documented limits (README, 'The engine socket'; [host] socket_max_connections, socket_idle_seconds).
 # The cap keeps a flood of idle clients far below the systemd default of 1024 descriptors. At the cap
@@ -45,6 +58,12 @@ log = logging.getLogger("loopctl.socket")
 MAX_CONNECTIONS = 128
 IDLE_SECONDS = 30.0  # a connection that sends no complete request for this long is closed
 WRITE_SECONDS = 10.0  # an answer (or a watch push) the peer does not take within this ends the connection
+# A request that finds the state moved on waits this long at most for a build, then takes the latest
+# published one. An idle loop builds 1,000 loops in about 35 ms; a busy one (where the wait ends
+# unmet) is where `--once` has the least time to spare: 0.1 s here was most of the engine's part of
+# the slowest samples (bench_scale --phases).
+BUILD_WAIT = 0.05
+FLUSH_SECONDS = 0.5  # at close, how long watchers get to receive the last version
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
@@ -63,12 +82,23 @@ class SocketServer:
         self.idle_seconds = idle_seconds
         self.write_seconds = write_seconds
         self.refused_busy = 0  # connections turned away at the cap, since start
-        self._server: asyncio.AbstractServer | None = None
+        self.tail_poll_seconds: float | None = None  # tests poll faster than the default
+        self.publisher: Publisher | None = None
+        self._engine_loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ended: asyncio.Future[None] | None = None  # on the engine's loop: the socket's thread is done
+        # The rest lives on the socket's thread and its loop only.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._published = ChangeFeed()  # bumped on the socket's loop each time a version is published
         self._connections: set[asyncio.Task[None]] = set()
         self._idle_since: dict[asyncio.Task[None], float] = {}  # connections waiting for a request
         self._watch_sent: dict[asyncio.Task[None], int] = {}  # last version pushed to each watcher
         self._tails = 0  # connections following a log right now
-        self.tail_poll_seconds: float | None = None  # tests poll faster than the default
+
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
 
     async def start(self) -> None:
         # Only the lease holder gets here, so an existing socket is a dead engine's: replace it.
@@ -85,35 +115,104 @@ class SocketServer:
             os.replace(tmp, self.path)
             sock.listen(256)  # a burst queues; what is accepted past the cap is told `busy`
             sock.setblocking(False)
-            self._server = await asyncio.start_unix_server(self._handle, sock=sock, limit=MAX_REQUEST_BYTES)
         except BaseException:
             sock.close()
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
             raise
+        self._engine_loop = asyncio.get_running_loop()
+        self.publisher = Publisher(self.engine)  # its first build: the thread never starts without one
+        self.publisher.start()
+        ready = self._engine_loop.create_future()
+        self._ended = self._engine_loop.create_future()
+        self._thread = threading.Thread(target=self._run_thread, args=(sock, ready), name="loopctl-socket",
+                                        daemon=True)  # daemon: a crashed engine's process still exits
+        self._thread.start()
+        try:
+            await ready
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
-        if self._server is None:
+        """The last version published (the recorded stop, say) and received by the watchers, then the
+        thread and its connections end and the socket file goes."""
+        if self._thread is None or self.publisher is None or self._ended is None:
             return
-        self._server.close()
-        await self._flush_watchers()
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
-        await self._server.wait_closed()
-        self._server = None
+        try:
+            self.publisher.publish_now()
+        except Exception:
+            log.exception("the last snapshot before closing the socket could not be built")
+        await self.publisher.stop()
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has ended already
+                loop.call_soon_threadsafe(stopping.set)
+        await self._ended
+        self._thread.join()
+        self._thread = None
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
 
-    async def _flush_watchers(self, timeout: float = 0.5) -> None:
-        """Let every watcher receive the newest snapshot (say, the recorded stop) before hanging up."""
+    # -- the socket's thread ---------------------------------------------------------------------------
+
+    def _run_thread(self, sock: socket.socket, ready: asyncio.Future[None]) -> None:
+        loop = asyncio.new_event_loop()  # never set as the thread's loop: child watchers stay the engine's
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve_thread(sock, ready))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        except BaseException as exc:
+            log.exception("the engine socket's thread failed")
+            self._tell_engine(_settle, ready, exc)
+        finally:
+            loop.close()
+            sock.close()
+            self._tell_engine(_settle, self._ended, None)
+
+    def _tell_engine(self, callback: Callable[..., object], *args: Any) -> None:
+        assert self._engine_loop is not None
+        with contextlib.suppress(RuntimeError):  # the engine's loop has closed: nobody is waiting
+            self._engine_loop.call_soon_threadsafe(callback, *args)
+
+    async def _serve_thread(self, sock: socket.socket, ready: asyncio.Future[None]) -> None:
+        assert self.publisher is not None
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while loop.time() < deadline and any(
-            sent < self.engine.changes.version for sent in self._watch_sent.values()
-        ):
-            await asyncio.sleep(0.01)
+        self._stopping = asyncio.Event()
+        published = self.publisher.published
+
+        def on_publish(_latest: Latest) -> None:  # on the engine's thread
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._published.bump)
+
+        published.listen(on_publish)
+        try:
+            server = await asyncio.start_unix_server(self._handle, sock=sock, limit=MAX_REQUEST_BYTES)
+        except BaseException as exc:
+            published.unlisten(on_publish)
+            self._tell_engine(_settle, ready, exc)
+            return
+        self._tell_engine(_settle, ready, None)
+        try:
+            await self._stopping.wait()
+            server.close()
+            await self._flush_watchers()
+            for task in list(self._connections):
+                task.cancel()
+            if self._connections:
+                await asyncio.gather(*self._connections, return_exceptions=True)
+            await server.wait_closed()
+        finally:
+            published.unlisten(on_publish)
+
+    async def _flush_watchers(self) -> None:
+        """Let every watcher receive the newest snapshot (say, the recorded stop) before hanging up."""
+        assert self.publisher is not None
+        published = self.publisher.published
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(FLUSH_SECONDS):
+                while any(sent < published.latest.version for sent in self._watch_sent.values()):
+                    await asyncio.sleep(0.01)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -140,6 +239,8 @@ class SocketServer:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            pass  # made room for another (evicted), or the socket is closing: an end like a hang-up
         except TimeoutError:  # a peer that does not read what it asked for: the connection ends
             log.info("socket peer did not read its answer within %g s: closed", self.write_seconds)
         finally:
@@ -195,23 +296,57 @@ class SocketServer:
             await self._send(writer, await self._answer(rid, op, request))
 
     async def _answer(self, rid: object, op: str, request: Request) -> dict[str, Any]:
+        assert self.publisher is not None
         if op == "hello":
-            snap = self.engine.snapshot()
-            return ok(rid, protocol=PROTOCOL_VERSION, engine=snap.engine)
+            return ok(rid, protocol=PROTOCOL_VERSION, engine=self.publisher.published.latest.engine)
         if op == "snapshot":
-            version, encoded = self.engine.encoded_snapshot()
-            return ok(rid, snapshot=encoded, version=version)
+            latest = await self._fresh()
+            return ok(rid, snapshot=latest.encoded, version=latest.version)
         if op == "action":
-            try:
-                result = await self.engine.act(request.verb, request.target)
-            except ActionError as exc:
-                return error(rid, exc.code, exc.message)
-            return ok(rid, result=result)
+            return await self._on_engine(self._act(rid, request))
         if op == "events":
-            return self._events(rid, request)
+            return await self._on_engine(self._events(rid, request))
         return error(rid, "unknown_op", f"unknown op {op!r}: use one of {', '.join(OPS)}")
 
-    def _events(self, rid: object, request: Request) -> dict[str, Any]:
+    async def _fresh(self) -> Latest:
+        """The latest published version; when the state has moved on and a build may start now, the
+        one built for this request, if it comes within BUILD_WAIT. Within the build spacing (the state
+        churning), the latest at once, as before the thread."""
+        assert self.publisher is not None
+        published = self.publisher.published
+        wanted = self.engine.changes.version  # a plain int, read across threads
+        if published.latest.version >= wanted or self.engine.build_due_in() > 0:
+            return published.latest
+        self.publisher.want()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(BUILD_WAIT):
+                while True:
+                    seen = self._published.version  # before the check: a publish after it bumps past it
+                    if published.latest.version >= wanted:
+                        break
+                    await self._published.wait_newer(seen)
+        return published.latest
+
+    async def _on_engine(self, coro: Coroutine[Any, Any, T]) -> T:
+        assert self._engine_loop is not None
+        return await on_loop(self._engine_loop, coro)
+
+    # -- on the engine's loop ----------------------------------------------------------------------
+
+    async def _act(self, rid: object, request: Request) -> dict[str, Any]:
+        assert self.publisher is not None
+        try:
+            result = await self.engine.act(request.verb, request.target)
+        except ActionError as exc:
+            return error(rid, exc.code, exc.message)
+        finally:
+            try:  # before the answer: whoever acted reads a snapshot that shows it
+                self.publisher.publish_now()
+            except Exception:
+                log.exception("building the snapshot after an action failed")
+        return ok(rid, result=result)
+
+    async def _events(self, rid: object, request: Request) -> dict[str, Any]:
         """A page of the event log; the filters were typed at the boundary (a wrong one: bad_request)."""
         limit = max(1, min(request.limit, MAX_EVENTS_PAGE))
         page = self.engine.store.events_page(kind=request.kind, name=request.name, since=request.since,
@@ -219,30 +354,37 @@ class SocketServer:
         events = events_view(page)  # the records themselves: the observer decodes them as EventView
         return ok(rid, events=events, next=page[-1].event_id if len(page) == limit else None)
 
+    # -- back on the socket's thread -------------------------------------------------------------------
+
     async def _watch(self, rid: object, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Push the snapshot now and after every change, until the peer hangs up."""
-        changes = self.engine.changes
+        """Push the snapshot now and each newer version published, until the peer hangs up. A watcher
+        that falls behind gets the latest version, never a queue of the ones in between."""
+        publisher = self.publisher
+        assert publisher is not None
         task = asyncio.current_task()
         assert task is not None
         hangup = asyncio.ensure_future(_until_eof(reader))
+        publisher.watchers += 1  # only this thread writes it; the publisher builds while it is not 0
+        publisher.want()
         try:
+            latest = await self._fresh()
             while True:
-                seen, encoded = self.engine.encoded_snapshot()
-                await self._send(writer, ok(rid, snapshot=encoded, version=seen))
-                self._watch_sent[task] = seen
-                newer = asyncio.ensure_future(changes.wait_newer(seen))
-                await first_done(newer, hangup)
-                if hangup.done():
-                    newer.cancel()
-                    return
-                # Changes that come fast are pushed together: the latest version once the build spacing
-                # allows, never a queue of the versions in between.
-                spacing = asyncio.ensure_future(asyncio.sleep(self.engine.build_due_in()))
-                await first_done(spacing, hangup)
-                if hangup.done():
-                    spacing.cancel()
-                    return
+                await self._send(writer, ok(rid, snapshot=latest.encoded, version=latest.version))
+                self._watch_sent[task] = latest.version
+                while True:
+                    seen = self._published.version
+                    latest = publisher.published.latest
+                    if latest.version > self._watch_sent[task]:
+                        break
+                    newer = asyncio.ensure_future(self._published.wait_newer(seen))
+                    try:
+                        await first_done(newer, hangup)
+                    finally:
+                        newer.cancel()  # done, or a hangup or the socket closing came first
+                    if hangup.done():
+                        return
         finally:
+            publisher.watchers -= 1
             hangup.cancel()
 
     async def _send(self, writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
@@ -254,10 +396,12 @@ class SocketServer:
     async def _tail(self, rid: object, request: Request, reader: asyncio.StreamReader,
                     writer: asyncio.StreamWriter) -> None:
         """A thing's log: its history, then (following) each new chunk, then `end`. The connection is
-        the tail's: it ends with it, or when the peer hangs up."""
+        the tail's: it ends with it, or when the peer hangs up. The log is read on the engine's loop
+        (what it reads is the engine's: a sidecar's files, whether a run has finished), a step at a
+        time; what it yields is sent from here."""
         follow = request.follow
         try:
-            log_plan = plan(self.engine, request.target)
+            log_plan = await self._on_engine(_call(plan, self.engine, request.target))
         except ActionError as exc:
             await self._send(writer, error(rid, exc.code, exc.message))
             return
@@ -270,15 +414,12 @@ class SocketServer:
         try:
             poll = {"poll_seconds": self.tail_poll_seconds} if self.tail_poll_seconds else {}
             chunks = stream(log_plan, request.lines, follow=follow, **poll)
+            step: asyncio.Future[LogChunk] | None = None
             try:
                 while True:
-                    step = asyncio.ensure_future(anext(chunks))
+                    step = asyncio.ensure_future(self._on_engine(_anext(chunks)))
                     await first_done(step, hangup)
                     if hangup.done():
-                        # Ended and awaited before the generator is closed beneath it; a cancel of this
-                        # handler itself still goes on up (cancel_and_wait re-raises it).
-                        with contextlib.suppress(StopAsyncIteration, ActionError):
-                            await cancel_and_wait(step)
                         return
                     try:
                         chunk = step.result()
@@ -290,11 +431,35 @@ class SocketServer:
                 await self._send(writer, error(rid, exc.code, exc.message))
                 return
             finally:
-                await chunks.aclose()
+                # A step still going is ended and awaited (on the engine's loop too) before the generator
+                # is closed beneath it. A cancel of this handler goes on up from there: the generator
+                # was ended by that cancel inside it.
+                if step is not None:
+                    with contextlib.suppress(StopAsyncIteration, ActionError):
+                        await cancel_and_wait(step)
+                await self._on_engine(chunks.aclose())
             await self._send(writer, ok(rid, end=True))
         finally:
             self._tails -= follow
             hangup.cancel()
+
+
+async def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    """A plain call, as a coroutine for the engine's loop."""
+    return fn(*args)
+
+
+async def _anext(chunks: AsyncIterator[LogChunk]) -> LogChunk:
+    return await anext(chunks)
+
+
+def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is None:
+        future.set_result(None)
+    else:
+        future.set_exception(exc)
 
 
 async def _until_eof(reader: asyncio.StreamReader) -> None:

@@ -3,6 +3,8 @@ TCP listener on its own loopback port), with supervisord beside it for the same 
 
     .venv/bin/python tests/bench/bench_scale.py [--loops 1000] [--sidecars 200] [--bursts 3] [--interval 60]
         [--big-loops 2000] [--profile DIR]
+    paired with a base commit's engine (the same host run by it first, sampled by this --once), and
+    where each --once's time goes: [--base COMMIT] [--phases]
     short: .venv/bin/python tests/bench/bench_scale.py --loops 100 --sidecars 20 --bursts 1 --interval 10 \\
         --big-loops 200 --baseline 5 --requests 50
 
@@ -80,6 +82,7 @@ class Sample:
     threads: int = 0
     socket: bool = False  # the engine's socket was there when the sample started
     owner: bool = False  # the answer came from the engine (not the offline view of a host without one)
+    phases: dict[str, float] = field(default_factory=dict)  # --phases: ms each phase of `--once` took
 
 
 @dataclass
@@ -92,6 +95,8 @@ class Host:
     interval: float = 60.0
     proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
+    phases_out: Path | None = None  # --phases: `--once` runs under once_phases.py, which appends here
+    engine: str = ""  # the `loopctl` whose `run` is the engine (--base: that commit's); else `loopctl`
     left_behind: int = 0  # processes found under its state dir after its engine exited
 
     @property
@@ -123,8 +128,8 @@ class Host:
         self.state.mkdir(parents=True, mode=0o700, exist_ok=True)
         log = (self.root / "engine.log").open("ab")
         self.started = time.monotonic()
-        self.proc = subprocess.Popen([self.loopctl, "run"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([self.engine or self.loopctl, "run"], env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()
         return self.proc
 
@@ -168,10 +173,56 @@ class Host:
         return len(found)
 
     def once(self) -> tuple[float, int, bytes]:
+        argv = [self.loopctl, "--once", "--format", "json"]
+        if self.phases_out is not None:
+            argv = [str(Path(self.loopctl).with_name("python")), str(PHASES), str(self.phases_out), *argv[1:]]
+        spawned = time.time()
         start = time.perf_counter()
-        out = subprocess.run([self.loopctl, "--once", "--format", "json"], env=self.env, capture_output=True,
-                             check=False)
-        return time.perf_counter() - start, out.returncode, out.stdout
+        out = subprocess.run(argv, env=self.env, capture_output=True, check=False)
+        took = time.perf_counter() - start
+        if self.phases_out is not None:
+            self.last_phases = phases_of(self.phases_out, spawned, spawned + took)
+        return took, out.returncode, out.stdout
+
+    last_phases: dict[str, float] = field(default_factory=dict)
+
+
+# once_phases.py's marks, in order: each phase is named by the mark that ends it.
+PHASES = Path(__file__).resolve().with_name("once_phases.py")
+PHASE_MARKS = ("main", "sent", "first_byte", "answer", "decoded", "snapshot", "rendered", "end", "exited")
+PHASE_NAMES = {"main": "interpreter start", "sent": "imports+connect", "first_byte": "ENGINE (sent->1st byte)",
+               "answer": "read answer", "decoded": "JSON decode", "snapshot": "typed Snapshot",
+               "rendered": "render", "end": "write", "exited": "exit"}
+
+
+def phases_of(path: Path, spawned: float, exited: float) -> dict[str, float]:
+    """ms of each phase of the last `--once` (by the mark ending it), from once_phases.py's last line."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        marks = json.loads(path.read_text().splitlines()[-1]) | {"exited": exited}
+        out, at = {}, spawned
+        for name in PHASE_MARKS:
+            if name in marks:
+                out[name] = (marks[name] - at) * 1000
+                at = marks[name]
+        return out
+    return {}
+
+
+def phases_table(samples: list[Sample], worst: int = 12) -> str:
+    """The slowest samples' phases and the median of each phase, in ms."""
+    have = [s for s in samples if s.phases]
+    if not have:
+        return "  (no phases recorded)"
+    head = f"  {'sample':<22}" + "".join(f"{PHASE_NAMES[m][:14]:>15}" for m in PHASE_MARKS)
+    lines = [head]
+    med = {m: statistics.median([s.phases.get(m, 0.0) for s in have]) for m in PHASE_MARKS}
+    lines.append(f"  {'median of each':<22}" + "".join(f"{med[m]:15.1f}" for m in PHASE_MARKS))
+    top = {m: max(s.phases.get(m, 0.0) for s in have) for m in PHASE_MARKS}
+    lines.append(f"  {'max of each':<22}" + "".join(f"{top[m]:15.1f}" for m in PHASE_MARKS))
+    for s in sorted(have, key=lambda x: -x.seconds)[:worst]:
+        label = f"at {s.at:6.1f} s: {s.seconds * 1000:5.0f} ms"
+        lines.append(f"  {label:<22}" + "".join(f"{s.phases.get(m, 0.0):15.1f}" for m in PHASE_MARKS))
+    return "\n".join(lines)
 
 
 def raw_snapshot(sock: Path, timeout: float = 10.0) -> bytes:
@@ -231,7 +282,7 @@ def sample_until(host: Host, done: Callable[[list[Sample]], bool], every: float 
         at = time.monotonic() - host.started
         there = host.sock.exists()
         seconds, code, out = host.once()
-        s = Sample(at, seconds, code, socket=there)
+        s = Sample(at, seconds, code, socket=there, phases=host.last_phases)
         with contextlib.suppress(ValueError, KeyError, AssertionError, TypeError):
             snap = json.loads(out)["snapshot"]
             s.running, s.ready, s.first_runs = counts(snap)
@@ -423,6 +474,9 @@ def main() -> int:
     parser.add_argument("--no-supervisord", action="store_true")
     parser.add_argument("--samples-json", type=Path, help="write every --once sample here")
     parser.add_argument("--profile", type=Path, help="py-spy the 1,000-loop engine's start-up and first burst here")
+    parser.add_argument("--base", help="a commit whose engine runs the same host first, sampled by this --once")
+    parser.add_argument("--phases", action="store_true",
+                        help="time each phase of every --once (once_phases.py) and print the slowest samples' phases")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="loopctl-bench-"))
@@ -433,13 +487,22 @@ def main() -> int:
     try:
         print("bench: installing loopctl (and supervisor) into temporary virtualenvs ...", flush=True)
         loopctl = str(make_venv(work / "lc", str(REPO)) / "loopctl")
+        base_loopctl = None
+        if args.base:
+            tree = work / "base-tree"
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(tree), args.base],
+                           check=True)
+            try:
+                base_loopctl = str(make_venv(work / "base-venv", str(tree)) / "loopctl")
+            finally:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)], check=False)
         sv = None if args.no_supervisord else make_venv(work / "sv", "supervisor")
         script = work / ("listener.pl" if _has_perl() else "listener.py")
         script.write_text(LISTENER_PL if script.suffix == ".pl" else LISTENER_PY)
         listener = ["perl", str(script)] if script.suffix == ".pl" else [sys.executable, str(script)]
         ports = distinct_ports(args.sidecars)
 
-        empty = Host("empty", work / "empty", loopctl)
+        empty = Host("empty", work / "empty", loopctl, phases_out=work / "empty.phases" if args.phases else None)
         hosts.append(empty)
         procs.append(empty.start())
         wait_for(empty.sock.exists, 30, "the empty host's engine")
@@ -501,8 +564,10 @@ def main() -> int:
         side.stop()
 
         # -- the host at scale ----------------------------------------------------------------------
-        def run_host(name: str, loops: int, bursts: int, profile: bool) -> tuple[Host, list[Sample], float]:
-            host = Host(name, work / name, loopctl, loops=loops, sidecars=ports, interval=args.interval)
+        def run_host(name: str, loops: int, bursts: int, profile: bool,
+                     engine: str = "") -> tuple[Host, list[Sample], float]:
+            host = Host(name, work / name, loopctl, loops=loops, sidecars=ports, interval=args.interval,
+                        phases_out=work / f"{name}.phases" if args.phases else None, engine=engine)
             host.write_config(listener)
             hosts.append(host)
             print(f"bench: {loops} loops and {len(ports)} sidecars, start-up and {bursts} interval(s) "
@@ -539,6 +604,11 @@ def main() -> int:
             profiler.stop()
             return host, samples, startup_end[0]
 
+        base_seen: list[Sample] = []
+        if base_loopctl is not None:  # the base commit's engine first, sampled by this checkout's --once
+            base_host, base_samples, _ = run_host("base", args.loops, args.bursts, False, base_loopctl)
+            base_host.stop()
+            base_seen = answered(base_samples)
         host, samples, startup = run_host("host", args.loops, args.bursts, args.profile is not None)
         cpu_ms, idle_pct, answer, unanswered = cpu_per_request(host, args.requests)
         size = len(answer)
@@ -579,6 +649,11 @@ def main() -> int:
                         f"{statistics.median(lat) * 1000:.0f} / {base_median * 1000:.0f} ms = "
                         f"{statistics.median(lat) / base_median:.2f}x", "<= 1.5x",
                         statistics.median(lat) <= 1.5 * base_median))
+        if base_seen:
+            base_lat = [s.seconds for s in base_seen]
+            rows.append(Row(f"  base {args.base}'s engine: max, median / empty host's ({len(base_lat)} samples)",
+                            f"{ms(max(base_lat))}, {statistics.median(base_lat) * 1000:.0f} ms = "
+                            f"{statistics.median(base_lat) / base_median:.2f}x", "(beside it)", None))
         rows.append(Row("--once UNKNOWN (exit 3) samples", f"{sum(s.code == 3 for s in seen)}", "(figure)", None))
         first_answer = next((s for s in seen if s.owner), None)
         if first_answer is not None and seen:
@@ -624,6 +699,14 @@ def main() -> int:
         for path in profiler.files:
             if path.exists():
                 print(profile_summary(path))
+        if args.phases:
+            print("--once phases, ms (each named by what ends it), empty host:")
+            print(phases_table(base_before + base_after, worst=3))
+            if base_seen:
+                print(f"--once phases, ms, {args.loops} loops, base {args.base}'s engine (start-up and bursts):")
+                print(phases_table(base_seen))
+            print(f"--once phases, ms, {args.loops} loops (start-up and bursts):")
+            print(phases_table(seen))
         missed = [r for r in rows if r.ok is False]
         print(f"targets: {'met' if not missed else 'MISSED: ' + ', '.join(r.measure for r in missed)}")
         return 0 if not missed else 1

@@ -319,6 +319,7 @@ async def test_under_descriptor_pressure_a_version_is_still_encoded_once(served,
     encodes: list[int] = []
     real = Snapshot.to_json
     monkeypatch.setattr(Snapshot, "to_json", lambda snap: encodes.append(1) or real(snap))
+    engine.store.transition("sidecar", "web", "ready", "health check passed")  # a version not yet encoded
     first = engine.snapshot_json()
     assert all(engine.snapshot_json() == first for _ in range(4))
     assert len(encodes) == 1
