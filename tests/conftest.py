@@ -143,7 +143,11 @@ class Host:
         return engine["pid"] if engine["running"] else None  # type: ignore[index]
 
     def wait_owner(self, proc: subprocess.Popen[str], timeout: float = 15.0) -> None:
-        wait_for(lambda: self.engine_pid() == proc.pid, timeout, f"pid {proc.pid} to own {self.state}")
+        # `--once` (a Python start, 0.2 s of CPU) only once a socket is there to answer: while an engine
+        # starts, a loop of them took a core from it. A predecessor's socket just means asking at once.
+        socket = self.state / "engine.sock"
+        wait_for(lambda: socket.exists() and self.engine_pid() == proc.pid, timeout,
+                 f"pid {proc.pid} to own {self.state}")
 
 
 def masters(runtime_dir: Path) -> list[Path]:

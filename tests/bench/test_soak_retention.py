@@ -17,7 +17,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from soak_retention import Check, MiB, Soak, checks, run_soak
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("soak")]  # one soak for the three
 
 LOOPS, KEEP = 40, 2
 

@@ -1,14 +1,18 @@
 """The kill guard and process identity, against live processes."""
 
+import contextlib
+import ctypes
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from console.core.processes import RefusedSignal, group_alive, identify, signal_group, signal_pid
+from tests.conftest import wait_for
 
 
 @pytest.mark.parametrize("target", [0, 1, -1, -5])
@@ -43,24 +47,40 @@ def test_the_guard_refuses_non_integers():
 
 
 def test_signalling_a_group_reaches_every_member_and_reports_when_it_is_gone():
-    leader = subprocess.Popen([sys.executable, "-c", "import subprocess,time; subprocess.Popen(['sleep','30']); "
-                               "time.sleep(30)"], start_new_session=True)
-    try:
-        assert group_alive(leader.pid)
-        assert signal_group(leader.pid, signal.SIGKILL)
-        leader.wait()
-        for _ in range(200):
-            if not group_alive(leader.pid):
-                break
-            import time
-
-            time.sleep(0.01)
-        assert not group_alive(leader.pid)
-        assert signal_group(leader.pid, signal.SIGKILL) is False
-    finally:
-        if leader.poll() is None:
-            leader.kill()
+    # The member is known to exist before the kill (it printed its pid), and comes back to this process
+    # to be reaped: pid 1 here leaves orphans zombies, and a group of zombies still takes a signal.
+    # Killing before the member had spawned once made this pass without it, and fail when it had.
+    with subreaper():
+        leader = subprocess.Popen([sys.executable, "-c", "import subprocess,time; "
+                                   "print(subprocess.Popen(['sleep','30']).pid, flush=True); time.sleep(30)"],
+                                  start_new_session=True, stdout=subprocess.PIPE, text=True)
+        try:
+            assert leader.stdout is not None
+            member = int(leader.stdout.readline())
+            assert os.getpgid(member) == leader.pid and group_alive(leader.pid)
+            assert signal_group(leader.pid, signal.SIGKILL)
             leader.wait()
+            # Ours now that its parent is gone; it ends only if the group's signal reached it.
+            reaped = wait_for(lambda: (found := os.waitpid(member, os.WNOHANG))[0] and found, 10, "the member")
+            assert os.waitstatus_to_exitcode(reaped[1]) == -signal.SIGKILL  # type: ignore[index]
+            assert not group_alive(leader.pid)
+            assert signal_group(leader.pid, signal.SIGKILL) is False
+        finally:
+            if leader.poll() is None:
+                leader.kill()
+                leader.wait()
+
+
+@contextlib.contextmanager
+def subreaper() -> Iterator[None]:
+    """This process adopts its descendants' orphans while the block runs (Linux prctl)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_child_subreaper = 36
+    assert libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0, os.strerror(ctypes.get_errno())
+    try:
+        yield
+    finally:
+        libc.prctl(pr_set_child_subreaper, 0, 0, 0, 0)
 
 
 def test_identify_sees_create_time_cmdline_and_the_token():

@@ -21,7 +21,7 @@ from console.readmodel.snapshot import Snapshot
 from tests.conftest import Host, end_masters, loopctl_argv, masters, wait_for
 from tests.sshd import Sshd, sidecar_state, sleeper, three_engines
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("three-engines")]  # one set-up, in order
 T = TypeVar("T")
 
 

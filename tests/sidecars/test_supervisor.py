@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -351,6 +353,37 @@ async def test_a_failed_sidecar_stays_failed_through_reloads_unless_its_own_conf
     changed = SidecarConfig(name="w", command=["sleep", "60"], max_restarts=0)
     await sup.reconfigure([changed, other])  # its own config changed: a new try
     await rig.drive(lambda: state(sup, "w").state == "ready", what="the changed sidecar up")
+
+
+async def test_the_sweep_after_a_reconfigure_spares_the_sidecar_it_just_started(rig, monkeypatch):
+    """The sweep that follows a reconfigure read the runners' tokens before its process scan; a runner
+    begun by that reconfigure spawned while the scan ran, and the sweep ended it as untracked (the test
+    above failed so on a loaded machine). Here the scan waits until that sidecar has spawned."""
+    import psutil
+
+    import console.sidecars.supervisor as supervisor_module
+
+    real, seen = supervisor_module.carrying, []
+
+    def scan_after_the_spawn(*args, **kwargs):
+        deadline = time.monotonic() + 10  # a thread of the engine's: the runner spawns on the loop meanwhile
+        while time.monotonic() < deadline:
+            launch = sup.runners["w"].launch
+            with contextlib.suppress(psutil.Error):
+                if launch is not None and psutil.Process(launch.proc.pid).cmdline() == ["sleep", "60"]:
+                    seen.append(launch.proc.pid)
+                    break
+            time.sleep(0.01)
+        return real(*args, **kwargs)
+
+    sup = rig.supervisor(SidecarConfig(name="w", command=[PY, "-c", "import sys; sys.exit(3)"], max_restarts=0))
+    await sup.start()
+    await rig.drive(lambda: state(sup, "w").state == "failed", what="failed")
+    monkeypatch.setattr(supervisor_module, "carrying", scan_after_the_spawn)
+    await sup.reconfigure([SidecarConfig(name="w", command=["sleep", "60"], max_restarts=0)])
+    assert seen, "the scan never saw the new sidecar spawned: the race was not set up"
+    await rig.drive(lambda: state(sup, "w").state in ("ready", "failed"), what="the changed sidecar to settle")
+    assert state(sup, "w").state == "ready" and state(sup, "w").pid == seen[0], state(sup, "w")
 
 
 async def test_no_descriptor_left_is_never_a_latched_failure_of_the_sidecar(rig, monkeypatch):

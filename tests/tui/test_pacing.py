@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from console.core.fake_clock import FakeClock
 from console.core.records import replace
@@ -38,12 +39,15 @@ class BurstSource(FixedSource):
     def __init__(self) -> None:
         super().__init__(scenario_snapshot())
         self.pushed = [replace(self.snapshot, generated_at=NOW + i) for i in range(1, 41)]
+        self.took = 0.0  # the burst's real length: 0.4 s asked, longer on a loaded machine
 
     async def follow(self, sink):
         sink(self.snapshot)
+        start = time.monotonic()
         for snap in self.pushed:
             await asyncio.sleep(0.01)
             sink(snap)
+        self.took = time.monotonic() - start
         await asyncio.Event().wait()
 
 
@@ -65,7 +69,7 @@ async def test_a_burst_of_pushes_is_drawn_a_few_times_ending_on_the_latest():
             await pilot.pause(0.05)
         assert app.snapshot is source.pushed[-1]  # the last push is on screen
         renders = [at for at in shown if at > NOW]
-        assert 1 <= len(renders) <= 0.4 / SPACING + 3, renders  # not 40
+        assert 1 <= len(renders) <= max(0.4, source.took) / SPACING + 3, (source.took, renders)  # not 40
 
 
 async def test_a_push_held_never_lands_over_a_snapshot_shown_since():
