@@ -16,12 +16,13 @@ from pathlib import Path
 
 import msgspec
 
+from console.core.records import View
 from console.host.protocol import MAX_RESPONSE_BYTES, decode_line, encode_line
 from console.host.watch import WATCH, EarlyWatch, snapshot_of
 from console.readmodel.snapshot import Snapshot
 
 
-class _Head(msgspec.Struct):
+class _Head(View, frozen=True):
     """What a frame is, without its snapshot (msgspec skips what no field names, without building it)."""
 
     ok: bool = False

@@ -84,10 +84,14 @@ def stack(tmp_path: Path):
             try:
                 engines = query(base, "loopctl_engine_up")
                 ups = query(base, "up")
+                # the live sidecar's ready written (a textfile is rewritten at most every TEXTFILE_SPACING)
+                ready = query(base, f'loopctl_sidecar_state{{loopctl_sidecar_state="ready",'
+                                    f'instance="127.0.0.1:{ports[0]}"}} == 1')
             except OSError:
                 return False
-            return len(engines) == 2 and len(ups) == 3
-        wait_for(scraped, timeout=30, what="Prometheus to scrape both exporters and fail the third")
+            return len(engines) == 2 and len(ups) == 3 and len(ready) == 1
+        wait_for(scraped, timeout=30, what="Prometheus to scrape both exporters (the live sidecar ready) and fail "
+                                           "the third")
         yield base, live, dead, f"127.0.0.1:{nothing}"
     finally:
         for proc in [*procs, *live.procs, *dead.procs]:
