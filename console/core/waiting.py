@@ -33,11 +33,14 @@ async def _sleep_until(clock: Clock, deadline: float) -> None:
 
 async def cancel_and_wait(task: asyncio.Future[Any]) -> None:
     """Cancel `task` and wait until it has finished. Its own CancelledError ends here; the caller's
-    (a cancel that arrives while the caller waits) goes on up, never swallowed with the task's."""
+    (a cancel that arrives while the caller waits) goes on up, never swallowed with the task's. A
+    caller already being cancelled (cleaning up in its `except` or `finally`) still waits the task out:
+    only a cancel that came during this wait is the caller's."""
+    current = asyncio.current_task()
+    before = current.cancelling() if current is not None else 0
     task.cancel()
     try:
         await task
     except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
+        if current is not None and current.cancelling() > before:
             raise

@@ -88,7 +88,10 @@ class Publisher:
         self._loop = None  # want() is a no-op from now on
         if self._task is not None:
             task, self._task = self._task, None
-            await cancel_and_wait(task)
+            try:
+                await cancel_and_wait(task)
+            except Exception:  # it died of a bug before: said now, and the socket still closes
+                log.exception("the snapshot publisher had failed")
 
     def want(self) -> None:
         """Ask for a build of the current version (from any thread; a no-op once stopped)."""

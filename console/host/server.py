@@ -95,6 +95,7 @@ class SocketServer:
         self._idle_since: dict[asyncio.Task[None], float] = {}  # connections waiting for a request
         self._watch_sent: dict[asyncio.Task[None], int] = {}  # last version pushed to each watcher
         self._tails = 0  # connections following a log right now
+        self._close_asked = threading.Event()
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -105,6 +106,8 @@ class SocketServer:
         # Bind under a temporary name, restrict it, then rename: no moment where it is wider than 0600.
         # The temporary name is never longer than `engine.sock` (".s" + a pid of at most 7 digits), so a
         # state dir that passed the socket-length check in paths.py can always bind it.
+        # The first build before the socket exists: if it raises, no socket is left that nobody answers.
+        publisher = Publisher(self.engine)
         tmp = self.path.with_name(f".s{os.getpid()}")
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -121,7 +124,7 @@ class SocketServer:
                 tmp.unlink()
             raise
         self._engine_loop = asyncio.get_running_loop()
-        self.publisher = Publisher(self.engine)  # its first build: the thread never starts without one
+        self.publisher = publisher  # its first build made: the thread never starts without one
         self.publisher.start()
         ready = self._engine_loop.create_future()
         self._ended = self._engine_loop.create_future()
@@ -143,16 +146,19 @@ class SocketServer:
             self.publisher.publish_now()
         except Exception:
             log.exception("the last snapshot before closing the socket could not be built")
-        await self.publisher.stop()
-        loop, stopping = self._loop, self._stopping
-        if loop is not None and stopping is not None:
-            with contextlib.suppress(RuntimeError):  # its loop has ended already
-                loop.call_soon_threadsafe(stopping.set)
-        await self._ended
-        self._thread.join()
-        self._thread = None
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
+        try:
+            await self.publisher.stop()
+        finally:  # the thread and the socket file end whatever the publisher's end was
+            self._close_asked.set()  # seen by a thread that has not made its stop event yet (a cancelled start)
+            loop, stopping = self._loop, self._stopping
+            if loop is not None and stopping is not None:
+                with contextlib.suppress(RuntimeError):  # its loop has ended already
+                    loop.call_soon_threadsafe(stopping.set)
+            await self._ended
+            self._thread.join()
+            self._thread = None
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
 
     # -- the socket's thread ---------------------------------------------------------------------------
 
@@ -179,6 +185,8 @@ class SocketServer:
         assert self.publisher is not None
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        if self._close_asked.is_set():  # close() came before this event existed
+            self._stopping.set()
         published = self.publisher.published
 
         def on_publish(_latest: Latest) -> None:  # on the engine's thread

@@ -42,3 +42,33 @@ async def test_the_callers_own_cancellation_goes_on_up():
     with pytest.raises(asyncio.CancelledError):
         await outer
     assert outer.cancelled() and not went_on.is_set()
+
+
+async def test_a_caller_cleaning_up_after_its_own_cancel_still_waits_the_task_out():
+    """A `finally` of a cancelled task stopping a helper task: the helper is waited out (it ran its own
+    cleanup), the caller's cleanup after it goes on (a socket's close stopped at its publisher and left
+    its thread running), and the caller's cancel is still the caller's to re-raise."""
+    ended, went_on = asyncio.Event(), asyncio.Event()
+
+    async def helper() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.sleep(0.01)  # its own cleanup takes a step or two
+            ended.set()
+
+    async def caller() -> None:
+        task = asyncio.ensure_future(helper())
+        await asyncio.sleep(0)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await cancel_and_wait(task)
+            went_on.set()
+
+    outer = asyncio.ensure_future(caller())
+    await asyncio.sleep(0.01)
+    outer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await outer
+    assert ended.is_set() and went_on.is_set()

@@ -234,3 +234,35 @@ def test_sigterm_ends_a_served_engine_promptly_with_a_watcher_and_a_follower_con
     finally:
         watcher.close()
         follower.close()
+
+
+async def test_a_start_cancelled_before_the_thread_made_its_stop_event_still_closes(shared_dir, monkeypatch):
+    """The owner's start cancelled while it waits for the socket's thread (the console quit during a
+    take-over): close() came before the thread had made the event it stops on, and waited for it forever."""
+    paths = resolve_paths(str(shared_dir / "s"), None, {}, shared_dir)
+    paths.state_dir.mkdir(exist_ok=True)
+    store = Store.open(paths.database, FakeClock())
+    engine = Engine(paths=paths, loaded=LoadedConfig(HostConfig(), paths.config_path, True), store=store,
+                    clock=store.clock, pid=4242)
+    server = SocketServer(paths.socket, engine)
+    entered, go_on = threading.Event(), threading.Event()
+    real = SocketServer._serve_thread
+
+    async def late(self, sock, ready):  # the thread, held before it makes its stop event
+        entered.set()
+        await asyncio.to_thread(go_on.wait, 10)
+        await real(self, sock, ready)
+
+    monkeypatch.setattr(SocketServer, "_serve_thread", late)
+    starting = asyncio.ensure_future(server.start())
+    await asyncio.to_thread(entered.wait, 10)
+    starting.cancel()  # start() now closes: the thread has no stop event yet
+    await asyncio.sleep(0)
+    go_on.set()
+    try:
+        async with asyncio.timeout(10):
+            with pytest.raises(asyncio.CancelledError):
+                await starting
+        assert server.thread is None and not paths.socket.exists()
+    finally:
+        store.close()
