@@ -56,6 +56,8 @@ def table_of(cls: type[R], records: Sequence[R]) -> Table:
     columns = list(zip(*rows, strict=True))
     keep = [i for i, (optional, default) in enumerate(_defaults(cls))
             if not optional or columns[i].count(default) != len(rows)]
+    if not keep:  # every field has a default and every value is its default
+        return Table(columns=[], rows=[() for _ in rows])
     pick: Callable[[tuple[Any, ...]], Any] = operator.itemgetter(*keep)
     picked = list(map(pick, rows)) if len(keep) > 1 else [(pick(row),) for row in rows]
     return Table(columns=[fields[i] for i in keep], rows=picked)

@@ -154,7 +154,8 @@ async def _export(engine: Engine, path: Path, clock: Clock) -> None:
             await asyncio.to_thread(write_textfile, path, engine.snapshot().at(clock.time()))
         except OSError as exc:
             log.error("cannot write the metrics textfile %s: %s", path, exc)
-        await clock.sleep(max(TEXTFILE_SPACING, 10 * (time.monotonic() - started)))
+        # a stalled write (an NFS directory, a loaded host) never pauses it past half its refresh
+        await clock.sleep(min(max(TEXTFILE_SPACING, 10 * (time.monotonic() - started)), TEXTFILE_REFRESH / 2))
 
 
 async def wait_for_lease(paths: Paths, stop: asyncio.Event) -> Lease | None:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from console.core.decode import DecodeError
 from console.core.errors import OwnerUnavailable
 from console.host.client import DEFAULT_TIMEOUT, exchange
 from console.host.protocol import MAX_RESPONSE_BYTES, decode_line, encode_line
@@ -48,6 +49,8 @@ def snapshot_of(message: dict[str, Any]) -> Snapshot:
     if not message.get("ok"):
         err = message.get("error", {})
         raise OwnerUnavailable(f"the engine refused to be watched: {err.get('message', err)}")
+    if "snapshot" not in message:
+        raise DecodeError("snapshot", "a snapshot")
     return Snapshot.from_dict(message["snapshot"])
 
 

@@ -210,6 +210,8 @@ class LoopctlApp(App[int]):
             await self.source.follow(self._pacer)
         except (OSError, OwnerUnavailable) as exc:
             self.notify(f"lost the engine: {exc}", severity="error", timeout=15)
+        except DecodeError as exc:  # its first snapshot (or a push) of a shape this loopctl cannot read
+            self.notify(f"a snapshot from the engine could not be read: {exc}", severity="error", timeout=15)
         except LoopctlError as exc:
             self.notify(exc.message, severity="error", timeout=30)
             if not isinstance(self.source, RemoteSource):

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import msgspec
 
+from console.core.errors import OwnerUnavailable
 from console.core.records import View
-from console.host.protocol import MAX_RESPONSE_BYTES, decode_line, encode_line
+from console.host.protocol import MAX_RESPONSE_BYTES, ProtocolError, decode_line, encode_line
 from console.host.watch import WATCH, EarlyWatch, snapshot_of
 from console.readmodel.snapshot import Snapshot
 
@@ -63,10 +64,13 @@ def _checked(line: bytes) -> Encoded:
     engine's refusal, ProtocolError for a line that is not JSON); its snapshot is left encoded."""
     try:
         ok = msgspec.json.decode(line, type=_Head).ok
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         ok = False
     if not ok:
-        snapshot_of(decode_line(line))  # raises, as it did when every push was decoded here
+        try:
+            snapshot_of(decode_line(line))  # raises, as it did when every push was decoded here
+        except ProtocolError as exc:  # not JSON, or nested past any use: the watch is not to be read
+            raise OwnerUnavailable(f"the engine's watch sent {exc.message}") from None
     return Encoded(line)
 
 

@@ -88,3 +88,15 @@ def test_a_wrong_value_in_a_row_names_the_row():
     with pytest.raises(DecodeError) as caught:
         convert(list[LoopView], records_of(data, path="loops"), path="loops")
     assert str(caught.value).startswith("loops[1].next_run_at: expected")
+
+
+def test_records_whose_every_value_is_a_default_keep_their_count():
+    from console.core.records import View
+
+    class Flags(View, frozen=True):
+        on: bool = False
+        note: str = ""
+
+    table = table_of(Flags, [Flags(), Flags()])
+    assert table.columns == [] and len(table.rows) == 2
+    assert convert(list[Flags], records_of(msgspec.json.decode(msgspec.json.encode(table)), path="x")) == [Flags()] * 2

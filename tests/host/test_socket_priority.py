@@ -95,6 +95,7 @@ async def test_a_snapshot_is_answered_while_the_engine_loop_is_blocked(served, m
     # loaded machine a quiet loop's build can take longer than BUILD_WAIT, and the answer is then the
     # latest published, by design; what is tested here is that the request asked for one and got it).
     monkeypatch.setattr(server_module, "BUILD_WAIT", 10.0)
+    monkeypatch.setattr(engine, "build_due_in", lambda: 0.0)  # nor a spacing stretched by a slow build
     answer = await asyncio.to_thread(request, paths.socket, "snapshot")
     assert answer["version"] == engine.changes.version
 
@@ -201,6 +202,7 @@ async def test_a_request_that_finds_the_state_moved_waits_for_its_build_on_a_qui
     where the answer is the latest published, by design."""
     monkeypatch.setattr(server_module, "BUILD_WAIT", 10.0)
     engine, _server, paths = served
+    monkeypatch.setattr(engine, "build_due_in", lambda: 0.0)  # nor a spacing stretched by a slow build
     for n in range(5):
         engine.store.transition("sidecar", "web", "ready", f"health check passed ({n})")
         answer = await asyncio.to_thread(request, paths.socket, "snapshot")

@@ -107,3 +107,13 @@ async def test_an_observer_decodes_only_the_pushes_it_draws(tmp_path, monkeypatc
             assert app.snapshot == pushed[-1]  # the last push is on screen
     assert sorted(decoded) == sorted(shown) and len(set(decoded)) == len(decoded)  # each drawn one, once
     assert 1 <= len(decoded) <= 0.4 / SPACING + 3, decoded  # not 41
+
+
+def test_a_hostile_frame_is_one_error_the_console_words_not_a_traceback():
+    """Nested past any use (well under the size cap), or ok without a snapshot: the errors the console's
+    feed catches (OwnerUnavailable: the watch is lost; DecodeError: a snapshot it cannot read)."""
+    deep = b'{"ok": true, "snapshot": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
+    with pytest.raises(OwnerUnavailable, match="nested too deeply"):
+        feed._checked(deep)
+    with pytest.raises(DecodeError, match="snapshot"):
+        Encoded(b'{"id": 1, "ok": true}\n').snapshot()
