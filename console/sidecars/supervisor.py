@@ -531,10 +531,12 @@ class Supervisor:
         session prefix in its environment (proof it is ours), ended by the group it is proven to
         lead, each with an event. PID files of sidecars no longer configured go the reclaim's way."""
         prefix = f"{self.prefix}:"
+        before = {r.token for r in self.runners.values() if r.token}
         carriers = await asyncio.to_thread(carrying, TOKEN_VARIABLE, lambda value: value.startswith(prefix))
-        # The runners' tokens once the scan is back: a runner started just before the sweep (a reconfigure)
-        # sets its token before it spawns, and may spawn while the scan runs; read before, it was ended.
-        spared = {r.token for r in self.runners.values() if r.token} | (spare or set())
+        # The runners' tokens before and after the scan: a runner started just before the sweep (a
+        # reconfigure) sets its token before it spawns and may spawn while the scan runs (read only
+        # before, it was ended); one relaunched during the scan leaves its previous launch to itself.
+        spared = before | {r.token for r in self.runners.values() if r.token} | (spare or set())
         by_token: dict[str, list[Carrier]] = {}
         for carrier in carriers:
             if carrier.value not in spared:
