@@ -109,6 +109,8 @@ async def test_the_tick_draws_a_held_push_in_its_own_frame():
     app = LoopctlApp(FixedSource(snap), paths=None, clock=clock)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
+        app._pacer._last = frozen = app._pacer._now()  # as if it had just drawn, and no time passes since,
+        app._pacer._now = lambda: frozen  # however loaded the machine
         held = replace(snap, generated_at=NOW + 0.7)
         app._pacer(held)  # within the spacing of the feed's first push: held
         assert app.snapshot is not held
@@ -126,6 +128,8 @@ async def test_the_outcome_of_an_operators_action_is_drawn_as_it_comes():
     app = LoopctlApp(FixedSource(snap, handler=handler), paths=None, clock=FakeClock(start=NOW))
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
+        app._pacer._last = frozen = app._pacer._now()  # as if it had just drawn, and no time passes since:
+        app._pacer._now = lambda: frozen  # only the action lets the next one through
         await app._perform("trigger", "loop:docs")
         outcome = replace(snap, generated_at=NOW + 0.3)
         app._pacer(outcome)  # within the spacing of the feed's first push, but after an action
