@@ -157,6 +157,7 @@ class LoopctlApp(App[int]):
         self.next_step: str | None = None  # "demo": open the demo host once this console has closed
         self.back = back  # "fleet" is the next step on esc
         self._lost = 0  # reconnects in a row to a far engine, for the backoff
+        self._unreadable = ""  # the last push's decode error, said once however many pushes repeat it
         self._history: dict[str, list[EventView]] = {}  # a thing's own last transitions, read on selection
         self._history_pending: str | None = None  # the subject being read now: asked once, not once a tick
         # When a history read is due again (the clock's time): at once when a push brought new events about
@@ -354,9 +355,12 @@ class LoopctlApp(App[int]):
             return
         try:
             snap = snapshot_of_push(push)
-        except DecodeError as exc:  # an engine of another version: say so, keep the last good view
-            self.notify(f"a snapshot from the engine could not be read: {exc}", severity="error", timeout=15)
+        except DecodeError as exc:  # an engine of another version: say so (once), keep the last good view
+            if str(exc) != self._unreadable:
+                self._unreadable = str(exc)
+                self.notify(f"a snapshot from the engine could not be read: {exc}", severity="error", timeout=15)
             return
+        self._unreadable = ""
         self.show_snapshot(snap)
 
     def show_snapshot(self, snap: Snapshot) -> None:

@@ -120,3 +120,22 @@ def test_a_hostile_frame_is_one_error_the_console_words_not_a_traceback():
         feed._checked(deep)
     with pytest.raises(DecodeError, match="snapshot"):
         Encoded(b'{"id": 1, "ok": true}\n').snapshot()
+
+
+async def test_pushes_that_cannot_be_read_are_said_once_and_the_last_good_view_stays():
+    from console.tui.source import FixedSource
+
+    snap = scenario_snapshot()
+    app = LoopctlApp(FixedSource(snap), paths=None, clock=FakeClock(start=NOW))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        bad = encode_line({"id": 1, "ok": True, "snapshot": {"schema": "x"}})
+        for _ in range(5):  # one a second from an engine of another version
+            app._show_pushed(Encoded(bad))
+        await pilot.pause()
+        said = [n for n in app._notifications if "could not be read" in n.message]
+        assert len(said) == 1 and app.snapshot is snap
+        app._show_pushed(Encoded(frame(replace(snap, generated_at=NOW + 1))))
+        app._show_pushed(Encoded(bad))  # readable in between: a new failure is said again
+        await pilot.pause()
+        assert len([n for n in app._notifications if "could not be read" in n.message]) == 2
