@@ -9,9 +9,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from console.core.decode import DecodeError
 from console.core.errors import OwnerUnavailable
@@ -20,11 +20,23 @@ from console.host.protocol import MAX_RESPONSE_BYTES, decode_line, encode_line
 from console.readmodel.snapshot import Snapshot
 
 WATCH = {"id": 1, "op": "watch"}
+T = TypeVar("T")
 
 
-async def watch(socket_path: Path, early: EarlyWatch | None = None) -> AsyncIterator[Snapshot]:
+def watch(socket_path: Path, early: EarlyWatch | None = None) -> AsyncGenerator[Snapshot, None]:
     """Yield the owner's snapshot now and after every change; return when the owner goes away.
     With `early`, the connection it opened is carried on (its first snapshot is yielded first)."""
+    return watch_frames(socket_path, _read_snapshot, early)
+
+
+def _read_snapshot(line: bytes) -> Snapshot:
+    return snapshot_of(decode_line(line))
+
+
+async def watch_frames(socket_path: Path, read: Callable[[bytes], T],
+                       early: EarlyWatch | None = None) -> AsyncGenerator[T | Snapshot, None]:
+    """The watch's lines as `read` makes them (a snapshot, or a push held encoded until it is drawn);
+    with `early`, its first snapshot and then its connection."""
     if early is None:
         reader, writer = await asyncio.open_unix_connection(os.fspath(socket_path), limit=MAX_RESPONSE_BYTES)
         writer.write(encode_line(WATCH))
@@ -40,7 +52,7 @@ async def watch(socket_path: Path, early: EarlyWatch | None = None) -> AsyncIter
                 return
             if not line:
                 return
-            yield snapshot_of(decode_line(line))
+            yield read(line)
     finally:
         writer.close()
 

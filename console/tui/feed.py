@@ -9,17 +9,15 @@ own way (its record lists are tables, console.core.tables). Textual-free.
 
 from __future__ import annotations
 
-import asyncio
-import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import msgspec
 
 from console.core.errors import OwnerUnavailable
 from console.core.records import View
-from console.host.protocol import MAX_RESPONSE_BYTES, ProtocolError, decode_line, encode_line
-from console.host.watch import WATCH, EarlyWatch, snapshot_of
+from console.host.protocol import ProtocolError, decode_line
+from console.host.watch import EarlyWatch, snapshot_of, watch_frames
 from console.readmodel.snapshot import Snapshot
 
 
@@ -74,24 +72,7 @@ def _checked(line: bytes) -> Encoded:
     return Encoded(line)
 
 
-async def watch_encoded(socket_path: Path, early: EarlyWatch | None = None) -> AsyncIterator[Push]:
+def watch_encoded(socket_path: Path, early: EarlyWatch | None = None) -> AsyncGenerator[Push, None]:
     """host.watch.watch, each push after the first held encoded: the owner's snapshot now and after
     every change; returns when the owner goes away. With `early`, its connection is carried on."""
-    if early is None:
-        reader, writer = await asyncio.open_unix_connection(os.fspath(socket_path), limit=MAX_RESPONSE_BYTES)
-        writer.write(encode_line(WATCH))
-    else:
-        yield await early.first_snapshot()
-        reader, writer = await early.stream()
-    try:
-        await writer.drain()
-        while True:
-            try:
-                line = await reader.readline()
-            except (ConnectionError, ValueError):
-                return
-            if not line:
-                return
-            yield _checked(line)
-    finally:
-        writer.close()
+    return watch_frames(socket_path, _checked, early)
