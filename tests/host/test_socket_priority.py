@@ -119,17 +119,23 @@ async def test_an_action_waits_for_the_loop_and_its_answer_comes_after_a_snapsho
     """Actions are the engine's: handed to its loop, answered once it ran them and published a
     snapshot with their outcome. A snapshot asked after the action, while the loop is held, is
     answered meanwhile: the proof that the action waited for the loop, not for the socket."""
-    engine, _server, paths = served
-    began = threading.Event()
+    engine, server, paths = served
+    handed = threading.Event()
+    real_on_engine = server._on_engine
+
+    def on_engine(coro):  # the socket's thread hands the action to the engine's loop: proven, not assumed
+        handed.set()
+        return real_on_engine(coro)
+
+    server._on_engine = on_engine
 
     async def poke(target: Target) -> dict[str, Any]:
         engine.store.transition("sidecar", target.name, "ready", "poked by the test")
         return {"poked": target.name}
 
     engine.actions.register("trigger", "probe", poke)
-    acted, action = in_thread(lambda: (began.set(), request(paths.socket, "action", verb="trigger",
-                                                             target="probe:web", timeout=10))[1])
-    began.wait(BLOCK)
+    acted, action = in_thread(lambda: request(paths.socket, "action", verb="trigger", target="probe:web", timeout=10))
+    assert handed.wait(BLOCK), "the action was not handed to the engine's loop"
     asked, snapshot = in_thread(request, paths.socket, "snapshot")
     hold_the_loop_until(asked)
     assert asked.is_set() and snapshot["answer"]["ok"]
