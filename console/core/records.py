@@ -62,9 +62,9 @@ def replace(record: R, **changes: Any) -> R:
     return msgspec.structs.replace(record, **changes)
 
 
-def to_builtins(value: object) -> Any:
-    """A record (or plain data holding records) as plain JSON-ready data (enums by value)."""
-    return msgspec.to_builtins(value)
+def to_builtins(record: View) -> Any:
+    """A record as plain JSON-ready data (nested records, lists and dicts included; enums by value)."""
+    return msgspec.to_builtins(record)
 
 
 def field_names(cls: type[View]) -> tuple[str, ...]:

@@ -23,8 +23,8 @@ from console.core.records import View
 
 R = TypeVar("R", bound=View)
 
-# What a column must hold for the whole column to be left out, per record class: the field's
-# default, or None for a required field (never left out).
+# Per record class, for each field: (whether it has a default, the default). A column is left out
+# only when the field has one and every value equals it; a required field's column never is.
 _LEFT_OUT: dict[type[View], list[tuple[bool, Any]]] = {}
 
 
