@@ -281,6 +281,11 @@ class Engine:
         cost (a small host's builds are a millisecond apart; 1,000 loops' about 0.1 s), at most 1 s."""
         return min(BUILD_SPACING_FACTOR * self._build_cost, MAX_BUILD_SPACING)
 
+    @property
+    def build_cost(self) -> float:
+        """The last build's seconds (read from the socket's thread: a plain float)."""
+        return self._build_cost
+
     def build_due_in(self) -> float:
         """Seconds until a build of a newer version may start (0: now)."""
         if self._build_now:

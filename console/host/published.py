@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ class Latest(View, frozen=True):
     version: int
     encoded: msgspec.Raw
     engine: EngineView  # for `hello`, which needs no snapshot
+    built_at: float = 0.0  # time.monotonic() when it was the state's version (freshness.py)
 
 
 class Published:
@@ -115,7 +117,8 @@ class Publisher:
 
     def _build(self) -> Latest:
         version, encoded = self.engine.encoded_snapshot(now=True)
-        return Latest(version=version, encoded=encoded, engine=self.engine.engine_view())
+        return Latest(version=version, encoded=encoded, engine=self.engine.engine_view(),
+                      built_at=time.monotonic())
 
     async def _run(self) -> None:
         assert self._wanted is not None

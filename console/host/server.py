@@ -4,9 +4,10 @@ watch for changes and send actions. Peers must be our uid or root (SO_PEERCRED).
 Served at a fixed priority (issue 19): the socket has a thread and an event loop of its own, so
 accepting, `hello`, `snapshot` and `watch` never wait behind what the engine's loop is doing (1,000
 loops firing: spawns, commits, builds). They are answered from the latest published encoding
-(published.py); a request that finds the state moved on asks for a build and waits for it at most
-`BUILD_WAIT`, then takes the latest there is. What only the engine may do (actions, the event log,
-a log's tail) is handed to its loop (on_loop.py). The limits are the socket's own, on its thread.
+(published.py); a request that finds the state moved on asks for a build, and on a quiet host waits
+for it at most `BUILD_WAIT` (a busy one answers from the latest at once: freshness.py). What only the
+engine may do (actions, the event log, a log's tail) is handed to its loop (on_loop.py). The limits
+are the socket's own, on its thread.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,6 +30,7 @@ from console.core.logtail import LogChunk, split_chunk
 from console.core.records import to_builtins
 from console.core.waiting import cancel_and_wait, first_done
 from console.host.engine import Engine
+from console.host.freshness import answer_at_once
 from console.host.lease import peer_allowed
 from console.host.logs import plan, stream
 from console.host.on_loop import on_loop
@@ -317,15 +320,19 @@ class SocketServer:
         return error(rid, "unknown_op", f"unknown op {op!r}: use one of {', '.join(OPS)}")
 
     async def _fresh(self) -> Latest:
-        """The latest published version; when the state has moved on and a build may start now, the
-        one built for this request, if it comes within BUILD_WAIT. Within the build spacing (the state
-        churning), the latest at once, as before the thread."""
+        """The latest published version, or the one built for this request if it comes within
+        BUILD_WAIT: freshness.py decides which (a busy host answers at once from a version at most
+        FRESH_SECONDS old; a quiet one waits the millisecond its build takes)."""
         assert self.publisher is not None
         published = self.publisher.published
         wanted = self.engine.changes.version  # a plain int, read across threads
-        if published.latest.version >= wanted or self.engine.build_due_in() > 0:
-            return published.latest
-        self.publisher.want()
+        latest = published.latest
+        if latest.version >= wanted:
+            return latest
+        self.publisher.want()  # answered now or not, the next request and every watcher get a newer one
+        if answer_at_once(age=time.monotonic() - latest.built_at,
+                          build_cost=self.engine.build_cost, due_in=self.engine.build_due_in()):
+            return latest
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(BUILD_WAIT):
                 while True:
