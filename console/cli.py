@@ -302,9 +302,9 @@ def _remote(entry: HostEntry, args: argparse.Namespace) -> int:
         return _told(args.command, args.target, dialer.request("action", verb=args.command, target=args.target))
     if args.once:
         from console.readmodel.report import exit_code, render
-        from console.readmodel.snapshot import Snapshot
+        from console.readmodel.snapshot import SNAPSHOT_SCHEMA, Snapshot
 
-        answer = dialer.request("snapshot")
+        answer = dialer.request("snapshot", schema=SNAPSHOT_SCHEMA)
         if not answer.get("ok"):
             from console.core.errors import OwnerUnavailable
 

@@ -22,7 +22,7 @@ from console.core.paths import resolve_paths
 from console.fleet.contexts import HostEntry
 from console.fleet.table import CONNECTING, HostStatus, lost, watched
 from console.host.transport import SSH_TIMEOUT, Dialer, LocalDialer, SshDialer, Stream, backoff
-from console.host.watch import WATCH, snapshot_of
+from console.host.watch import SNAPSHOT, WATCH, snapshot_of
 
 DialerFor = Callable[[HostEntry], Dialer]
 
@@ -124,7 +124,7 @@ async def poll_once(entries: list[HostEntry], dial: DialerFor, clock: Clock, *,
             async with asyncio.timeout(timeout):
                 stream = await dial(entry).open()
                 try:
-                    await stream.send({"id": 1, "op": "snapshot"})
+                    await stream.send(SNAPSHOT)
                     answer = await stream.read()
                     if answer is None:
                         raise await stream.failure()

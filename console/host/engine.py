@@ -83,6 +83,7 @@ class Engine:
         self._encoded_version: tuple[int, msgspec.Raw] | None = None  # what the socket answers
         self._built_at = 0.0  # time.monotonic(): build spacing is about CPU spent, not the engine's clock
         self._build_cost = 0.0
+        self._build_cpu = 0.0
         self._build_now = False  # set by an action: its answer is followed by a snapshot that shows it
         store.bus.subscribe(lambda _t: self.changes.bump())
         self.reload_exit = False  # the daemon sets it: a change of code exits 75 instead of restarting in process
@@ -210,7 +211,7 @@ class Engine:
         version = self.changes.version
         if self._cached is not None and self._cached[0] == version:
             return self._cached[1]
-        started = time.monotonic()
+        started, started_cpu = time.monotonic(), time.thread_time()
         things = self.store.things()  # read once: the loops' views and the things' view both need them
         loops, runs = self.loops.views(things)
         cp = self.link.view() if self.link is not None else None
@@ -235,7 +236,7 @@ class Engine:
         if self.tasks.trouble:
             snap = snap.with_reasons(*task_reasons(self.tasks.troubles()))
         self._cached = (version, snap)
-        self._built(started)  # what the encode adds is counted by encoded_snapshot
+        self._built(started, started_cpu)  # what the encode adds is counted by encoded_snapshot
         return snap
 
     def engine_view(self) -> EngineView:
@@ -257,7 +258,7 @@ class Engine:
         built = self._encoded_version
         if built is not None and built[0] == version:
             return built
-        started = time.monotonic()
+        started, started_cpu = time.monotonic(), time.thread_time()
         if built is not None and not (now or self._build_now) and started - self._built_at < self.build_spacing():
             # Too soon for another build: the newest one made (by the owner's console, say) is encoded.
             if self._cached is None or self._cached[0] == built[0]:
@@ -267,14 +268,20 @@ class Engine:
             snap = self.snapshot()
         if self._encoded is None or self._encoded[0] is not snap:
             self._encoded = (snap, msgspec.Raw(snap.to_json()))
-            self._built(started)
+            self._built(started, started_cpu)
         self._build_now = False
         self._encoded_version = (version, self._encoded[1])
         return self._encoded_version
 
-    def _built(self, started: float) -> None:
+    def built_snapshot(self) -> Snapshot:
+        """The snapshot the latest encoding holds."""
+        assert self._encoded is not None, "encoded_snapshot() first"
+        return self._encoded[0]
+
+    def _built(self, started: float, started_cpu: float) -> None:
         self._built_at = time.monotonic()
         self._build_cost = self._built_at - started
+        self._build_cpu = time.thread_time() - started_cpu
 
     def build_spacing(self) -> float:
         """The least time between two builds while the state keeps moving: three times the last one's
@@ -282,9 +289,10 @@ class Engine:
         return min(BUILD_SPACING_FACTOR * self._build_cost, MAX_BUILD_SPACING)
 
     @property
-    def build_cost(self) -> float:
-        """The last build's seconds (read from the socket's thread: a plain float)."""
-        return self._build_cost
+    def build_cpu(self) -> float:
+        """The last build's CPU seconds, which a loaded machine does not stretch as it does the
+        wall-clock cost (read from the socket's thread: a plain float)."""
+        return self._build_cpu
 
     def build_due_in(self) -> float:
         """Seconds until a build of a newer version may start (0: now)."""

@@ -12,13 +12,14 @@ answer waits for a build that shows it.
 from __future__ import annotations
 
 FRESH_SECONDS = 0.5  # how far behind the state a busy host's answer may be (watchers: at most 1 s)
-CHEAP_BUILD_SECONDS = 0.005  # a build this cheap is always waited for: the answer is then current
+CHEAP_BUILD_SECONDS = 0.005  # a build of this much CPU or less is waited for: the answer is current
 
 
-def answer_at_once(*, age: float, build_cost: float, due_in: float) -> bool:
+def answer_at_once(*, age: float, build_cpu: float, due_in: float) -> bool:
     """For a request that finds the state moved on since the published version. `age`: seconds
-    since that version was the state's; `build_cost`: the last build's seconds; `due_in`: seconds
-    until the build spacing lets the next one start (the state churning: answered at once)."""
+    since that version was the state's; `build_cpu`: the last build's CPU seconds (a loaded machine
+    does not make a small host's build look costly); `due_in`: seconds until the build spacing lets
+    the next one start (the state churning: answered at once)."""
     if due_in > 0:
         return True
-    return age < FRESH_SECONDS and build_cost > CHEAP_BUILD_SECONDS
+    return age < FRESH_SECONDS and build_cpu > CHEAP_BUILD_SECONDS

@@ -17,6 +17,7 @@ from console.readmodel.snapshot import (
     ENGINE_KIND,
     ENGINE_NAME,
     SNAPSHOT_EVENTS,
+    SNAPSHOT_SCHEMA,
     EngineView,
     Snapshot,
     compose,
@@ -53,7 +54,7 @@ def current_snapshot(paths: Paths, loading: Loading, clock: Clock, *, timeout: f
     while True:
         holder = read_holder(paths.lock)
         try:
-            answer = request(paths.socket, "snapshot", timeout=timeout)
+            answer = request(paths.socket, "snapshot", timeout=timeout, schema=SNAPSHOT_SCHEMA)
         except NotPermitted:
             try:
                 uid = paths.socket.stat().st_uid

@@ -1,8 +1,8 @@
 """The engine socket speaks JSON lines: one request object per line, one response object per line.
 
     {"id": 1, "op": "hello"}                                   -> {"id": 1, "ok": true, "engine": {...}}
-    {"id": 2, "op": "snapshot"}                                -> {"id": 2, "ok": true, "snapshot": {...}}
-    {"id": 3, "op": "watch"}                                   -> {"id": 3, "ok": true, "snapshot": {...}} ...
+    {"id": 2, "op": "snapshot", "schema": 2}                   -> {"id": 2, "ok": true, "snapshot": {...}}
+    {"id": 3, "op": "watch", "schema": 2}                      -> {"id": 3, "ok": true, "snapshot": {...}} ...
     {"id": 4, "op": "action", "verb": "retry", "target": "sidecar:web"}
                                                                -> {"id": 4, "ok": true, "result": {...}}
     any failure                                                -> {"id": n, "ok": false,
@@ -19,6 +19,7 @@
 
 A request is decoded into `Request` at the boundary: a wrong shape is one `bad_request` answer naming the
 key (`request lines: expected an integer, got 'all'`), with the frame's id when it had one.
+`schema` is the newest snapshot schema the client reads (none: 1, lists of objects; 2: tables).
 `watch` answers with the current snapshot at once, then one more line each time something changes.
 `tail` answers with a thing's last `lines` lines (at most 5000; a sidecar's previous launch's log
 before its current one), then with `follow` one chunk per poll that found more, until the peer hangs
@@ -77,6 +78,9 @@ class Request(View, frozen=True):
     until: float | None = None
     before: int | None = None  # events: the page before this event id
     limit: int = 100  # events: at most MAX_EVENTS_PAGE
+    # snapshot, watch: the newest snapshot schema the client reads. A loopctl before schema 2 sends
+    # none, and is answered in schema 1 (lists of objects), which it can read.
+    schema: int = 1
 
 
 def decode_request(line: bytes) -> Request:

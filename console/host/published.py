@@ -28,7 +28,7 @@ import msgspec
 
 from console.core.records import View
 from console.core.waiting import cancel_and_wait, first_done
-from console.readmodel.snapshot import EngineView
+from console.readmodel.snapshot import EngineView, Snapshot
 
 if TYPE_CHECKING:
     from console.host.engine import Engine
@@ -45,6 +45,7 @@ class Latest(View, frozen=True):
     encoded: msgspec.Raw
     engine: EngineView  # for `hello`, which needs no snapshot
     built_at: float = 0.0  # time.monotonic() when it was the state's version (freshness.py)
+    snapshot: Snapshot | None = None  # what `encoded` holds, for a client of an older schema
 
 
 class Published:
@@ -118,7 +119,7 @@ class Publisher:
     def _build(self) -> Latest:
         version, encoded = self.engine.encoded_snapshot(now=True)
         return Latest(version=version, encoded=encoded, engine=self.engine.engine_view(),
-                      built_at=time.monotonic())
+                      built_at=time.monotonic(), snapshot=self.engine.built_snapshot())
 
     async def _run(self) -> None:
         assert self._wanted is not None

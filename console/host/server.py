@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
+
 from console.core.actions import ActionError
 from console.core.changes import ChangeFeed
 from console.core.logtail import LogChunk, split_chunk
@@ -48,7 +50,7 @@ from console.host.protocol import (
     ok,
 )
 from console.host.published import Latest, Publisher
-from console.readmodel.snapshot import events_view
+from console.readmodel.snapshot import SNAPSHOT_SCHEMA, events_view
 
 log = logging.getLogger("loopctl.socket")
 T = TypeVar("T")
@@ -97,6 +99,7 @@ class SocketServer:
         self._connections: set[asyncio.Task[None]] = set()
         self._idle_since: dict[asyncio.Task[None], float] = {}  # connections waiting for a request
         self._watch_sent: dict[asyncio.Task[None], int] = {}  # last version pushed to each watcher
+        self._schema1: tuple[int, msgspec.Raw] | None = None  # the latest version in schema 1, once asked
         self._tails = 0  # connections following a log right now
         self._close_asked = threading.Event()
 
@@ -299,7 +302,7 @@ class SocketServer:
                 continue
             rid, op = request.id, request.op
             if op == "watch":
-                await self._watch(rid, reader, writer)
+                await self._watch(rid, request.schema, reader, writer)
                 return
             if op == "tail":
                 await self._tail(rid, request, reader, writer)
@@ -312,7 +315,7 @@ class SocketServer:
             return ok(rid, protocol=PROTOCOL_VERSION, engine=self.publisher.published.latest.engine)
         if op == "snapshot":
             latest = await self._fresh()
-            return ok(rid, snapshot=latest.encoded, version=latest.version)
+            return ok(rid, snapshot=self._encoded(latest, request.schema), version=latest.version)
         if op == "action":
             return await self._on_engine(self._act(rid, request))
         if op == "events":
@@ -331,7 +334,7 @@ class SocketServer:
             return latest
         self.publisher.want()  # answered now or not, the next request and every watcher get a newer one
         if answer_at_once(age=time.monotonic() - latest.built_at,
-                          build_cost=self.engine.build_cost, due_in=self.engine.build_due_in()):
+                          build_cpu=self.engine.build_cpu, due_in=self.engine.build_due_in()):
             return latest
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(BUILD_WAIT):
@@ -371,7 +374,8 @@ class SocketServer:
 
     # -- back on the socket's thread -------------------------------------------------------------------
 
-    async def _watch(self, rid: object, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _watch(self, rid: object, schema: int, reader: asyncio.StreamReader,
+                     writer: asyncio.StreamWriter) -> None:
         """Push the snapshot now and each newer version published, until the peer hangs up. A watcher
         that falls behind gets the latest version, never a queue of the ones in between."""
         publisher = self.publisher
@@ -384,7 +388,7 @@ class SocketServer:
         try:
             latest = await self._fresh()
             while True:
-                await self._send(writer, ok(rid, snapshot=latest.encoded, version=latest.version))
+                await self._send(writer, ok(rid, snapshot=self._encoded(latest, schema), version=latest.version))
                 self._watch_sent[task] = latest.version
                 while True:
                     seen = self._published.version
@@ -401,6 +405,16 @@ class SocketServer:
         finally:
             publisher.watchers -= 1
             hangup.cancel()
+
+    def _encoded(self, latest: Latest, schema: int) -> msgspec.Raw:
+        """The version's bytes in the newest schema the client reads: its one encoding for every
+        client of this loopctl's schema; schema 1 (a loopctl from before tables) encoded once per
+        version on this thread, for all such clients."""
+        if schema >= SNAPSHOT_SCHEMA or latest.snapshot is None:
+            return latest.encoded
+        if self._schema1 is None or self._schema1[0] != latest.version:
+            self._schema1 = (latest.version, msgspec.Raw(latest.snapshot.to_schema1_json()))
+        return self._schema1[1]
 
     async def _send(self, writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
         """Raises TimeoutError when the peer does not take it within `write_seconds`."""

@@ -17,9 +17,12 @@ from console.core.decode import DecodeError
 from console.core.errors import OwnerUnavailable
 from console.host.client import DEFAULT_TIMEOUT, exchange
 from console.host.protocol import MAX_RESPONSE_BYTES, decode_line, encode_line
-from console.readmodel.snapshot import Snapshot
+from console.readmodel.snapshot import SNAPSHOT_SCHEMA, Snapshot
 
-WATCH = {"id": 1, "op": "watch"}
+# Each says the newest snapshot schema this loopctl reads: an engine answers a client that says none
+# (a loopctl before schema 2) in schema 1.
+WATCH = {"id": 1, "op": "watch", "schema": SNAPSHOT_SCHEMA}
+SNAPSHOT = {"id": 1, "op": "snapshot", "schema": SNAPSHOT_SCHEMA}
 T = TypeVar("T")
 
 

@@ -131,6 +131,11 @@ class Snapshot(View, frozen=True):
         """The wire form: the record lists as tables, a thousand loops' keys written once."""
         return encode_json(self._wire())
 
+    def to_schema1_json(self) -> bytes:
+        """Schema 1's wire form, lists of objects, for a client that reads no later one (a loopctl
+        from before tables: consoles and hosts of a fleet are upgraded one by one)."""
+        return encode_json(replace(self, schema=1))
+
     def _wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {name: getattr(self, name) for name in self.__struct_fields__}
         for name, cls in _TABLED.items():

@@ -230,7 +230,7 @@ def raw_snapshot(sock: Path, timeout: float = 10.0) -> bytes:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         s.connect(str(sock))
-        s.sendall(b'{"id": 1, "op": "snapshot"}\n')
+        s.sendall(b'{"id": 1, "op": "snapshot", "schema": 2}\n')  # the tables, as --once asks
         chunks = []
         while True:
             chunk = s.recv(1 << 20)
