@@ -5,16 +5,25 @@ runs and 200 sidecars: about 35 ms; this test's loops alone build in about 5).""
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from console.core.config import HostConfig, LoopConfig
+from console.core.actions import Target
+from console.core.config import HostConfig, LoadedConfig, LoopConfig
+from console.core.fake_clock import FakeClock
+from console.core.paths import resolve_paths
+from console.core.records import replace
+from console.core.store import Store
 from console.host import freshness
 from console.host import server as server_module
 from console.host.client import request
 from console.host.engine import Engine
 from console.host.freshness import CHEAP_BUILD_SECONDS, FRESH_SECONDS, answer_at_once
+from console.host.server import SocketServer
+from console.readmodel.snapshot import Snapshot
 from tests.host.test_socket_priority import serve
 
 seconds = st.floats(min_value=0.0, max_value=100.0)
@@ -63,3 +72,113 @@ async def test_a_busy_host_answers_from_the_recent_version_at_once_and_builds_th
     finally:
         await server.close()
         engine.store.close()
+
+
+# -- review attacks --------------------------------------------------------------------------------------
+
+SLOW = 0.03  # seconds added to every build that composes: a busy host on any machine (1,000 loops that
+#              ran nothing build in 2 to 6 ms here, either side of CHEAP_BUILD_SECONDS)
+
+
+def slow_builds(monkeypatch, engine, seconds: float = SLOW) -> None:
+    """Every build costs at least `seconds`, measured where the engine measures it (inside the compose)."""
+    real = engine.loops.views
+
+    def views(*args, **kwargs):
+        time.sleep(seconds)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine.loops, "views", views)
+
+
+def built_anew(server, engine, n: int) -> None:
+    for k in range(n):
+        engine.store.transition("loop", "l0", "active", f"built anew ({k})")
+        server.publisher.publish_now()
+
+
+async def test_an_action_from_the_owners_console_is_what_the_next_request_reads(shared_dir, monkeypatch):
+    """The owner's console acts in-process (OwnedSource.act: Engine.act, no socket, no publish); the
+    engine then asks for a build that shows it. A `loopctl --once` right after reads the action's outcome,
+    however costly the build and however recent the published version."""
+    engine, server, paths = await serve(shared_dir, HostConfig(loop=[LoopConfig(id="l0", command=["true"])]))
+    try:
+        slow_builds(monkeypatch, engine)
+        monkeypatch.setattr(server_module, "BUILD_WAIT", 30.0)  # a loaded machine's build still comes
+        built_anew(server, engine, 3)  # a steadily busy host, its version just published
+
+        async def poke(target: Target) -> dict[str, Any]:
+            engine.store.transition("sidecar", target.name, "ready", "poked from the console")
+            return {}
+
+        engine.actions.register("trigger", "probe", poke)
+        await engine.act("trigger", "probe:web")  # what OwnedSource.act does
+        answer = await asyncio.to_thread(request, paths.socket, "snapshot")
+        assert answer["version"] == engine.changes.version, "read a version from before the action"
+        assert Snapshot.from_dict(answer["snapshot"]).events[0].reason == "poked from the console"
+    finally:
+        await server.close()
+        engine.store.close()
+
+
+async def test_a_version_older_than_the_spacing_is_not_served_while_another_reader_builds(shared_dir, monkeypatch):
+    """The owner's console (OwnedSource.follow) and the metrics textfile build with Engine.snapshot: the
+    spacing runs (build_due_in > 0) while the published version stays as old as the last request made it,
+    a minute on a host polled every minute. A request is not answered from that version at once."""
+    engine, server, paths = await serve(shared_dir, HostConfig(loop=[LoopConfig(id="l0", command=["true"])]))
+    try:
+        slow_builds(monkeypatch, engine, 0.05)  # a spacing of 0.15 s: the request comes within it
+        monkeypatch.setattr(server_module, "BUILD_WAIT", 30.0)
+        built_anew(server, engine, 3)
+        published = server.publisher.published
+        published.publish(replace(published.latest, built_at=published.latest.built_at - 60))  # a minute ago
+        engine.store.transition("loop", "l0", "active", "moved since")
+        engine.snapshot()  # the console's build, a frame of its own: never published
+        assert engine.build_due_in() > 0
+        answer = await asyncio.to_thread(request, paths.socket, "snapshot")
+        assert answer["version"] == engine.changes.version, "answered from the version of a minute ago"
+    finally:
+        await server.close()
+        engine.store.close()
+
+
+async def test_one_slow_build_does_not_make_a_small_host_answer_from_the_version_before(shared_dir, monkeypatch):
+    """A small host builds in a fraction of a millisecond; one build that took longer (the cold first one,
+    a collection, a loaded CI machine: 8 to 18 ms seen for an engine of no loops under `-n 4`) does not make
+    its next requests read from the version before what was just recorded."""
+    engine, server, paths = await serve(shared_dir, HostConfig())
+    try:
+        monkeypatch.setattr(server_module, "BUILD_WAIT", 30.0)
+        built_anew(server, engine, 3)  # cheap builds
+        with monkeypatch.context() as once:
+            slow_builds(once, engine, 0.02)
+            built_anew(server, engine, 1)  # the one slow build
+        await asyncio.sleep(engine.build_due_in() + 0.02)  # past its spacing: not the churning case
+        engine.store.transition("sidecar", "web", "ready", "just recorded")
+        answer = await asyncio.to_thread(request, paths.socket, "snapshot")
+        assert answer["version"] == engine.changes.version, "read the version from before the change"
+    finally:
+        await server.close()
+        engine.store.close()
+
+
+async def test_the_first_build_alone_does_not_make_a_host_busy(shared_dir, monkeypatch):
+    """The publisher's first build (at the socket's start) is a cold one; on its own it is no proof."""
+    paths = resolve_paths(str(shared_dir / "s"), None, {}, shared_dir)
+    paths.state_dir.mkdir(exist_ok=True)
+    store = Store.open(paths.database, FakeClock())
+    engine = Engine(paths=paths, loaded=LoadedConfig(HostConfig(), paths.config_path, True), store=store,
+                    clock=store.clock, pid=4242)
+    slow_builds(monkeypatch, engine, 0.02)
+    server = SocketServer(paths.socket, engine)
+    await server.start()
+    try:
+        monkeypatch.undo()
+        monkeypatch.setattr(server_module, "BUILD_WAIT", 30.0)
+        await asyncio.sleep(engine.build_due_in() + 0.02)
+        engine.store.transition("sidecar", "web", "ready", "just recorded")
+        answer = await asyncio.to_thread(request, paths.socket, "snapshot")
+        assert answer["version"] == engine.changes.version, "read the version from before the change"
+    finally:
+        await server.close()
+        store.close()
