@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 
 BUILD_SPACING_FACTOR = 3.0  # builds take at most about a quarter of the engine's time under churn
 MAX_BUILD_SPACING = 1.0  # seconds: the oldest a socket answer is while the state keeps moving
+STEADY_SAMPLES = 3  # build_cpu: the least of this many measures (a build makes two: compose, then encode)
 
 log = logging.getLogger("loopctl.engine")
 
@@ -83,7 +84,7 @@ class Engine:
         self._encoded_version: tuple[int, msgspec.Raw] | None = None  # what the socket answers
         self._built_at = 0.0  # time.monotonic(): build spacing is about CPU spent, not the engine's clock
         self._build_cost = 0.0
-        self._build_cpu = 0.0
+        self._build_cpus: tuple[float, ...] = ()  # the last STEADY_SAMPLES CPU measures, replaced whole
         self._build_now = False  # set by an action: its answer is followed by a snapshot that shows it
         store.bus.subscribe(lambda _t: self.changes.bump())
         self.reload_exit = False  # the daemon sets it: a change of code exits 75 instead of restarting in process
@@ -281,7 +282,7 @@ class Engine:
     def _built(self, started: float, started_cpu: float) -> None:
         self._built_at = time.monotonic()
         self._build_cost = self._built_at - started
-        self._build_cpu = time.thread_time() - started_cpu
+        self._build_cpus = (*self._build_cpus[1 - STEADY_SAMPLES:], time.thread_time() - started_cpu)
 
     def build_spacing(self) -> float:
         """The least time between two builds while the state keeps moving: three times the last one's
@@ -290,9 +291,17 @@ class Engine:
 
     @property
     def build_cpu(self) -> float:
-        """The last build's CPU seconds, which a loaded machine does not stretch as it does the
-        wall-clock cost (read from the socket's thread: a plain float)."""
-        return self._build_cpu
+        """What builds steadily cost in CPU (read from the socket's thread: a tuple swapped whole): the
+        least of the last STEADY_SAMPLES measures, 0 until there are as many. CPU, not wall time: a
+        loaded machine stretches a small host's millisecond build, not its CPU. One costly build (the
+        cold first one, a collection) is no proof of a busy host; 1,000 loops' builds all are."""
+        costs = self._build_cpus
+        return min(costs) if len(costs) == STEADY_SAMPLES else 0.0
+
+    @property
+    def build_asked(self) -> bool:
+        """An action asked for a build that has not been made (read from the socket's thread)."""
+        return self._build_now
 
     def build_due_in(self) -> float:
         """Seconds until a build of a newer version may start (0: now)."""

@@ -28,6 +28,7 @@ import msgspec
 
 from console.core.records import View
 from console.core.waiting import cancel_and_wait, first_done
+from console.host.freshness import OLDEST_SECONDS
 from console.readmodel.snapshot import EngineView, Snapshot
 
 if TYPE_CHECKING:
@@ -116,6 +117,14 @@ class Publisher:
             self.published.publish(latest)
         return latest
 
+    def _due_in(self) -> float:
+        """The engine's spacing, unless what is served is older than the spacing lets it be: the builds
+        of others (the owner's console, the metrics textfile) keep the spacing running while none is
+        published, and a request is not answered from that version (freshness.OLDEST_SECONDS)."""
+        if time.monotonic() - self.published.latest.built_at >= OLDEST_SECONDS:
+            return 0.0
+        return self.engine.build_due_in()
+
     def _build(self) -> Latest:
         version, encoded = self.engine.encoded_snapshot(now=True)
         return Latest(version=version, encoded=encoded, engine=self.engine.engine_view(),
@@ -127,7 +136,7 @@ class Publisher:
         while True:
             if self.behind() and (wanted.is_set() or self.watchers):
                 wanted.clear()
-                await asyncio.sleep(self.engine.build_due_in())  # 0 on a quiet host: built at once
+                await asyncio.sleep(self._due_in())  # 0 on a quiet host: built at once
                 try:
                     self.publish_now()
                 except Exception:

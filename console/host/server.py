@@ -332,9 +332,11 @@ class SocketServer:
         latest = published.latest
         if latest.version >= wanted:
             return latest
+        engine = self.engine  # what decides is read before the build is asked for (it changes with one)
+        at_once = answer_at_once(age=time.monotonic() - latest.built_at, build_cpu=engine.build_cpu,
+                                 due_in=engine.build_due_in(), acted=engine.build_asked)
         self.publisher.want()  # answered now or not, the next request and every watcher get a newer one
-        if answer_at_once(age=time.monotonic() - latest.built_at,
-                          build_cpu=self.engine.build_cpu, due_in=self.engine.build_due_in()):
+        if at_once:
             return latest
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(BUILD_WAIT):

@@ -1,6 +1,6 @@
-"""When a snapshot request waits for a build (issue 19): the pure decision, then a real engine behind
-a real socket whose builds are pinned at a busy host's CPU (bench_scale's 1,000 loops with their
-runs and 200 sidecars: about 35 ms; this test's loops alone build in about 5)."""
+"""When a snapshot request waits for a build (issue 19): the pure decision, then a real engine behind a
+real socket whose builds cost tens of milliseconds (made so: 1,000 loops that ran nothing build in 2 to
+6 ms, either side of CHEAP_BUILD_SECONDS), and what a busy host must still answer current."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from console.core.store import Store
 from console.host import freshness
 from console.host import server as server_module
 from console.host.client import request
-from console.host.engine import Engine
-from console.host.freshness import CHEAP_BUILD_SECONDS, FRESH_SECONDS, answer_at_once
+from console.host.engine import MAX_BUILD_SPACING, Engine
+from console.host.freshness import CHEAP_BUILD_SECONDS, FRESH_SECONDS, OLDEST_SECONDS, answer_at_once
 from console.host.server import SocketServer
 from console.readmodel.snapshot import Snapshot
 from tests.host.test_socket_priority import serve
@@ -29,16 +29,51 @@ from tests.host.test_socket_priority import serve
 seconds = st.floats(min_value=0.0, max_value=100.0)
 
 
-@given(age=seconds, cost=seconds, due_in=seconds)
-def test_at_once_exactly_when_churning_or_a_costly_build_of_a_fresh_version(age, cost, due_in):
-    at_once = answer_at_once(age=age, build_cpu=cost, due_in=due_in)
-    assert at_once == (due_in > 0 or (age < FRESH_SECONDS and cost > CHEAP_BUILD_SECONDS))
+@given(age=seconds, cost=seconds, due_in=seconds, acted=st.booleans())
+def test_at_once_exactly_when_churning_or_a_costly_build_of_a_fresh_version(age, cost, due_in, acted):
+    at_once = answer_at_once(age=age, build_cpu=cost, due_in=due_in, acted=acted)
+    churning = due_in > 0 and age < OLDEST_SECONDS
+    busy = due_in <= 0 and age < FRESH_SECONDS and cost > CHEAP_BUILD_SECONDS
+    assert at_once == (not acted and (churning or busy))
 
 
 def test_a_quiet_host_waits_and_a_stale_version_is_waited_for():
     assert not answer_at_once(age=0.0, build_cpu=0.001, due_in=0.0)  # a millisecond's build: current
     assert not answer_at_once(age=FRESH_SECONDS, build_cpu=0.035, due_in=0.0)  # too old to give
     assert answer_at_once(age=0.1, build_cpu=0.035, due_in=0.0)  # busy, recent: at once
+    assert not answer_at_once(age=0.1, build_cpu=0.035, due_in=0.0, acted=True)  # whoever acted reads it
+    assert not answer_at_once(age=OLDEST_SECONDS, build_cpu=0.035, due_in=0.1)  # churning, but too old
+
+
+def test_the_oldest_answer_while_churning_is_the_longest_spacing():
+    assert OLDEST_SECONDS == MAX_BUILD_SPACING
+
+
+SLOW = 0.03  # CPU seconds added to every build that composes: a busy host on any machine
+
+
+def burn(seconds: float) -> None:
+    """Work for `seconds` of this thread's CPU (what the engine measures; a sleep costs none)."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
+
+def slow_builds(monkeypatch, engine, seconds: float = SLOW) -> None:
+    """Every build costs at least `seconds` of CPU, where the engine measures it (inside the compose)."""
+    real = engine.loops.views
+
+    def views(*args, **kwargs):
+        burn(seconds)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine.loops, "views", views)
+
+
+def built_anew(server, engine, n: int) -> None:
+    for k in range(n):
+        engine.store.transition("loop", "l0", "active", f"built anew ({k})")
+        server.publisher.publish_now()
 
 
 async def test_a_busy_host_answers_from_the_recent_version_at_once_and_builds_the_next(shared_dir, monkeypatch):
@@ -46,9 +81,9 @@ async def test_a_busy_host_answers_from_the_recent_version_at_once_and_builds_th
     engine, server, paths = await serve(shared_dir, config)
     try:
         assert server.publisher is not None
-        monkeypatch.setattr(Engine, "build_cpu", property(lambda _engine: 0.035))
-        assert engine.build_cpu > CHEAP_BUILD_SECONDS
-        server.publisher.publish_now()
+        slow_builds(monkeypatch, engine)
+        built_anew(server, engine, 2)  # builds that steadily cost: one alone is no proof
+        assert engine.build_cpu > CHEAP_BUILD_SECONDS, f"built in {engine.build_cpu * 1e3:.1f} ms"
         monkeypatch.setattr(engine, "build_due_in", lambda: 0.0)  # past the spacing: only freshness decides
         monkeypatch.setattr(server_module, "BUILD_WAIT", 30.0)  # were it waited for, it would be current
         published = server.publisher.published.latest.version
@@ -72,29 +107,6 @@ async def test_a_busy_host_answers_from_the_recent_version_at_once_and_builds_th
     finally:
         await server.close()
         engine.store.close()
-
-
-# -- review attacks --------------------------------------------------------------------------------------
-
-SLOW = 0.03  # seconds added to every build that composes: a busy host on any machine (1,000 loops that
-#              ran nothing build in 2 to 6 ms here, either side of CHEAP_BUILD_SECONDS)
-
-
-def slow_builds(monkeypatch, engine, seconds: float = SLOW) -> None:
-    """Every build costs at least `seconds`, measured where the engine measures it (inside the compose)."""
-    real = engine.loops.views
-
-    def views(*args, **kwargs):
-        time.sleep(seconds)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(engine.loops, "views", views)
-
-
-def built_anew(server, engine, n: int) -> None:
-    for k in range(n):
-        engine.store.transition("loop", "l0", "active", f"built anew ({k})")
-        server.publisher.publish_now()
 
 
 async def test_an_action_from_the_owners_console_is_what_the_next_request_reads(shared_dir, monkeypatch):
