@@ -5,6 +5,7 @@ real socket whose builds cost tens of milliseconds (made so: 1,000 loops that ra
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -194,3 +195,41 @@ async def test_the_first_build_alone_does_not_make_a_host_busy(shared_dir, monke
     finally:
         await server.close()
         store.close()
+
+
+async def test_an_owners_action_published_while_a_request_decides_is_still_what_it_reads(shared_dir, monkeypatch):
+    """The socket's thread reads the published version, then whether an action asked for a build; the
+    engine's thread may build and publish in between (a GIL switch while a 35 ms build runs). The
+    build clears the ask: the request must not then answer, at once, the version it read before."""
+    engine, server, paths = await serve(shared_dir, HostConfig(loop=[LoopConfig(id="l0", command=["true"])]))
+    try:
+        assert server.publisher is not None
+        slow_builds(monkeypatch, engine, 0.05)  # a spacing of 0.15 s: due_in > 0 right after a build
+        monkeypatch.setattr(server_module, "BUILD_WAIT", 30.0)
+        built_anew(server, engine, 3)
+        loop, publisher = asyncio.get_running_loop(), server.publisher
+        real_due_in = engine.build_due_in
+
+        def due_in_after_a_publish() -> float:
+            # Read by _fresh after `latest`, before `acted`: the engine's thread builds and publishes now.
+            if threading.current_thread() is server.thread:
+                monkeypatch.setattr(engine, "build_due_in", real_due_in)
+                asyncio.run_coroutine_threadsafe(_on_loop(publisher.publish_now), loop).result(30)
+            return real_due_in()
+
+        async def poke(target: Target) -> dict[str, Any]:
+            engine.store.transition("sidecar", target.name, "ready", "poked from the console")
+            return {}
+
+        engine.actions.register("trigger", "probe", poke)
+        await engine.act("trigger", "probe:web")  # the owner's console: in-process, nothing published
+        monkeypatch.setattr(engine, "build_due_in", due_in_after_a_publish)
+        answer = await asyncio.to_thread(request, paths.socket, "snapshot")
+        assert answer["version"] == engine.changes.version, "read a version from before the action"
+    finally:
+        await server.close()
+        engine.store.close()
+
+
+async def _on_loop(fn: Any) -> Any:
+    return fn()
