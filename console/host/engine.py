@@ -86,6 +86,9 @@ class Engine:
         self._build_cost = 0.0
         self._build_cpus: tuple[float, ...] = ()  # the last STEADY_SAMPLES CPU measures, replaced whole
         self._build_now = False  # set by an action: its answer is followed by a snapshot that shows it
+        # The state's version when the last action ended: a published version older than it is from
+        # before that action (read from the socket's thread: a plain int, only ever raised).
+        self.acted_version = 0
         store.bus.subscribe(lambda _t: self.changes.bump())
         self.reload_exit = False  # the daemon sets it: a change of code exits 75 instead of restarting in process
         self.reload_refused: str | None = None  # why the last SIGHUP kept the running config, until one applies
@@ -298,11 +301,6 @@ class Engine:
         costs = self._build_cpus
         return min(costs) if len(costs) == STEADY_SAMPLES else 0.0
 
-    @property
-    def build_asked(self) -> bool:
-        """An action asked for a build that has not been made (read from the socket's thread)."""
-        return self._build_now
-
     def build_due_in(self) -> float:
         """Seconds until a build of a newer version may start (0: now)."""
         if self._build_now:
@@ -319,6 +317,7 @@ class Engine:
             return await self.actions.dispatch(verb, target, read_only=self.read_only)
         finally:
             self._build_now = True  # whoever acted reads the outcome next, not a build from before it
+            self.acted_version = self.changes.version
 
     # -- remote config and plugins -------------------------------------------------------------------
 

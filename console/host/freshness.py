@@ -7,7 +7,8 @@ small host builds in a millisecond, so there a request still reads what was just
 one answers from a version at most `FRESH_SECONDS` old and asks for a newer one, which the next
 request (and every watcher) gets. Whoever acted never reads from before the action: an action's
 answer waits for a build that shows it, and an action that was not asked over the socket (the owner's
-console acts in-process) leaves a build asked for, which the next request waits for.
+console acts in-process) leaves its version (Engine.acted_version): a request that finds an older one
+published waits for the build.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ def answer_at_once(*, age: float, build_cpu: float, due_in: float, acted: bool =
     since that version was the state's; `build_cpu`: what the engine's builds steadily cost in CPU (one
     costly build is no proof: Engine.build_cpu); `due_in`: seconds until the build spacing lets the next one
     start (the state churning: answered at once from a version the spacing kept, never one older than
-    OLDEST_SECONDS: other readers' builds run the spacing too); `acted`: an action asked for a build."""
+    OLDEST_SECONDS: other readers' builds run the spacing too); `acted`: the published version is from
+    before the last action."""
     if acted:
         return False
     if due_in > 0:

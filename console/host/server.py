@@ -333,11 +333,13 @@ class SocketServer:
         if latest.version >= wanted:
             return latest
         engine = self.engine  # what decides is read before the build is asked for (it changes with one)
+        # `acted` compares versions, not the engine's ask for a build: the engine's thread may build (which
+        # clears the ask) and publish between this thread's reads, and `latest` is then from before it.
         at_once = answer_at_once(age=time.monotonic() - latest.built_at, build_cpu=engine.build_cpu,
-                                 due_in=engine.build_due_in(), acted=engine.build_asked)
+                                 due_in=engine.build_due_in(), acted=latest.version < engine.acted_version)
         self.publisher.want()  # answered now or not, the next request and every watcher get a newer one
         if at_once:
-            return latest
+            return published.latest  # `latest`, or one published since: never older
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(BUILD_WAIT):
                 while True:
