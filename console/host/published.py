@@ -45,8 +45,8 @@ class Latest(View, frozen=True):
     version: int
     encoded: msgspec.Raw
     engine: EngineView  # for `hello`, which needs no snapshot
-    built_at: float = 0.0  # time.monotonic() when it was the state's version (freshness.py)
-    snapshot: Snapshot | None = None  # what `encoded` holds, for a client of an older schema
+    built_at: float  # time.monotonic() when it was the state's version (freshness.py)
+    snapshot: Snapshot  # what `encoded` holds, for a client of an older schema
 
 
 class Published:

@@ -414,7 +414,7 @@ class SocketServer:
         """The version's bytes in the newest schema the client reads: its one encoding for every
         client of this loopctl's schema; schema 1 (a loopctl from before tables) encoded once per
         version on this thread, for all such clients."""
-        if schema >= SNAPSHOT_SCHEMA or latest.snapshot is None:
+        if schema >= SNAPSHOT_SCHEMA:
             return latest.encoded
         if self._schema1 is None or self._schema1[0] != latest.version:
             self._schema1 = (latest.version, msgspec.Raw(latest.snapshot.to_schema1_json()))
