@@ -71,6 +71,12 @@ def slow_builds(monkeypatch, engine, seconds: float = SLOW) -> None:
     monkeypatch.setattr(engine.loops, "views", views)
 
 
+async def reads_what_was_just_recorded(engine, paths) -> None:
+    engine.store.transition("sidecar", "web", "ready", "just recorded")
+    answer = await asyncio.to_thread(request, paths.socket, "snapshot")
+    assert answer["version"] == engine.changes.version, "read the version from before the change"
+
+
 def built_anew(server, engine, n: int) -> None:
     for k in range(n):
         engine.store.transition("loop", "l0", "active", f"built anew ({k})")
@@ -167,9 +173,7 @@ async def test_one_slow_build_does_not_make_a_small_host_answer_from_the_version
             slow_builds(once, engine, 0.02)
             built_anew(server, engine, 1)  # the one slow build
         await asyncio.sleep(engine.build_due_in() + 0.02)  # past its spacing: not the churning case
-        engine.store.transition("sidecar", "web", "ready", "just recorded")
-        answer = await asyncio.to_thread(request, paths.socket, "snapshot")
-        assert answer["version"] == engine.changes.version, "read the version from before the change"
+        await reads_what_was_just_recorded(engine, paths)
     finally:
         await server.close()
         engine.store.close()
@@ -189,9 +193,7 @@ async def test_the_first_build_alone_does_not_make_a_host_busy(shared_dir, monke
         monkeypatch.undo()
         monkeypatch.setattr(server_module, "BUILD_WAIT", 30.0)
         await asyncio.sleep(engine.build_due_in() + 0.02)
-        engine.store.transition("sidecar", "web", "ready", "just recorded")
-        answer = await asyncio.to_thread(request, paths.socket, "snapshot")
-        assert answer["version"] == engine.changes.version, "read the version from before the change"
+        await reads_what_was_just_recorded(engine, paths)
     finally:
         await server.close()
         store.close()
