@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -28,6 +29,18 @@ def limited(host: Host) -> subprocess.Popen[str]:
     proc.log_path = host.root / "engine.log"  # type: ignore[attr-defined]
     host.procs.append(proc)
     return proc
+
+
+def stopped(pid: int) -> bool:
+    """Every thread of `pid` in the stopped state. kill() returns when SIGSTOP is sent, not when each
+    thread has stopped: under load the engine's threads still took a queued connection after the queue
+    was seen full, and the `--once` behind it then waited 5 s for an answer (4 runs in 12 with four
+    busy loops beside it; 0 in 12 with this wait)."""
+    states = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        states.append(stat[stat.rindex(")") + 2])
+    return all(state in "Tt" for state in states)
 
 
 def connect(client: socket.socket, path: str) -> None:
@@ -91,6 +104,7 @@ def test_a_full_accept_queue_is_one_busy_line(short_tmp, many_fds):
     clients = []
     os.kill(engine.pid, signal.SIGSTOP)  # it accepts nothing: the listen queue fills
     try:
+        wait_for(lambda: stopped(engine.pid), timeout=10, what="every engine thread to stop")
         while True:
             client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             client.setblocking(False)
