@@ -24,6 +24,13 @@ NOBODY = 65534
 os.environ["TZ"] = "UTC"
 time.tzset()
 
+# ctrl+c as a terminal gives it. A shell without job control starts a background command (`.ci/run &`)
+# with SIGINT ignored, and an ignored signal stays ignored across exec: every loopctl under test would
+# shrug off the SIGINT a test sends it (`logs -f` ran on for 10 s). A handler, unlike SIG_IGN, is reset
+# to the default by exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """The subprocess tests run the installed `loopctl`: it must be this checkout's code. The README's
