@@ -88,6 +88,7 @@ class Soak:
     sample_every: float = 10.0
     warmup: float | None = None  # default: min(600, duration / 6)
     retention_period: float | None = None  # seconds between passes (testing knob); None: the engine's own
+    tracemalloc: Path | None = None  # run the engine under tests/bench/memtrace.py, dumping here
     rss_tolerance: int = 5 * MiB
     samples: list[Sample] = field(default_factory=list)
 
@@ -198,7 +199,10 @@ def run_soak(work: Path, soak: Soak, progress: Callable[[str], None] = lambda _l
     if soak.retention_period is not None:
         env |= {"LOOPCTL_TESTING": "1", "LOOPCTL_RETENTION_PERIOD": str(soak.retention_period)}
     with (work / "engine.log").open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "console", "--config", str(cfg), "run"], env=env,
+        traced = [] if soak.tracemalloc is None else [str(Path(__file__).with_name("memtrace.py")),
+                                                      str(soak.tracemalloc), "--every", str(soak.warmup or 300), "--"]
+        launch = [sys.executable, *traced] if traced else [sys.executable, "-m", "console"]
+        proc = subprocess.Popen([*launch, "--config", str(cfg), "run"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     started = time.monotonic()
     try:
@@ -306,11 +310,13 @@ def main() -> int:
                         help="seconds between retention passes (LOOPCTL_TESTING knob; default the engine's 60 s)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory (its path is printed)")
     parser.add_argument("--samples-json", type=Path, help="write every sample here")
+    parser.add_argument("--tracemalloc", type=Path, metavar="DIR",
+                        help="run the engine with tracemalloc, a snapshot every --warmup s (default 300) into DIR")
     args = parser.parse_args()
     soak = Soak(duration=args.duration, rate=args.rate, loops=args.loops, keep_runs_per_loop=args.keep_runs_per_loop,
                 keep_events=args.keep_events, chatty_bytes_per_second=args.chatty, log_cap=args.log_cap,
                 sample_every=args.sample,
-                warmup=args.warmup, retention_period=args.retention_period)
+                warmup=args.warmup, retention_period=args.retention_period, tracemalloc=args.tracemalloc)
     work = Path(tempfile.mkdtemp(prefix="loopctl-soak-"))
     print(f"soak: scratch directory {work}", flush=True)
     try:
