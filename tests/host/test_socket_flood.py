@@ -38,7 +38,10 @@ def stopped(pid: int) -> bool:
     busy loops beside it; 0 in 12 with this wait)."""
     states = []
     for tid in os.listdir(f"/proc/{pid}/task"):
-        stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except FileNotFoundError:  # a thread that ended since the listing takes no connection
+            continue
         states.append(stat[stat.rindex(")") + 2])
     return all(state in "Tt" for state in states)
 
