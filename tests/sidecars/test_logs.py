@@ -139,6 +139,25 @@ def test_rotate_falls_back_to_a_small_buffer_where_the_kernel_will_not_copy(tmp_
     assert previous_of(log).read_bytes() == body[: 4 * 1024 * 1024 + 5] and log.read_bytes() == b""
 
 
+def test_rotate_copies_by_hand_where_the_kernel_silently_copies_nothing(tmp_path, monkeypatch):
+    """copy_file_range returns 0, no error, on file systems where it silently fails (procfs-like, some
+    FUSE and network ones: Go's and coreutils' copies fall back on it). Taken as the end of the log, the
+    log was cut with nothing in `.1`: it is copied by hand from where the kernel stopped."""
+    real = os.copy_file_range
+    calls = [0]
+
+    def silent(src: int, dst: int, count: int, offset_src: int, offset_dst: int) -> int:
+        calls[0] += 1
+        return real(src, dst, min(count, 1024 * 1024), offset_src, offset_dst) if calls[0] == 1 else 0
+
+    monkeypatch.setattr(os, "copy_file_range", silent)
+    log = tmp_path / "web.log"
+    body = os.urandom(1024 * 1024) * 3
+    log.write_bytes(body)
+    assert rotate(log, 2 * len(body)) == len(body)
+    assert previous_of(log).read_bytes() == body and log.read_bytes() == b""
+
+
 WHOLE = re.compile(r"\d{8} x{90}")
 CHATTY = """
 import sys, time
