@@ -40,10 +40,24 @@ def stopped(pid: int) -> bool:
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-        except FileNotFoundError:  # a thread that ended since the listing takes no connection
+        except (FileNotFoundError, ProcessLookupError):  # a thread that ended (ESRCH if after the open)
             continue
         states.append(stat[stat.rindex(")") + 2])
     return all(state in "Tt" for state in states)
+
+
+def test_a_thread_ending_while_its_stat_is_read_is_not_waited_for(monkeypatch):
+    """A thread that ends between the open of its stat and the read: the read is ESRCH, not ENOENT."""
+    def read_text(self: Path, *args: object, **kwargs: object) -> str:
+        if self.parent.name == "12":
+            raise ProcessLookupError(3, "No such process")
+        if self.parent.name == "13":
+            raise FileNotFoundError(2, "No such file or directory")
+        return f"{self.parent.name} (py (x)) T 1 2 3"
+
+    monkeypatch.setattr(os, "listdir", lambda _path: ["11", "12", "13"])
+    monkeypatch.setattr(Path, "read_text", read_text)
+    assert stopped(11)
 
 
 def connect(client: socket.socket, path: str) -> None:
