@@ -79,6 +79,8 @@ def rotate(logfile: Path, at_most: int) -> int:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return 0
         aside = logfile.with_name(logfile.name + ".1.part")
+        with contextlib.suppress(FileNotFoundError):  # a fresh file: a hard link left there is not cut
+            os.unlink(aside)
         out = append_regular(aside)
         try:
             os.ftruncate(out, 0)

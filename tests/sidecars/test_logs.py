@@ -158,6 +158,18 @@ def test_rotate_copies_by_hand_where_the_kernel_silently_copies_nothing(tmp_path
     assert previous_of(log).read_bytes() == body and log.read_bytes() == b""
 
 
+def test_rotate_does_not_cut_a_file_hard_linked_at_its_part_file(tmp_path):
+    """What the sidecar left at `.1.part` may be a hard link to a file of the engine's user: the
+    rotation makes its own file there instead of truncating and filling that one."""
+    log = tmp_path / "web.log"
+    log.write_text("a" * 5000)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("someone else's\n" * 100)
+    os.link(victim, tmp_path / "web.log.1.part")
+    assert rotate(log, CAP) == 5000
+    assert victim.read_text() == "someone else's\n" * 100 and previous_of(log).read_text() == "a" * 5000
+
+
 WHOLE = re.compile(r"\d{8} x{90}")
 CHATTY = """
 import sys, time
