@@ -117,31 +117,32 @@ def test_a_full_accept_queue_is_one_busy_line(short_tmp, many_fds):
     host = Host(root=short_tmp, state=short_tmp / "s", config_dir=short_tmp / "c")
     (short_tmp / "home").mkdir()
     engine = host.spawn("run")
-    host.wait_owner(engine)
-    clients = []
-    os.kill(engine.pid, signal.SIGSTOP)  # it accepts nothing: the listen queue fills
     try:
-        wait_for(lambda: stopped(engine.pid), timeout=10, what="every engine thread to stop")
-        while True:
-            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            client.setblocking(False)
-            clients.append(client)
-            try:
-                client.connect(str(host.state / "engine.sock"))
-            except BlockingIOError:
-                break
-            assert len(clients) < 5000
-        for args in (["--once"], ["retry", "sidecar:web"]):
-            result = host.run(*args)
-            assert result.returncode == 3, (args, result)
-            assert result.stderr.count("\n") == 1 and "is busy (its queue of new connections is full)" \
-                in result.stderr and "BlockingIOError" not in result.stderr + result.stdout, result
-    finally:
-        os.kill(engine.pid, signal.SIGCONT)
-        for client in clients:
-            client.close()
-    try:
+        host.wait_owner(engine)
+        clients = []
+        os.kill(engine.pid, signal.SIGSTOP)  # it accepts nothing: the listen queue fills
+        try:
+            wait_for(lambda: stopped(engine.pid), timeout=10, what="every engine thread to stop")
+            while True:
+                client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                client.setblocking(False)
+                clients.append(client)
+                try:
+                    client.connect(str(host.state / "engine.sock"))
+                except BlockingIOError:
+                    break
+                assert len(clients) < 5000
+            for args in (["--once"], ["retry", "sidecar:web"]):
+                result = host.run(*args)
+                assert result.returncode == 3, (args, result)
+                assert result.stderr.count("\n") == 1 and "is busy (its queue of new connections is full)" \
+                    in result.stderr and "BlockingIOError" not in result.stderr + result.stdout, result
+        finally:
+            os.kill(engine.pid, signal.SIGCONT)
+            for client in clients:
+                client.close()
         wait_for(lambda: host.once_json()[0] == 0, timeout=20, what="the engine to answer again")
-    finally:  # this Host is made here, not by the fixture: nothing else would stop its engine
+    finally:  # this Host is made here, not by the fixture: nothing else would stop its engine, failed or not
+        engine.send_signal(signal.SIGCONT)
         engine.send_signal(signal.SIGTERM)
         engine.wait(timeout=20)
