@@ -103,14 +103,10 @@ def copy(src: int, dst: int, at_most: int) -> int:
     fcntl.fcntl(dst, fcntl.F_SETFL, fcntl.fcntl(dst, fcntl.F_GETFL) & ~os.O_APPEND)
     moved = 0
     with contextlib.suppress(OSError):  # EXDEV on kernels before 5.3, ENOSYS, EINVAL on some file systems
-        while moved < at_most:
-            if n := os.copy_file_range(src, dst, at_most - moved, moved, moved):
-                moved += n
-            elif os.fstat(src).st_size <= moved:
-                return moved  # the log's end
-            else:
-                break  # 0 short of the end: a file system where copy_file_range silently copies nothing
-        else:
+        while moved < at_most and (n := os.copy_file_range(src, dst, at_most - moved, moved, moved)):
+            moved += n
+        # 0 short of the log's end is a file system where copy_file_range silently copies nothing
+        if moved >= at_most or os.fstat(src).st_size <= moved:
             return moved
     while moved < at_most and (chunk := os.pread(src, min(COPY_CHUNK, at_most - moved), moved)):
         moved += os.pwrite(dst, chunk, moved)

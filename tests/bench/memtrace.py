@@ -3,7 +3,7 @@ finding what an engine's RSS is made of when a soak sees it grow (tests/bench/so
 --tracemalloc DIR runs the engine through this). Not a product path: the engine knows nothing of it.
 
     python tests/bench/memtrace.py DIR [--every 300] -- --config C run
-    python tests/bench/memtrace.py --compare DIR/0600.snap DIR/3600.snap [--top 20]
+    python tests/bench/memtrace.py --compare DIR/00600.snap DIR/03600.snap [--top 20]
 
 Each dump is `DIR/<seconds>.snap` (tracemalloc's own format) with a line in `DIR/traced.tsv`:
 seconds, traced bytes now, traced peak, RSS; Python's heap against the process's says whether growth
@@ -13,7 +13,6 @@ is Python objects or what sits under them (allocator, SQLite's page cache, threa
 from __future__ import annotations
 
 import argparse
-import os
 import runpy
 import sys
 import threading
@@ -21,21 +20,19 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import psutil
+
 FRAMES = 12
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 def dumper(out: Path, every: float, started: float) -> None:
+    me = psutil.Process()  # the RSS as the soak reads it
     while True:
         at = round(time.monotonic() - started)
         tracemalloc.take_snapshot().dump(str(out / f"{at:05d}.snap"))
         now, peak = tracemalloc.get_traced_memory()
         with (out / "traced.tsv").open("a") as f:
-            f.write(f"{at}\t{now}\t{peak}\t{rss_bytes()}\n")
+            f.write(f"{at}\t{now}\t{peak}\t{me.memory_info().rss}\n")
         time.sleep(every)
 
 

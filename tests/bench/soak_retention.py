@@ -199,9 +199,9 @@ def run_soak(work: Path, soak: Soak, progress: Callable[[str], None] = lambda _l
     if soak.retention_period is not None:
         env |= {"LOOPCTL_TESTING": "1", "LOOPCTL_RETENTION_PERIOD": str(soak.retention_period)}
     with (work / "engine.log").open("ab") as log:
-        traced = [] if soak.tracemalloc is None else [str(Path(__file__).with_name("memtrace.py")),
-                                                      str(soak.tracemalloc), "--every", str(soak.warmup or 300), "--"]
-        launch = [sys.executable, *traced] if traced else [sys.executable, "-m", "console"]
+        launch = [sys.executable, "-m", "console"] if soak.tracemalloc is None else [
+            sys.executable, str(Path(__file__).with_name("memtrace.py")), str(soak.tracemalloc),
+            "--every", str(soak.warmup or 300), "--"]
         proc = subprocess.Popen([*launch, "--config", str(cfg), "run"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     started = time.monotonic()

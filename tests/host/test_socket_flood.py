@@ -143,6 +143,5 @@ def test_a_full_accept_queue_is_one_busy_line(short_tmp, many_fds):
                 client.close()
         wait_for(lambda: host.once_json()[0] == 0, timeout=20, what="the engine to answer again")
     finally:  # this Host is made here, not by the fixture: nothing else would stop its engine, failed or not
-        engine.send_signal(signal.SIGCONT)
         engine.send_signal(signal.SIGTERM)
         engine.wait(timeout=20)
